@@ -1,0 +1,133 @@
+"""The monthly trivsel DAG: one run per period, every registered municipality fanned out.
+
+plan → ingest (one mapped task per municipality: discover, archive, COPY to raw, GX) → gate →
+dbt (Cosmos, one task per model) → significance tests (mapped per domain) → publish.
+
+The logic lives in plugins/trivsel; this file only wires it together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
+from cosmos.profiles import PostgresUserPasswordProfileMapping
+from trivsel import pipeline
+from trivsel.config import load_config
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = load_config()
+DBT_BIN = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
+
+REPORTING = Asset("trivsel://warehouse/reporting")
+
+PROJECT = ProjectConfig(ROOT / "dbt", partial_parse=True)
+PROFILE = ProfileConfig(
+    profile_name="trivsel",
+    target_name="warehouse",
+    profile_mapping=PostgresUserPasswordProfileMapping(conn_id="trivsel_warehouse",
+                                                       profile_args={"schema": "public"}),
+)
+EXECUTION = ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
+                            dbt_executable_path=DBT_BIN)
+DBT_COMMON = {"project_dir": str(ROOT / "dbt"), "profile_config": PROFILE, "install_deps": False,
+              "invocation_mode": InvocationMode.DBT_RUNNER, "dbt_executable_path": DBT_BIN}
+
+
+def _on_failure(context) -> None:
+    ti = context["ti"]
+    log.error("trivsel: task %s (map index %s) of run %s failed: %s", ti.task_id, ti.map_index,
+              context["run_id"], context.get("exception"))
+
+
+default_args = {
+    "owner": "trivsel",
+    "retries": int(os.environ.get("TRIVSEL_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(seconds=int(os.environ.get("TRIVSEL_RETRY_DELAY_SECONDS", "20"))),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": _on_failure,
+}
+
+
+@dag(
+    dag_id="trivsel_monthly",
+    description="Monthly load of municipal work-environment deliveries into the trivsel warehouse",
+    schedule=CONFIG.settings.get("schedule", "0 6 5 * *"),
+    start_date=datetime(2010, 1, 1),
+    catchup=bool(CONFIG.settings.get("catchup", False)),
+    max_active_runs=1,
+    default_args=default_args,
+    params={
+        "period": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
+                        description="YYYY-MM to process; empty = the month before the run"),
+        "municipality": Param(None, type=["null", "string"],
+                              description="only this kommunekode; empty = all registered"),
+    },
+    tags=["trivsel"],
+    doc_md=__doc__,
+)
+def trivsel_monthly():
+    @task
+    def plan() -> dict:
+        ctx = get_current_context()
+        params = ctx["params"]
+        return pipeline.plan(params.get("period"), params.get("municipality"), ctx.get("logical_date"),
+                             ctx["run_id"])
+
+    @task
+    def municipalities(p: dict) -> list[dict]:
+        return [{"code": c, "period": p["period"]} for c in p["codes"]]
+
+    @task(map_index_template="{{ task.op_kwargs['job']['code'] }}")
+    def ingest(job: dict) -> list[dict]:
+        return pipeline.ingest(job["code"], job["period"], get_current_context()["run_id"])
+
+    @task(trigger_rule="all_done", retries=0)
+    def loads_done(p: dict) -> str:
+        """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined."""
+        return p["period"]
+
+    @task(retries=1)
+    def significance_tests(domain: str) -> int:
+        return pipeline.run_statistics(domain)
+
+    @task(outlets=[REPORTING])
+    def publish(p: dict) -> dict:
+        return pipeline.finish(p["period"], get_current_context()["run_id"])
+
+    planned = plan()
+    jobs = municipalities(planned)
+    loaded = ingest.expand(job=jobs)
+    gate = loads_done(planned)
+    loaded >> gate
+
+    # Seeds (code maps) and staging views change only with the code: one Cosmos task each builds and
+    # tests them all. Every intermediate, mart and reporting model is its own task (and Asset).
+    seeds = DbtSeedLocalOperator(task_id="dbt_seeds", full_refresh=True, **DBT_COMMON)
+    staging = DbtBuildLocalOperator(task_id="dbt_staging", select="path:models/staging", **DBT_COMMON)
+    models = DbtTaskGroup(
+        group_id="dbt",
+        project_config=PROJECT,
+        profile_config=PROFILE,
+        execution_config=EXECUTION,
+        render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.BUILD,
+                                   exclude=["path:models/staging", "resource_type:seed"],
+                                   dbt_executable_path=DBT_BIN),
+        operator_args={"install_deps": False},
+        default_args={"retries": 1},
+    )
+    stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
+    gate >> seeds >> staging >> models >> stats >> publish(planned)
+
+
+trivsel_monthly()

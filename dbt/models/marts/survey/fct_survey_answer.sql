@@ -1,0 +1,70 @@
+with answers as (
+    select * from {{ ref('int_survey_answers_unioned') }}
+),
+
+item_answers as (
+    select * from {{ ref('int_survey_item_answers') }}
+),
+
+items as (
+    select * from {{ ref('survey_items') }}
+),
+
+scored as (
+    select
+        answers.municipality_code,
+        answers.unit_name,
+        answers.wave,
+        answers.municipality_code || ':' || answers.wave || ':' || answers.respondent_id as respondent_key,
+        answers.respondent_id,
+        answers.item_code,
+        items.scale,
+        items.direction,
+        answers.answer_label,
+        answers.answer_as_delivered,
+        item_answers.answer_ordinal,
+        item_answers.answer_score,
+        item_answers.favourable_score,
+        item_answers.is_favourable,
+        answers.answer_label is null or coalesce(item_answers.is_non_answer, false) as is_non_answer,
+        scale_points.scale_points,
+        answers.scheme,
+        answers.delivery_id,
+        answers.source_row
+    from answers
+    left join items
+        on items.item_code = answers.item_code
+    left join item_answers
+        on item_answers.item_code = answers.item_code
+        and item_answers.answer_label = answers.answer_label
+    left join (
+        select item_code, max(scale_points) as scale_points from item_answers group by item_code
+    ) as scale_points
+        on scale_points.item_code = answers.item_code
+),
+
+final as (
+    select
+        municipality_code,
+        unit_name,
+        wave,
+        respondent_key,
+        respondent_id,
+        item_code,
+        scale,
+        direction,
+        answer_label,
+        answer_as_delivered,
+        answer_ordinal,
+        answer_score,
+        favourable_score,
+        is_favourable,
+        is_non_answer,
+        scale_points,
+        scheme,
+        delivery_id,
+        source_row
+    from scored
+)
+
+select * from final

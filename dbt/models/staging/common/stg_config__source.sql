@@ -1,0 +1,15 @@
+with source as (
+    select * from {{ source('raw', 'config_source') }}
+),
+
+final as (
+    select
+        municipality_code,
+        source,
+        cadence,
+        delivers,
+        schemes
+    from source
+)
+
+select * from final

@@ -1,0 +1,70 @@
+"""The environment Airflow runs in locally (no Docker): its home, metadata database and connections.
+
+The metadata database is the `airflow` database in the same PostgreSQL server as the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from trivsel import settings, warehouse
+from trivsel.keys import KEY_ENV, ensure_local_key
+
+DAG_ID = "trivsel_monthly"
+
+
+def airflow_home() -> Path:
+    return settings.home() / "airflow"
+
+
+def env() -> dict[str, str]:
+    """Variables for an Airflow process: inherits the caller's and adds what is not already set."""
+    e = dict(os.environ)
+    home = airflow_home()
+    home.mkdir(parents=True, exist_ok=True)
+    defaults = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": warehouse.airflow_sqlalchemy_url(),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__API__PORT": "8080",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW_CONN_TRIVSEL_WAREHOUSE": warehouse.url(),
+        "TRIVSEL_HOME": str(settings.home()),
+        "PYTHONPATH": os.pathsep.join(p for p in [str(settings.ROOT / "plugins"), e.get("PYTHONPATH")] if p),
+        "NO_PROXY": "*",
+        "SCARF_ANALYTICS": "false",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in e.get("PATH", "").split(os.pathsep):
+        e["PATH"] = os.pathsep.join([venv_bin, e.get("PATH", "")])
+    for k, v in defaults.items():
+        e.setdefault(k, v)
+    if KEY_ENV not in e and not warehouse.is_external():
+        e[KEY_ENV] = ensure_local_key()  # the demo's local key; production sets its own
+    return e
+
+
+def airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def ensure_metadata_db() -> None:
+    """Migrate Airflow's metadata database once per Airflow version."""
+    import airflow
+
+    marker = airflow_home() / f".migrated-{airflow.__version__}"
+    if marker.exists():
+        return
+    subprocess.run([airflow_bin(), "db", "migrate"], env=env(), check=True, stdout=subprocess.DEVNULL)
+    marker.write_text("ok\n")

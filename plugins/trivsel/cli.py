@@ -1,0 +1,267 @@
+"""`trivsel`: the command a data team uses, locally or in CI.
+
+    trivsel warehouse start|stop|status|url
+    trivsel inbox CODE SOURCE          the folder a municipality's deliveries of a source land in
+    trivsel periods                    periods with deliveries in the inbox, oldest first
+    trivsel run --period YYYY-MM [--municipality CODE]   the monthly DAG (airflow dags test)
+    trivsel load FILE --municipality CODE --source SOURCE --period YYYY-MM   one file through the rails
+    trivsel samples                    write the bundled sample deliveries into the inbox
+    trivsel demo                       samples + warehouse + every sample period + summary
+    trivsel dbt ARGS...                dbt with the project's profile and the warehouse connection
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from trivsel import settings
+
+SAMPLE_DOMAINS = ("survey", "absence", "incidents")
+
+
+def _warehouse(args) -> int:
+    from trivsel import warehouse
+
+    if args.action == "start":
+        warehouse.start()
+        print(f"warehouse running ({'external' if warehouse.is_external() else 'embedded'})")
+        print(warehouse.url())
+    elif args.action == "stop":
+        warehouse.stop()
+        print("warehouse stopped")
+    elif args.action == "status":
+        print(warehouse.status())
+    elif args.action == "url":
+        print(warehouse.url())
+    return 0
+
+
+def _inbox(args) -> int:
+    from trivsel.config import load_config
+    from trivsel.loading import inbox_dir
+
+    load_config().municipality(args.code)
+    if args.source not in settings.SOURCES:
+        print(f"unknown source {args.source!r}; sources: {', '.join(settings.SOURCES)}", file=sys.stderr)
+        return 2
+    folder = inbox_dir(args.code, args.source)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(folder)
+    return 0
+
+
+def _periods(args) -> int:
+    from trivsel.loading import periods_with_deliveries
+
+    for p in periods_with_deliveries():
+        print(p)
+    return 0
+
+
+def _samples(args) -> int:
+    from trivsel.keys import ensure_local_key
+
+    ensure_local_key()
+    inbox = settings.inbox_root()
+    total = 0
+    for domain in SAMPLE_DOMAINS:
+        try:
+            module = importlib.import_module(f"trivsel.samples.{domain}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"trivsel.samples.{domain}":
+                print(f"samples: no generator for {domain} yet", file=sys.stderr)
+                continue
+            raise
+        files = module.generate(inbox)
+        total += len(files)
+        print(f"samples: {len(files)} {domain} files")
+    print(f"samples: {total} files in {inbox}")
+    return 0
+
+
+def _dbt(args) -> int:
+    from trivsel import warehouse
+
+    env = dict(os.environ, **warehouse.dbt_env())
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    cmd = [dbt, *args.dbt_args]
+    if args.dbt_args and args.dbt_args[0] not in ("--version", "-h", "--help"):
+        cmd += ["--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir())]
+    return subprocess.call(cmd, env=env)
+
+
+def _load(args) -> int:
+    from trivsel import schema, warehouse
+    from trivsel.config import load_config, validate_period
+    from trivsel.keys import ensure_local_key, pseudonym_key
+    from trivsel.loading import ingest_file, sync_config
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    validate_period(args.period)
+    if not warehouse.is_external():
+        warehouse.start()
+        os.environ.setdefault("TRIVSEL_PSEUDONYM_KEY", ensure_local_key())
+    config = load_config()
+    sync_config(config)
+    muni = config.municipality(args.municipality)
+    with warehouse.connect(autocommit=True) as conn:
+        schema.ensure(conn)
+        outcome = ingest_file(conn, Path(args.file), muni, args.source, args.period, "cli", pseudonym_key())
+    print(outcome.line())
+    for issue in outcome.issues[:50]:
+        print(f"  row {issue.row} column {issue.column}: {issue.reason}" + (f" [{issue.value}]" if issue.value else ""))
+    return 0 if outcome.status in ("loaded", "unchanged", "duplicate") else 1
+
+
+def run_period(period: str, municipality: str | None = None, quiet: bool = False) -> int:
+    """Run the monthly DAG for one period with `airflow dags test`: the DAG the scheduler runs."""
+    from trivsel import airflow_env, warehouse
+    from trivsel.config import validate_period
+
+    validate_period(period)
+    warehouse.start()
+    airflow_env.ensure_metadata_db()
+    y, m = int(period[:4]), int(period[5:])
+    y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    logical_date = f"{y:04d}-{m:02d}-05T06:00:00+00:00"
+    conf = {"period": period, "municipality": municipality}
+    log_dir = settings.home() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"run-{period}{'-' + municipality if municipality else ''}.log"
+    cmd = [airflow_env.airflow_bin(), "dags", "test", airflow_env.DAG_ID, logical_date, "-c", json.dumps(conf)]
+    started = time.monotonic()
+    with log_file.open("w") as fh:
+        proc = subprocess.run(cmd, env=airflow_env.env(), stdout=fh, stderr=subprocess.STDOUT)
+    text = warehouse.redact(log_file.read_text(errors="replace"))
+    log_file.write_text(text)
+    failed = _failed_tasks(period)
+    status = "failed" if proc.returncode or failed else "success"
+    if not quiet or status != "success":
+        print(f"period {period}: {status} in {time.monotonic() - started:.0f}s (log: {log_file})")
+        for line in failed:
+            print(f"  failed: {line}")
+    return 1 if status != "success" else 0
+
+
+def _failed_tasks(period: str) -> list[str]:
+    """Task instances of the latest run for the period that did not succeed, from Airflow's metadata DB."""
+    import psycopg
+
+    from trivsel import warehouse
+
+    with psycopg.connect(warehouse.url(warehouse.AIRFLOW_DB)) as conn:
+        run = conn.execute(
+            "select run_id from dag_run where dag_id = 'trivsel_monthly' and conf::text like %s"
+            " order by id desc limit 1", (f'%"period": "{period}"%',)).fetchone()
+        if not run:
+            return ["no DAG run was recorded"]
+        rows = conn.execute(
+            "select task_id, map_index, rendered_map_index, state from task_instance where run_id = %s"
+            " and dag_id = 'trivsel_monthly' and state in ('failed', 'upstream_failed') order by task_id",
+            (run[0],)).fetchall()
+    return [f"{t}{'[' + (r or str(m)) + ']' if m >= 0 else ''}: {st}" for t, m, r, st in rows]
+
+
+def _run(args) -> int:
+    return run_period(args.period, args.municipality)
+
+
+def _demo(args) -> int:
+    from trivsel import warehouse
+    from trivsel.loading import periods_with_deliveries
+
+    warehouse.start()
+    _samples(args)
+    periods = periods_with_deliveries()
+    print(f"demo: running the monthly DAG for {len(periods)} periods: {', '.join(periods)}")
+    rc = 0
+    for p in periods:
+        rc |= run_period(p)
+    _print_summary()
+    return rc
+
+
+def _print_summary() -> None:
+    from trivsel import warehouse
+
+    print("\n== trivsel warehouse ==")
+    with warehouse.connect() as conn:
+        def q(sql_text):
+            try:
+                return conn.execute(sql_text).fetchall()
+            except Exception:  # noqa: BLE001 - a table not built yet is shown as missing
+                conn.rollback()
+                return None
+
+        rows = q("select status, count(*) from audit.delivery group by status order by status")
+        print("deliveries:", ", ".join(f"{s} {n}" for s, n in rows or []))
+        rows = q("select municipality_code, wave, respondents, target_population, round(response_rate*100) "
+                 "from marts.survey_response_rate order by wave, municipality_code")
+        if rows:
+            print("survey response rates:")
+            for r in rows:
+                print(f"  {r[0]:>4} {r[1]}  {r[2]}/{r[3]}  {r[4]} %")
+        rows = q("select status, count(*) from marts.delivery_coverage group by status order by status")
+        if rows:
+            print("delivery coverage:", ", ".join(f"{s} {n}" for s, n in rows))
+    print(f"""
+where to look:
+  warehouse        {warehouse.redact(warehouse.url())}   (trivsel warehouse url prints it in full)
+  tables           marts.*, reporting.*, audit.delivery, quarantine.delivery_issue
+  run logs         {settings.home() / 'logs'}
+  archive          {settings.archive_root()}
+  Airflow UI       make up, then http://localhost:8080""")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trivsel", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("warehouse", help="start, stop, status or url of the warehouse")
+    p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.set_defaults(func=_warehouse)
+    p = sub.add_parser("inbox", help="print the inbox folder of a municipality's source")
+    p.add_argument("code")
+    p.add_argument("source")
+    p.set_defaults(func=_inbox)
+    p = sub.add_parser("periods", help="list the periods that have deliveries, oldest first")
+    p.set_defaults(func=_periods)
+    p = sub.add_parser("run", help="run the monthly DAG for one period")
+    p.add_argument("--period", required=True)
+    p.add_argument("--municipality")
+    p.set_defaults(func=_run)
+    p = sub.add_parser("load", help="one file through archive, raw and GX")
+    p.add_argument("file")
+    p.add_argument("--municipality", required=True)
+    p.add_argument("--source", required=True, choices=settings.SOURCES)
+    p.add_argument("--period", required=True)
+    p.set_defaults(func=_load)
+    p = sub.add_parser("samples", help="write the sample deliveries into the inbox")
+    p.set_defaults(func=_samples)
+    p = sub.add_parser("demo", help="samples, warehouse, every sample period, summary")
+    p.set_defaults(func=_demo)
+    p = sub.add_parser("dbt", help="dbt with the project's profile and connection")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_dbt)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the data team, not a traceback
+        from trivsel.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(f"trivsel: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

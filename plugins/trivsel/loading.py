@@ -1,0 +1,394 @@
+"""From a municipal inbox to raw: discover, archive, register, parse, COPY, validate, decide.
+
+Every file is archived as received, with its SHA-256, before anything else happens. Its rows are
+COPYed under a new delivery_id while the delivery is `validating` (staging reads only `loaded`
+deliveries, so nothing half-checked is ever visible). Then, in one transaction, it becomes `loaded`
+and replaces the previous delivery of the same municipality, source, period and scheme, or it becomes
+`quarantined` with every reason, and its raw rows are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from trivsel import schema, settings, warehouse
+from trivsel.config import Config, Municipality, load_config, validate_period
+from trivsel.sources import get_scheme
+from trivsel.sources.base import DeliveryContext, FileRejected, RowIssue
+
+log = logging.getLogger(__name__)
+
+PERIOD_DIR_RE = re.compile(r"^\d{4}-\d{2}$")
+SPOOL_IN_MEMORY = 32 * 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+
+
+@dataclass
+class Outcome:
+    municipality_code: str
+    source: str
+    period: str
+    file_name: str
+    status: str  # loaded | quarantined | duplicate | unchanged
+    scheme: str | None = None
+    delivery_id: int | None = None
+    rows: int = 0
+    reason: str | None = None
+    issues: list[RowIssue] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = (f"{self.municipality_code}/{self.source}/{self.period} {self.file_name}: {self.status}"
+                f" ({self.scheme or 'no scheme'}, {self.rows} rows)")
+        if self.reason:
+            text += f" — {self.reason}"
+        return text
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def inbox_dir(code: str, source: str) -> Path:
+    return settings.inbox_root() / code / source
+
+
+def discover(code: str, period: str) -> list[tuple[str, Path]]:
+    """The files of one municipality for one period, per source.
+
+    A file dropped straight into the source folder belongs to the first run that sees it: it is moved
+    into that run's period folder, so a later run of another period does not take it again.
+    """
+    validate_period(period)
+    found: list[tuple[str, Path]] = []
+    for source in settings.SOURCES:
+        folder = inbox_dir(code, source)
+        if not folder.is_dir():
+            continue
+        undated = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if undated:
+            target = folder / period
+            target.mkdir(exist_ok=True)
+            for p in undated:
+                dest = target / p.name
+                log.info("undated file %s taken into period %s", p, period)
+                os.replace(p, dest)
+        pdir = folder / period
+        if pdir.is_dir():
+            for p in sorted(pdir.iterdir()):
+                if p.is_file() and not p.name.startswith("."):
+                    found.append((source, p))
+    return found
+
+
+def periods_with_deliveries() -> list[str]:
+    root = settings.inbox_root()
+    periods = set()
+    if root.is_dir():
+        for p in root.glob("*/*/*"):
+            if p.is_dir() and PERIOD_DIR_RE.match(p.name) and any(p.iterdir()):
+                periods.add(p.name)
+    return sorted(periods)
+
+
+# ---------------------------------------------------------------- archive
+
+
+def checksum(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(COPY_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def archive(path: Path, code: str, source: str, period: str, digest: str) -> Path:
+    """Copy the file as received into the archive: temporary name, then rename, so never half there."""
+    dest_dir = settings.archive_root() / code / source / period
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{digest[:16]}__{path.name}"
+    if not dest.exists():
+        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".incoming-")
+        os.close(fd)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    return dest
+
+
+# ---------------------------------------------------------------- COPY text format
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(v) -> str:
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (int, float, Decimal)):
+        return str(v)
+    if isinstance(v, (date, datetime)):
+        return v.isoformat()
+    return str(v).replace("\x00", "").translate(_ESCAPES)
+
+
+class _Spool:
+    """Rows of one raw table in COPY text form, in memory up to a bound and on disk beyond it."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.fh = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+b")
+        self.rows = 0
+
+    def add(self, row: Iterable) -> None:
+        line = self.prefix + "\t".join(_copy_value(v) for v in row) + "\n"
+        self.fh.write(line.encode("utf-8"))
+        self.rows += 1
+
+    def chunks(self):
+        self.fh.seek(0)
+        while chunk := self.fh.read(COPY_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+# ---------------------------------------------------------------- one file
+
+
+def _register(conn, *, code, source, period, scheme, path, digest, size, archived, run_id, status,
+              reason=None) -> int:
+    row = conn.execute(
+        """insert into audit.delivery (municipality_code, source, scheme, period, file_name, checksum_sha256,
+               size_bytes, archive_path, status, reason, run_id, decided_at)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                   case when %s <> 'validating' then now() end)
+           returning delivery_id""",
+        (code, source, scheme, period, path.name, digest, size, str(archived), status, reason, run_id, status),
+    ).fetchone()
+    return row[0]
+
+
+def _quarantine(conn, delivery_id: int, file_name: str, tables: list[str], issues: list[tuple]) -> str:
+    """Remove the delivery's raw rows and record why, in one transaction."""
+    with conn.transaction():
+        for t in tables:
+            conn.execute(sql.SQL("delete from raw.{} where delivery_id = %s").format(sql.Identifier(t)),
+                         (delivery_id,))
+        with conn.cursor() as cur:
+            with cur.copy("copy quarantine.delivery_issue (delivery_id, file_name, row_number, column_name,"
+                          " check_name, reason, value) from stdin") as copy:
+                for row_number, column, check, reason, value in issues:
+                    copy.write_row((delivery_id, file_name, row_number, column, check, reason, value))
+        summary = _summarise(file_name, issues)
+        conn.execute("update audit.delivery set status = 'quarantined', reason = %s, rows_loaded = 0,"
+                     " decided_at = now() where delivery_id = %s", (summary, delivery_id))
+    return summary
+
+
+def _summarise(file_name: str, issues: list[tuple]) -> str:
+    shown = []
+    for row_number, column, _check, reason, _value in issues[:5]:
+        where = file_name
+        if row_number is not None:
+            where += f" row {row_number}"
+        if column:
+            where += f" column {column}"
+        shown.append(f"{where}: {reason}")
+    more = f" (+{len(issues) - 5} more)" if len(issues) > 5 else ""
+    return "; ".join(shown) + more
+
+
+def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source: str, period: str,
+                run_id: str | None = None, key: bytes | None = None) -> Outcome:
+    """Take one delivered file all the way to `loaded` or `quarantined`."""
+    code = muni.code
+    digest, size = checksum(path)
+    # The same bytes under the same name for the same period: already handled, nothing changes.
+    seen = conn.execute(
+        """select delivery_id, status from audit.delivery
+           where municipality_code = %s and source = %s and period = %s and checksum_sha256 = %s
+             and status in ('loaded', 'quarantined', 'superseded', 'duplicate')
+           order by (file_name = %s) desc, delivery_id desc limit 1""",
+        (code, source, period, digest, path.name),
+    ).fetchone()
+    src_cfg = muni.sources[source]
+    rule = src_cfg.scheme_for(path.name)
+    scheme_name = rule.scheme if rule else None
+    if seen:
+        same_name = conn.execute("select file_name = %s from audit.delivery where delivery_id = %s",
+                                 (path.name, seen[0])).fetchone()[0]
+        if same_name:
+            return Outcome(code, source, period, path.name, "unchanged", scheme_name, seen[0],
+                           reason=f"already {seen[1]} as delivery {seen[0]}")
+        archived = archive(path, code, source, period, digest)
+        with conn.transaction():
+            did = _register(conn, code=code, source=source, period=period, scheme=scheme_name, path=path,
+                            digest=digest, size=size, archived=archived, run_id=run_id, status="duplicate",
+                            reason=f"byte-identical to delivery {seen[0]}")
+        return Outcome(code, source, period, path.name, "duplicate", scheme_name, did,
+                       reason=f"byte-identical to delivery {seen[0]}")
+
+    archived = archive(path, code, source, period, digest)
+    with conn.transaction():
+        did = _register(conn, code=code, source=source, period=period, scheme=scheme_name, path=path,
+                        digest=digest, size=size, archived=archived, run_id=run_id, status="validating")
+    log.info("archived %s as delivery %s (sha256 %s, %d bytes)", path.name, did, digest[:12], size)
+
+    def reject(issues: list[tuple], tables: list[str]) -> Outcome:
+        summary = _quarantine(conn, did, path.name, tables, issues)
+        log.warning("quarantined %s/%s/%s %s: %s", code, source, period, path.name, summary)
+        return Outcome(code, source, period, path.name, "quarantined", scheme_name, did, reason=summary,
+                       issues=[RowIssue(r, c, m, v) for r, c, _k, m, v in issues])
+
+    if not src_cfg.delivers:
+        return reject([(None, None, "config", f"municipality {code} is not registered as delivering "
+                                                f"{source} (config/municipalities.yml)", None)], [])
+    if rule is None:
+        patterns = ", ".join(r.files for r in src_cfg.schemes)
+        return reject([(None, None, "scheme", f"file name matches none of {code}'s {source} schemes "
+                                                f"({patterns})", None)], [])
+    module = get_scheme(rule.scheme)
+    scheme = module.scheme
+    tables = [t.name for t in scheme.tables]
+    if scheme.suffixes and path.suffix.lower() not in scheme.suffixes:
+        return reject([(None, None, "scheme", f"scheme {scheme.name} expects {'/'.join(scheme.suffixes)} "
+                                                f"files, got {path.suffix or 'no suffix'}", None)], tables)
+    if size == 0:
+        return reject([(None, None, "parse", "the file is empty", None)], tables)
+
+    ctx = DeliveryContext(municipality_code=code, period=period, file_name=path.name, municipality=muni.raw,
+                          pseudonym_key=key)
+    spools = {t.name: _Spool(f"{did}\t{code}\t{period}\t") for t in scheme.tables}
+    try:
+        try:
+            for table, row in module.parse(path, ctx):
+                spools[table].add(row)
+        except FileRejected as exc:
+            return reject([(exc.row, exc.column, "parse", exc.reason, None)], tables)
+        except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
+            # A parser bug or a file shape nobody foresaw: still a clear quarantine, never a lost file.
+            return reject([(None, None, "parse", f"unreadable as {scheme.name}: {type(exc).__name__}: "
+                                                  f"{str(exc)[:300]}", None)], tables)
+        if ctx.issues:
+            return reject([(i.row, i.column, "parse", i.reason, i.value) for i in ctx.issues], tables)
+        total = sum(s.rows for s in spools.values())
+        if total == 0:
+            return reject([(None, None, "parse", "the file has no data rows", None)], tables)
+        try:
+            with conn.transaction():
+                for t in scheme.tables:
+                    spool = spools[t.name]
+                    if not spool.rows:
+                        continue
+                    cols = [n for n, _ in schema.LOAD_COLUMNS] + t.column_names
+                    stmt = sql.SQL("copy raw.{} ({}) from stdin").format(
+                        sql.Identifier(t.name), sql.SQL(", ").join(map(sql.Identifier, cols)))
+                    with conn.cursor() as cur, cur.copy(stmt) as copy:
+                        for chunk in spool.chunks():
+                            copy.write(chunk)
+        except psycopg.errors.DataError as exc:
+            return reject([(None, None, "copy", f"a value does not fit its column: "
+                                                 f"{str(exc).splitlines()[0]}", None)], tables)
+    finally:
+        for s in spools.values():
+            s.close()
+
+    from trivsel.validation import validate_delivery
+
+    params = {"period": period, "municipality_code": code, "year": ctx.year, "unit_names": ctx.unit_names}
+    failures = validate_delivery(warehouse.url(), did, tables, params)
+    if failures:
+        return reject([(None, f.column, f"gx:{f.expectation}", f"{f.table}: {f.reason}", f.examples)
+                       for f in failures], tables)
+
+    with conn.transaction():
+        conn.execute(
+            """update audit.delivery set status = 'superseded', decided_at = now()
+               where municipality_code = %s and source = %s and period = %s and scheme = %s
+                 and status = 'loaded' and delivery_id <> %s""",
+            (code, source, period, scheme.name, did))
+        conn.execute("update audit.delivery set status = 'loaded', rows_loaded = %s, decided_at = now()"
+                     " where delivery_id = %s", (total, did))
+    log.info("loaded %s/%s/%s %s as delivery %s: %d rows", code, source, period, path.name, did, total)
+    return Outcome(code, source, period, path.name, "loaded", scheme.name, did, rows=total)
+
+
+# ---------------------------------------------------------------- one municipality, one period
+
+
+def ingest_municipality(code: str, period: str, run_id: str | None = None,
+                        config: Config | None = None) -> list[Outcome]:
+    """Everything one municipality delivered for one period. Holds a lock so two loads of the same
+    municipality and period never interleave: the second waits, then finds nothing new."""
+    validate_period(period)
+    config = config or load_config()
+    muni = config.municipality(code)
+    files = discover(code, period)
+    key = None
+    if any(s == "hr_absence" for s, _ in files):
+        from trivsel.keys import pseudonym_key
+
+        key = pseudonym_key()
+    outcomes = []
+    with warehouse.connect(autocommit=True) as conn:
+        schema.ensure(conn)
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
+        try:
+            for source, path in files:
+                outcomes.append(ingest_file(conn, path, muni, source, period, run_id, key))
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
+    return outcomes
+
+
+def sync_config(config: Config | None = None) -> None:
+    """Write config/municipalities.yml into raw.config_* so dbt models can join it."""
+    config = config or load_config()
+    with warehouse.connect(autocommit=True) as conn:
+        schema.ensure(conn)
+        with conn.transaction():
+            conn.execute("delete from raw.config_municipality; delete from raw.config_unit;"
+                         " delete from raw.config_source")
+            with conn.cursor() as cur:
+                with cur.copy("copy raw.config_municipality from stdin") as copy:
+                    for m in config.municipalities:
+                        copy.write_row((m.code, m.name))
+                with cur.copy("copy raw.config_unit from stdin") as copy:
+                    for m in config.municipalities:
+                        for u in m.units:
+                            copy.write_row((m.code, u["name"], u.get("valid_from"), u.get("valid_to")))
+                with cur.copy("copy raw.config_source from stdin") as copy:
+                    for m in config.municipalities:
+                        for s in m.sources.values():
+                            copy.write_row((m.code, s.source, s.cadence, s.delivers,
+                                            ",".join(r.scheme for r in s.schemes) or None))
+
+
+def record_period_run(period: str, run_id: str, finished: bool = False) -> None:
+    with warehouse.connect(autocommit=True) as conn:
+        schema.ensure(conn)
+        if finished:
+            conn.execute("update audit.period_run set finished_at = now() where period = %s and run_id = %s",
+                         (period, run_id))
+        else:
+            conn.execute("insert into audit.period_run (period, run_id) values (%s, %s) on conflict do nothing",
+                         (period, run_id))
+
+
+def summary_text(outcomes: list[Outcome]) -> str:
+    return "\n".join(o.line() for o in outcomes) or "no deliveries"

@@ -1,0 +1,87 @@
+"""The steps of the monthly DAG as plain functions, so they are tested without Airflow."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import date, datetime
+
+from trivsel import loading, schema, warehouse
+from trivsel.config import load_config, validate_period
+
+log = logging.getLogger(__name__)
+
+STAT_DOMAINS = ("survey", "absence", "incidents")
+
+
+def previous_month(d: date | datetime) -> str:
+    y, m = d.year, d.month - 1
+    if m == 0:
+        y, m = y - 1, 12
+    return f"{y:04d}-{m:02d}"
+
+
+def plan(period_param: str | None, municipality_param: str | None, logical_date: datetime | None,
+         run_id: str) -> dict:
+    """Which period and municipalities this run covers.
+
+    A scheduled run on the 5th of a month processes the month before; `trivsel run --period` and
+    backfills pass the period as a param.
+    """
+    period = validate_period(period_param) if period_param else previous_month(logical_date or date.today())
+    config = load_config()
+    codes = config.codes
+    if municipality_param:
+        config.municipality(municipality_param)  # fails clearly on an unknown code
+        codes = [municipality_param]
+    warehouse.start() if not warehouse.is_external() else None
+    loading.sync_config(config)
+    loading.record_period_run(period, run_id)
+    log.info("run %s: period %s, municipalities %s", run_id, period, ", ".join(codes))
+    return {"period": period, "codes": codes}
+
+
+class DeliveriesQuarantined(RuntimeError):
+    """Raised after a municipality's load so its task shows failed; the other deliveries still loaded."""
+
+
+def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
+    outcomes = loading.ingest_municipality(code, period, run_id)
+    summary = loading.summary_text(outcomes)
+    log.info("municipality %s, period %s:\n%s", code, period, summary)
+    bad = [o for o in outcomes if o.status == "quarantined"]
+    if bad:
+        raise DeliveriesQuarantined(
+            f"{len(bad)} of {len(outcomes)} deliveries of municipality {code} for {period} were quarantined "
+            f"(see quarantine.delivery_issue):\n" + "\n".join(o.line() for o in bad))
+    return [{"file": o.file_name, "source": o.source, "status": o.status, "rows": o.rows} for o in outcomes]
+
+
+def run_statistics(domain: str) -> int:
+    """Recompute one domain's significance tests into reporting (a no-op for a domain not built yet)."""
+    if domain not in STAT_DOMAINS:
+        raise ValueError(f"unknown statistics domain {domain!r}")
+    try:
+        module = importlib.import_module(f"trivsel.stats.{domain}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"trivsel.stats.{domain}":
+            log.warning("no statistics module for %s yet", domain)
+            return 0
+        raise
+    with warehouse.connect() as conn:
+        n = module.run(conn)
+        conn.commit()
+    log.info("statistics %s: %d rows into reporting", domain, n)
+    return n
+
+
+def finish(period: str, run_id: str) -> dict:
+    loading.record_period_run(period, run_id, finished=True)
+    with warehouse.connect() as conn:
+        schema.ensure(conn)
+        rows = conn.execute(
+            "select status, count(*) from audit.delivery where period = %s group by status order by status",
+            (period,)).fetchall()
+    summary = {status: n for status, n in rows}
+    log.info("period %s finished: %s", period, summary)
+    return summary

@@ -1,0 +1,101 @@
+"""The platform's own tables: audit, quarantine, and the raw tables the schemes declare.
+
+Created idempotently by every run, so a fresh external PostgreSQL needs nothing but a database.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from trivsel.sources import all_schemes
+from trivsel.sources.base import LOAD_COLUMNS, RawTable
+
+SCHEMAS = ("raw", "quarantine", "audit", "staging", "intermediate", "marts", "reporting", "certified")
+
+PLATFORM_DDL = """
+create table if not exists audit.delivery (
+    delivery_id       bigserial primary key,
+    municipality_code text not null,
+    source            text not null,
+    scheme            text,
+    period            text not null,
+    file_name         text not null,
+    checksum_sha256   text not null,
+    size_bytes        bigint not null,
+    archive_path      text not null,
+    received_at       timestamptz not null default now(),
+    status            text not null check (status in
+                        ('validating', 'loaded', 'quarantined', 'duplicate', 'superseded')),
+    reason            text,
+    rows_loaded       bigint,
+    run_id            text,
+    decided_at        timestamptz
+);
+create index if not exists delivery_key_idx
+    on audit.delivery (municipality_code, source, period, scheme, status);
+create index if not exists delivery_checksum_idx on audit.delivery (checksum_sha256);
+
+create table if not exists audit.period_run (
+    period      text not null,
+    run_id      text not null,
+    started_at  timestamptz not null default now(),
+    finished_at timestamptz,
+    primary key (period, run_id)
+);
+
+create table if not exists quarantine.delivery_issue (
+    delivery_id  bigint not null references audit.delivery (delivery_id),
+    file_name    text not null,
+    row_number   integer,
+    column_name  text,
+    check_name   text not null,
+    reason       text not null,
+    value        text
+);
+create index if not exists delivery_issue_delivery_idx on quarantine.delivery_issue (delivery_id);
+
+create table if not exists raw.config_municipality (
+    municipality_code text primary key,
+    municipality_name text not null
+);
+create table if not exists raw.config_unit (
+    municipality_code text not null,
+    unit_name         text not null,
+    valid_from        date,
+    valid_to          date,
+    primary key (municipality_code, unit_name)
+);
+create table if not exists raw.config_source (
+    municipality_code text not null,
+    source            text not null,
+    cadence           text not null,
+    delivers          boolean not null,
+    schemes           text,
+    primary key (municipality_code, source)
+);
+"""
+
+
+def raw_table_ddl(table: RawTable) -> sql.Composed:
+    cols = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in LOAD_COLUMNS]
+    cols += [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in table.columns]
+    return sql.SQL("create table if not exists raw.{} ({})").format(sql.Identifier(table.name),
+                                                                     sql.SQL(", ").join(cols))
+
+
+def ensure(conn: psycopg.Connection) -> None:
+    """Create schemas, platform tables and every scheme's raw tables (add new columns if a scheme grew)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:schema'))")
+        for s in SCHEMAS:
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
+        conn.execute(PLATFORM_DDL)
+        for module in all_schemes().values():
+            for table in module.scheme.tables:
+                conn.execute(raw_table_ddl(table))
+                for c in table.columns:
+                    conn.execute(sql.SQL("alter table raw.{} add column if not exists {} {}").format(
+                        sql.Identifier(table.name), sql.Identifier(c.name), sql.SQL(c.type)))
+                conn.execute(sql.SQL("create index if not exists {} on raw.{} (delivery_id)").format(
+                    sql.Identifier(f"{table.name}_delivery_idx"), sql.Identifier(table.name)))

@@ -1,0 +1,56 @@
+"""Where things are and which environment variables steer them.
+
+Every environment variable the code reads is listed in ENVIRONMENT, so the deployment files
+(docker-compose.yml) can be checked against it by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Environment variables read by trivsel, with what they do.
+ENVIRONMENT: dict[str, str] = {
+    "TRIVSEL_HOME": "local state: embedded warehouse data, inbox, archive, logs (default: <repo>/.local)",
+    "TRIVSEL_CONFIG": "path of municipalities.yml (default: <repo>/config/municipalities.yml)",
+    "WAREHOUSE_URL": "libpq URL of an external PostgreSQL warehouse; unset = the embedded one",
+    "TRIVSEL_PG_PORT": "port of the embedded PostgreSQL on 127.0.0.1 (default 55432)",
+    "TRIVSEL_PSEUDONYM_KEY": "key for the keyed hash of employee identifiers (or Airflow connection "
+    "trivsel_pseudonym_key)",
+    "TRIVSEL_INBOX": "root of the municipal inboxes (default: $TRIVSEL_HOME/inbox)",
+    "TRIVSEL_ARCHIVE": "root of the delivery archive (default: $TRIVSEL_HOME/archive)",
+}
+
+#: Airflow connection ids the code looks up (before falling back to the environment).
+AIRFLOW_CONNECTIONS: dict[str, str] = {
+    "trivsel_warehouse": "the warehouse (AIRFLOW_CONN_TRIVSEL_WAREHOUSE)",
+    "trivsel_pseudonym_key": "password field holds the pseudonymisation key (AIRFLOW_CONN_TRIVSEL_PSEUDONYM_KEY)",
+}
+
+SOURCES: tuple[str, ...] = ("survey", "hr_absence", "incidents", "use_of_force")
+
+
+def home() -> Path:
+    return Path(os.environ.get("TRIVSEL_HOME", ROOT / ".local")).resolve()
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("TRIVSEL_CONFIG", ROOT / "config" / "municipalities.yml"))
+
+
+def inbox_root() -> Path:
+    return Path(os.environ.get("TRIVSEL_INBOX", home() / "inbox"))
+
+
+def archive_root() -> Path:
+    return Path(os.environ.get("TRIVSEL_ARCHIVE", home() / "archive"))
+
+
+def dbt_dir() -> Path:
+    return ROOT / "dbt"
+
+
+def expectations_dir() -> Path:
+    return ROOT / "expectations"

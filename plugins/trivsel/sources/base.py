@@ -1,0 +1,123 @@
+"""The contract every registration scheme implements (see docs/developing.md).
+
+A scheme turns one delivered file into rows of one or more raw tables. It does not touch the database:
+the loader streams what it yields into COPY, so a scheme can be tested on files alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+#: Columns the loader puts in front of every raw table; schemes never yield these.
+LOAD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("delivery_id", "bigint not null"),
+    ("municipality_code", "text not null"),
+    ("period", "text not null"),
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # a PostgreSQL type: text, integer, numeric, date, boolean
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One table in the `raw` schema. The first column must be `source_row`."""
+
+    name: str
+    columns: tuple[Column, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.columns or self.columns[0].name != "source_row":
+            raise ValueError(f"raw table {self.name}: the first column must be source_row")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    source: str  # survey | hr_absence | incidents | use_of_force
+    tables: tuple[RawTable, ...]
+    suffixes: tuple[str, ...] = (".csv",)
+    description: str = ""
+
+    def table(self, name: str) -> RawTable:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(f"scheme {self.name} has no raw table {name}")
+
+
+class FileRejected(Exception):
+    """A problem with the file as a whole: the delivery is quarantined with this reason."""
+
+    def __init__(self, reason: str, *, row: int | None = None, column: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.row = row
+        self.column = column
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    row: int | None
+    column: str | None
+    reason: str
+    value: str | None = None
+
+
+@dataclass
+class DeliveryContext:
+    """What a parser knows about the delivery it parses."""
+
+    municipality_code: str
+    period: str  # YYYY-MM
+    file_name: str
+    municipality: dict[str, Any] = field(default_factory=dict)
+    pseudonym_key: bytes | None = None
+    issues: list[RowIssue] = field(default_factory=list)
+    max_issues: int = 1000
+
+    @property
+    def year(self) -> int:
+        return int(self.period[:4])
+
+    @property
+    def unit_names(self) -> list[str]:
+        return [u["name"] for u in self.municipality.get("units", [])]
+
+    def reject(self, *, row: int | None, column: str | None, reason: str, value: Any = None) -> None:
+        """Record a row problem and carry on, so one run reports all of a file's problems at once."""
+        if len(self.issues) < self.max_issues:
+            shown = None if value is None else str(value)[:200]
+            self.issues.append(RowIssue(row, column, reason, shown))
+
+    def pseudonymise(self, identifier: str) -> str:
+        """Keyed hash of an employee identifier: stable per key, useless without it."""
+        if self.pseudonym_key is None:
+            raise RuntimeError("no pseudonymisation key: set TRIVSEL_PSEUDONYM_KEY or the Airflow "
+                               "connection trivsel_pseudonym_key")
+        normalised = identifier.strip().lstrip("0") or "0"
+        return hmac.new(self.pseudonym_key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class Parser(Protocol):
+    def __call__(self, path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]: ...
+
+
+@dataclass(frozen=True)
+class SchemeModule:
+    scheme: Scheme
+    parse: Callable[[Path, DeliveryContext], Iterator[tuple[str, tuple]]]

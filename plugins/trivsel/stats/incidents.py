@@ -1,0 +1,244 @@
+"""Did the incident rate change between the baseline years and the follow-up year? Writes
+reporting.incident_rate_change.
+
+Per municipality and register, the counted episodes of the baseline years (settings.baseline_years) are
+compared with those of the follow-up years (settings.followup_years) by the exact Poisson rate test: given
+the total n = x_baseline + x_followup, x_followup is Binomial(n, T_followup / (T_baseline + T_followup))
+under equal rates, T being the exposure (FTE-years where the FTE is known for every year compared, else
+years). scipy.stats.binomtest gives the two-sided p-value and the exact (Clopper–Pearson) interval, which
+is turned into an interval for the rate ratio.
+
+Nothing is computed from what was not delivered: a register not delivered in any follow-up or baseline
+year gets a row with status 'not_delivered' (or only the delivered baseline years are used, and the row
+says how many). Counts below settings.small_cell_threshold are flagged (low_count), and a comparison that
+crosses a recorded comparability break names it (break_id) — the p-value is then not evidence of change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import astuple, dataclass, fields
+
+from scipy.stats import binomtest
+
+TABLE = "reporting.incident_rate_change"
+DEFAULT_BASELINE = (2010, 2011, 2012)
+DEFAULT_FOLLOWUP = (2013,)
+DEFAULT_ALPHA = 0.05
+DEFAULT_SMALL = 5
+
+
+@dataclass(frozen=True)
+class YearCount:
+    municipality_code: str
+    register: str
+    year: int
+    status: str  # reported | not_delivered
+    n_counted: int | None
+    fte: float | None
+
+
+@dataclass(frozen=True)
+class Break:
+    municipality_code: str
+    register: str
+    break_id: str
+    break_year: int
+    description: str
+
+
+@dataclass
+class RateChange:
+    municipality_code: str
+    register: str
+    baseline_years: str
+    followup_years: str
+    n_baseline_years: int
+    n_followup_years: int
+    status: str  # tested | not_delivered | no_episodes
+    count_baseline: int | None
+    count_followup: int | None
+    exposure_unit: str | None  # fte_years | years
+    exposure_baseline: float | None
+    exposure_followup: float | None
+    rate_unit: str | None
+    rate_baseline: float | None
+    rate_followup: float | None
+    rate_ratio: float | None
+    rate_ratio_ci_low: float | None
+    rate_ratio_ci_high: float | None
+    p_value: float | None
+    significant: bool | None
+    low_count: bool | None
+    crosses_break: bool
+    break_id: str | None
+    break_description: str | None
+    note: str | None
+
+
+COLUMN_TYPES = {
+    "municipality_code": "text not null", "register": "text not null",
+    "baseline_years": "text not null", "followup_years": "text not null",
+    "n_baseline_years": "integer not null", "n_followup_years": "integer not null", "status": "text not null",
+    "count_baseline": "integer", "count_followup": "integer", "exposure_unit": "text",
+    "exposure_baseline": "double precision", "exposure_followup": "double precision", "rate_unit": "text",
+    "rate_baseline": "double precision", "rate_followup": "double precision",
+    "rate_ratio": "double precision", "rate_ratio_ci_low": "double precision",
+    "rate_ratio_ci_high": "double precision", "p_value": "double precision", "significant": "boolean",
+    "low_count": "boolean", "crosses_break": "boolean not null", "break_id": "text",
+    "break_description": "text", "note": "text",
+}
+
+
+@dataclass(frozen=True)
+class PoissonTest:
+    p_value: float
+    ci_low: float | None  # rate ratio follow-up / baseline
+    ci_high: float | None
+
+
+def poisson_rate_test(x_baseline: int, t_baseline: float, x_followup: int, t_followup: float,
+                      confidence: float = 0.95) -> PoissonTest:
+    """Exact conditional test of equal Poisson rates, two-sided; CI for rate ratio followup/baseline."""
+    n = x_baseline + x_followup
+    if n == 0:
+        raise ValueError("no events: the exact rate test needs at least one")
+    share = t_followup / (t_baseline + t_followup)
+    res = binomtest(x_followup, n, share, alternative="two-sided")
+    ci = res.proportion_ci(confidence_level=confidence, method="exact")
+    scale = t_baseline / t_followup
+
+    def ratio(p: float) -> float | None:
+        if p >= 1.0:
+            return None  # unbounded above
+        return p / (1.0 - p) * scale
+
+    return PoissonTest(float(res.pvalue), ratio(ci.low), ratio(ci.high))
+
+
+def _years(ys: list[int]) -> str:
+    ys = sorted(ys)
+    if not ys:
+        return ""
+    if ys == list(range(ys[0], ys[-1] + 1)) and len(ys) > 1:
+        return f"{ys[0]}-{ys[-1]}"
+    return ",".join(map(str, ys))
+
+
+def rate_changes(counts: list[YearCount], breaks: list[Break], baseline: tuple[int, ...] = DEFAULT_BASELINE,
+                 followup: tuple[int, ...] = DEFAULT_FOLLOWUP, alpha: float = DEFAULT_ALPHA,
+                 small: int = DEFAULT_SMALL) -> list[RateChange]:
+    by_key: dict[tuple[str, str], dict[int, YearCount]] = defaultdict(dict)
+    for c in counts:
+        by_key[(c.municipality_code, c.register)][c.year] = c
+    out: list[RateChange] = []
+    for (code, register), years in sorted(by_key.items()):
+        b_rows = [years[y] for y in baseline if y in years and years[y].status == "reported"]
+        f_rows = [years[y] for y in followup if y in years and years[y].status == "reported"]
+        used = [r.year for r in b_rows + f_rows] if b_rows and f_rows else list(baseline + followup)
+        lo, hi = min(used), max(used)
+        crossing = sorted((b for b in breaks if b.municipality_code == code and b.register == register
+                           and lo < b.break_year <= hi), key=lambda b: b.break_id)
+        row = RateChange(
+            municipality_code=code, register=register, baseline_years=_years(list(baseline)),
+            followup_years=_years(list(followup)), n_baseline_years=len(b_rows), n_followup_years=len(f_rows),
+            status="tested", count_baseline=None, count_followup=None, exposure_unit=None,
+            exposure_baseline=None, exposure_followup=None, rate_unit=None, rate_baseline=None,
+            rate_followup=None, rate_ratio=None, rate_ratio_ci_low=None, rate_ratio_ci_high=None,
+            p_value=None, significant=None, low_count=None, crosses_break=bool(crossing),
+            break_id=", ".join(b.break_id for b in crossing) or None,
+            break_description="; ".join(f"{b.break_id} ({b.break_year}): {b.description}" for b in crossing)
+            or None, note=None)
+        notes = []
+        if not b_rows or not f_rows:
+            row.status = "not_delivered"
+            missing = "baseline" if not b_rows else "follow-up"
+            if not b_rows and not f_rows:
+                missing = "baseline and follow-up"
+            row.note = f"not delivered in the {missing} years: no comparison (not delivered is not zero)"
+            out.append(row)
+            continue
+        if len(b_rows) < len(baseline):
+            notes.append(f"baseline uses the delivered years only: {_years([r.year for r in b_rows])}")
+        x0 = sum(r.n_counted or 0 for r in b_rows)
+        x1 = sum(r.n_counted or 0 for r in f_rows)
+        use_fte = all(r.fte is not None and r.fte > 0 for r in b_rows + f_rows)
+        if use_fte:
+            t0 = sum(r.fte for r in b_rows) / 100.0
+            t1 = sum(r.fte for r in f_rows) / 100.0
+            row.exposure_unit, row.rate_unit = "fte_years", "episodes per 100 FTE-years"
+            row.exposure_baseline, row.exposure_followup = t0 * 100.0, t1 * 100.0
+        else:
+            t0, t1 = float(len(b_rows)), float(len(f_rows))
+            row.exposure_unit, row.rate_unit = "years", "episodes per year"
+            row.exposure_baseline, row.exposure_followup = t0, t1
+            notes.append("FTE not known for every year compared: rate per year")
+        row.count_baseline, row.count_followup = x0, x1
+        row.rate_baseline, row.rate_followup = x0 / t0, x1 / t1
+        row.rate_ratio = (x1 / t1) / (x0 / t0) if x0 > 0 else None
+        row.low_count = min(x0, x1) < small
+        if row.low_count:
+            notes.append(f"low count (fewer than {small} episodes in a period): the test has little power "
+                         "and the report warns that registration practice may be missing")
+        if x0 + x1 == 0:
+            row.status = "no_episodes"
+            notes.append("no counted episodes in any year compared: nothing to test")
+        else:
+            test = poisson_rate_test(x0, t0, x1, t1)
+            row.p_value = test.p_value
+            row.rate_ratio_ci_low, row.rate_ratio_ci_high = test.ci_low, test.ci_high
+            row.significant = test.p_value <= alpha
+        if crossing:
+            notes.append(f"the comparison crosses {row.break_id}: a change may be the break, not the "
+                         "intervention")
+        row.note = "; ".join(notes) or None
+        out.append(row)
+    return out
+
+
+COUNTS_SQL = """
+    select municipality_code, register, year, status, n_counted, fte
+    from marts.incident_rate_year
+"""
+BREAKS_SQL = """
+    select municipality_code, register, break_id, break_year, description_en
+    from marts.incident_comparability_breaks
+"""
+
+
+def _settings() -> tuple[tuple[int, ...], tuple[int, ...], float, int]:
+    try:
+        from trivsel.config import load_config
+
+        s = load_config().settings
+    except Exception:  # config not readable: the documented defaults
+        s = {}
+    return (tuple(s.get("baseline_years", DEFAULT_BASELINE)), tuple(s.get("followup_years", DEFAULT_FOLLOWUP)),
+            float(s.get("significance_level", DEFAULT_ALPHA)), int(s.get("small_cell_threshold", DEFAULT_SMALL)))
+
+
+def _rows(conn, query: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(query)
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
+
+
+def run(conn) -> int:
+    """Read marts.incident_rate_year and the breaks; replace reporting.incident_rate_change in one transaction."""
+    counts = [YearCount(c, r, int(y), s, None if n is None else int(n), None if f is None else float(f))
+              for c, r, y, s, n, f in _rows(conn, COUNTS_SQL)]
+    breaks = [Break(c, r, b, int(y), d) for c, r, b, y, d in _rows(conn, BREAKS_SQL)]
+    baseline, followup, alpha, small = _settings()
+    results = rate_changes(counts, breaks, baseline, followup, alpha, small)
+    names = [f.name for f in fields(RateChange)]
+    columns = ", ".join(f"{n} {COLUMN_TYPES[n]}" for n in names)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("create schema if not exists reporting")
+        cur.execute(f"create table if not exists {TABLE} ({columns}, "
+                    "primary key (municipality_code, register, baseline_years, followup_years))")
+        cur.execute(f"delete from {TABLE}")
+        with cur.copy(f"copy {TABLE} ({', '.join(names)}) from stdin") as copy:
+            for r in results:
+                copy.write_row(tuple(None if isinstance(v, float) and math.isnan(v) else v for v in astuple(r)))
+    return len(results)

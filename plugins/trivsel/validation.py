@@ -1,0 +1,127 @@
+"""Great Expectations on raw deliveries, run inside PostgreSQL (no rows are pulled into Python).
+
+Suites are JSON files in expectations/, one per raw table, in GX 1.x suite form. A kwarg written as
+{"$param": "period"} is filled in per delivery, so one suite serves every period and municipality.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from trivsel import settings
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@dataclass(frozen=True)
+class Failure:
+    table: str
+    expectation: str
+    column: str | None
+    reason: str
+    examples: str | None = None
+
+
+def suite_path(table: str) -> Path:
+    return settings.expectations_dir() / f"{table}.json"
+
+
+def load_suite(table: str) -> dict[str, Any] | None:
+    path = suite_path(table)
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _fill(value: Any, params: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$param"}:
+            name = value["$param"]
+            if name not in params:
+                raise KeyError(f"suite asks for unknown parameter {name!r}; known: {sorted(params)}")
+            return params[name]
+        return {k: _fill(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, params) for v in value]
+    return value
+
+
+@lru_cache(maxsize=1)
+def _gx():
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
+def _context(url: str):
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    ds = ctx.data_sources.add_postgres(name="warehouse", connection_string=url)
+    return ctx, ds
+
+
+def _describe(result) -> Failure:
+    cfg = result.expectation_config
+    kwargs = dict(cfg.kwargs)
+    column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
+    res = result.result or {}
+    parts = []
+    if res.get("unexpected_count"):
+        parts.append(f"{res['unexpected_count']} unexpected value(s)")
+    if res.get("observed_value") is not None:
+        parts.append(f"observed {res['observed_value']!r}")
+    shown = {k: v for k, v in kwargs.items() if k not in ("column", "column_list", "batch_id")}
+    reason = f"{cfg.type}" + (f" on {column}" if column else "") + (f" {shown}" if shown else "")
+    if parts:
+        reason += ": " + ", ".join(parts)
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        reason += f" (error: {result.exception_info.get('exception_message')})"
+    examples = res.get("partial_unexpected_list")
+    return Failure(table="", expectation=cfg.type, column=column, reason=reason,
+                   examples=json.dumps(examples[:10], default=str, ensure_ascii=False) if examples else None)
+
+
+def validate_delivery(url: str, delivery_id: int, tables: list[str], params: dict[str, Any]) -> list[Failure]:
+    """Validate one delivery's rows in each raw table that has a suite. Returns the failures (empty = pass)."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suites = {t: load_suite(t) for t in tables}
+    if not any(suites.values()):
+        return []
+    _, ds = _context(url)
+    failures: list[Failure] = []
+    for table, spec in suites.items():
+        if spec is None:
+            continue
+        suite = ExpectationSuite(name=spec.get("name", table))
+        for e in spec.get("expectations", []):
+            suite.add_expectation_configuration(
+                ExpectationConfiguration(type=e["type"], kwargs=_fill(e.get("kwargs", {}), params),
+                                         meta=e.get("meta") or {}))
+        asset = ds.add_query_asset(
+            name=f"{table}_{delivery_id}",
+            query=f'select * from raw."{table}" where delivery_id = {int(delivery_id)}',
+        )
+        batch = asset.add_batch_definition_whole_table("delivery").get_batch()
+        result = batch.validate(suite, result_format="SUMMARY")
+        for r in result.results:
+            if not r.success:
+                f = _describe(r)
+                failures.append(Failure(table, f.expectation, f.column, f.reason, f.examples))
+        log.info("GX %s (delivery %s): %d expectations, %d failed", table, delivery_id,
+                 len(result.results), sum(not r.success for r in result.results))
+    return failures

@@ -1,0 +1,79 @@
+"""The exact Poisson rate test against scipy, and the rules of reporting.incident_rate_change."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy.stats import binomtest, poisson
+from trivsel.stats.incidents import Break, YearCount, poisson_rate_test, rate_changes
+
+
+@pytest.mark.parametrize("x0,t0,x1,t1", [(63, 3.0, 13, 1.0), (10, 3.0, 10, 1.0), (1, 3, 0, 1), (6, 3, 1, 1),
+                                          (5, 120.5, 9, 40.0), (0, 2, 4, 1)])
+def test_poisson_test_is_the_conditional_binomial_test(x0, t0, x1, t1):
+    got = poisson_rate_test(x0, t0, x1, t1)
+    expected = binomtest(x1, x0 + x1, t1 / (t0 + t1)).pvalue
+    assert got.p_value == pytest.approx(expected, rel=1e-12)
+    assert 0.0 <= got.p_value <= 1.0
+
+
+def test_poisson_test_by_hand_and_ci():
+    # Equal exposure, 2 vs 8: two-sided exact p = 2 * P(X <= 2 | n=10, p=.5) = 2 * 56/1024.
+    res = poisson_rate_test(8, 1.0, 2, 1.0)
+    assert res.p_value == pytest.approx(2 * 56 / 1024)
+    # The same p-value from the Poisson likelihood directly: sum of the conditional probabilities no larger
+    # than the observed one.
+    n, share = 10, 0.5
+    probs = [poisson.pmf(k, 1.0) * poisson.pmf(n - k, 1.0) for k in range(n + 1)]
+    total = sum(probs)
+    observed = probs[2]
+    assert res.p_value == pytest.approx(sum(p for p in probs if p <= observed * (1 + 1e-7)) / total)
+    assert res.ci_low < 0.25 < res.ci_high  # rate ratio 2/8
+    assert share == 0.5
+    with pytest.raises(ValueError):
+        poisson_rate_test(0, 1.0, 0, 1.0)
+
+
+def _yc(code, register, counts, status="reported", fte=None):
+    return [YearCount(code, register, y, status if n is not None else "not_delivered", n, fte)
+            for y, n in counts.items()]
+
+
+def test_rate_changes_rules():
+    counts = (
+        _yc("169", "reported_accident", {2010: 34, 2011: 25, 2012: 4, 2013: 13})
+        + _yc("461", "reported_accident", {2010: 0, 2011: 1, 2012: 0, 2013: 0})
+        + _yc("607", "use_of_force", {2010: None, 2011: None, 2012: None, 2013: None})
+        + _yc("607", "internal", {2010: None, 2011: None, 2012: 1, 2013: 8})
+        + _yc("461", "use_of_force", {2010: 0, 2011: 0, 2012: 0, 2013: 0})
+        + _yc("999", "reported_accident", {2010: 10, 2011: 10, 2012: 10, 2013: 10}, fte=50.0)
+    )
+    breaks = [Break("169", "reported_accident", "169_near_miss_definition_2013", 2013, "near-miss definition"),
+              Break("607", "internal", "607_nestlegaarden_2011_incidents", 2011, "taken over")]
+    got = {(r.municipality_code, r.register): r for r in rate_changes(counts, breaks)}
+
+    ht = got[("169", "reported_accident")]
+    assert (ht.status, ht.count_baseline, ht.count_followup) == ("tested", 63, 13)
+    assert ht.exposure_unit == "years" and ht.rate_baseline == pytest.approx(21.0)
+    assert ht.p_value == pytest.approx(binomtest(13, 76, 0.25).pvalue)
+    assert ht.crosses_break and ht.break_id == "169_near_miss_definition_2013" and not ht.low_count
+
+    odense = got[("461", "reported_accident")]
+    assert odense.low_count and odense.rate_ratio == 0.0 and odense.p_value == pytest.approx(1.0)
+
+    fr_force = got[("607", "use_of_force")]
+    assert fr_force.status == "not_delivered" and fr_force.count_baseline is None and fr_force.p_value is None
+
+    internal = got[("607", "internal")]
+    assert internal.n_baseline_years == 1 and internal.count_baseline == 1 and internal.count_followup == 8
+    assert internal.p_value == pytest.approx(binomtest(8, 9, 0.5).pvalue)
+    assert not internal.crosses_break  # 2012 vs 2013 does not cross a 2011 break
+    assert "delivered years only" in internal.note
+
+    assert got[("461", "use_of_force")].status == "no_episodes"
+
+    fte = got[("999", "reported_accident")]
+    assert fte.exposure_unit == "fte_years" and fte.exposure_baseline == pytest.approx(150.0)
+    assert fte.rate_baseline == pytest.approx(30 / 1.5) and fte.rate_followup == pytest.approx(10 / 0.5)
+    assert fte.rate_ratio == pytest.approx(1.0) and not math.isnan(fte.p_value)

@@ -1,0 +1,87 @@
+"""The survey path end to end: after the real pipeline ran over every sample period (fixture
+demo_warehouse from tests/conftest.py), the public tables hold the report's figures."""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import pytest
+from _survey_helpers import REPORT_COUNTS, REPORT_RATES_PCT, REPORT_SIGNIFICANT
+from scipy import stats
+
+pytestmark = pytest.mark.e2e
+
+
+def test_response_rates_are_the_reports(demo_warehouse):
+    rows = demo_warehouse.execute(
+        "select municipality_code, wave, respondents, target_population, response_rate, meets_minimum "
+        "from marts.survey_response_rate").fetchall()
+    found = {(r["municipality_code"], r["wave"]): r for r in rows}
+    assert set(found) == set(REPORT_COUNTS)
+    for key, (n, target) in REPORT_COUNTS.items():
+        r = found[key]
+        assert (r["respondents"], r["target_population"]) == (n, target), key
+        assert round(100 * float(r["response_rate"]) + 1e-9) == REPORT_RATES_PCT[key], key
+        assert r["meets_minimum"] == (key != ("461", "2013-05")), key
+
+
+def test_answers_are_scored_on_every_item(demo_warehouse):
+    [row] = demo_warehouse.execute(
+        "select count(*) as n, count(distinct item_code) as items, "
+        "count(*) filter (where not is_non_answer and answer_ordinal is null) as unscored, "
+        "count(*) filter (where is_non_answer) as non_answers, "
+        "count(*) filter (where answer_ordinal < 1 or answer_ordinal > scale_points) as out_of_scale "
+        "from marts.fct_survey_answer").fetchall()
+    assert row["items"] >= 25
+    assert row["n"] == (91 + 77) * row["items"]
+    assert row["unscored"] == 0 and row["out_of_scale"] == 0
+    assert row["non_answers"] > 0
+
+
+def _answers(conn):
+    answers = collections.defaultdict(list)
+    for r in conn.execute(
+            "select municipality_code, wave, item_code, answer_ordinal from marts.fct_survey_answer "
+            "where not is_non_answer").fetchall():
+        answers[(r["municipality_code"], r["item_code"], r["wave"])].append(r["answer_ordinal"])
+        answers[("ALL", r["item_code"], r["wave"])].append(r["answer_ordinal"])
+    return answers
+
+
+def test_every_p_value_is_welch_recomputed_from_the_mart(demo_warehouse):
+    answers = _answers(demo_warehouse)
+    rows = demo_warehouse.execute("select * from reporting.survey_item_change").fetchall()
+    assert rows
+    assert {(r["municipality_code"], r["item_code"]) for r in rows} == {(s, i) for s, i, _ in answers}
+    for r in rows:
+        a = answers[(r["municipality_code"], r["item_code"], r["baseline_wave"])]
+        b = answers[(r["municipality_code"], r["item_code"], r["followup_wave"])]
+        p = stats.ttest_ind(a, b, equal_var=False).pvalue
+        assert (r["n_baseline"], r["n_followup"]) == (len(a), len(b))
+        if math.isnan(p):
+            assert r["p_value"] is None
+        else:
+            assert r["p_value"] == pytest.approx(p, rel=1e-9, abs=1e-15), r
+            assert r["significant"] == (p <= 0.05)
+
+
+def test_significant_items_per_scope_are_the_reports(demo_warehouse):
+    rows = demo_warehouse.execute(
+        "select municipality_code, item_code from reporting.survey_item_change where significant").fetchall()
+    found: dict[str, set[str]] = collections.defaultdict(set)
+    for r in rows:
+        found[r["item_code"]].add(r["municipality_code"])
+    assert dict(found) == REPORT_SIGNIFICANT
+    assert not any(r["municipality_code"] == "169" for r in rows)  # Høje-Taastrup: none
+
+
+def test_fredericia_job_satisfaction_and_low_response(demo_warehouse):
+    [r] = demo_warehouse.execute(
+        "select * from reporting.survey_item_change where municipality_code = '607' and item_code = '4.1.1'"
+    ).fetchall()
+    assert round(100 * r["pct_favourable_baseline"]) == 90 and r["pct_favourable_followup"] == 1.0
+    low = demo_warehouse.execute(
+        "select distinct municipality_code, low_response from reporting.survey_item_change").fetchall()
+    assert {(x["municipality_code"], x["low_response"]) for x in low} == {
+        ("607", False), ("169", False), ("461", True), ("ALL", False)}
