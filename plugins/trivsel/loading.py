@@ -145,6 +145,10 @@ def _copy_value(v) -> str:
     return str(v).replace("\x00", "").translate(_ESCAPES)
 
 
+class _ParserContractError(Exception):
+    """A parser yielded something the scheme does not declare (a bug in the scheme module)."""
+
+
 class _Spool:
     """Rows of one raw table in COPY text form, in memory up to a bound and on disk beyond it."""
 
@@ -220,9 +224,11 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     digest, size = checksum(path)
     # The same bytes under the same name for the same period: already handled, nothing changes.
     seen = conn.execute(
-        """select delivery_id, status from audit.delivery
+        """select delivery_id, status from audit.delivery d
            where municipality_code = %s and source = %s and period = %s and checksum_sha256 = %s
              and status in ('loaded', 'quarantined', 'superseded', 'duplicate')
+             and not exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
+                             and i.check_name in ('interrupted', 'parser_error'))
            order by (file_name = %s) desc, delivery_id desc limit 1""",
         (code, source, period, digest, path.name),
     ).fetchone()
@@ -274,16 +280,24 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     ctx = DeliveryContext(municipality_code=code, period=period, file_name=path.name, municipality=muni.raw,
                           pseudonym_key=key)
     spools = {t.name: _Spool(f"{did}\t{code}\t{period}\t") for t in scheme.tables}
+    widths = {t.name: len(t.columns) for t in scheme.tables}
     try:
         try:
             for table, row in module.parse(path, ctx):
+                if table not in spools or len(row) != widths[table]:
+                    raise _ParserContractError(
+                        f"parser yielded a row for {table!r} with {len(row)} values; the scheme declares "
+                        + (f"{widths[table]} columns" if table in widths else f"the tables {tables}"))
                 spools[table].add(row)
         except FileRejected as exc:
             return reject([(exc.row, exc.column, "parse", exc.reason, None)], tables)
-        except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
-            # A parser bug or a file shape nobody foresaw: still a clear quarantine, never a lost file.
-            return reject([(None, None, "parse", f"unreadable as {scheme.name}: {type(exc).__name__}: "
-                                                  f"{str(exc)[:300]}", None)], tables)
+        except Exception as exc:  # noqa: BLE001 - any parser failure quarantines the file, never loses it
+            # A parser bug or a file shape nobody foresaw (csv.Error, zipfile.BadZipFile, InvalidOperation,
+            # RecursionError, ...): still a clear quarantine. check_name 'parser_error' lets the next run try
+            # the same file again (after a fix) instead of calling it unchanged.
+            log.exception("parser %s failed on %s", scheme.name, path.name)
+            return reject([(None, None, "parser_error", f"unreadable as {scheme.name}: {type(exc).__name__}: "
+                                                         f"{str(exc)[:300]}", None)], tables)
         if ctx.issues:
             return reject([(i.row, i.column, "parse", i.reason, i.value) for i in ctx.issues], tables)
         total = sum(s.rows for s in spools.values())
@@ -349,11 +363,41 @@ def ingest_municipality(code: str, period: str, run_id: str | None = None,
         schema.ensure(conn)
         conn.execute("select pg_advisory_lock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
         try:
+            cleanup_interrupted(conn, code, period, run_id)
             for source, path in files:
                 outcomes.append(ingest_file(conn, path, muni, source, period, run_id, key))
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
     return outcomes
+
+
+def cleanup_interrupted(conn: psycopg.Connection, code: str, period: str, run_id: str | None = None) -> list[int]:
+    """Deliveries of this municipality and period still `validating`: a load that died (killed, server gone)
+    between registering and deciding. Called under the ingest lock, so no live load owns them. Their raw
+    rows (if a COPY had committed) are removed and they become `quarantined` with check 'interrupted', in
+    one transaction; the file itself is then taken again by this run, since 'interrupted' is no decision."""
+    stale = [r[0] for r in conn.execute(
+        "select delivery_id from audit.delivery where municipality_code = %s and period = %s"
+        " and status = 'validating' order by delivery_id", (code, period))]
+    if not stale:
+        return []
+    from trivsel.sources import all_schemes
+
+    tables = sorted({t.name for m in all_schemes().values() for t in m.scheme.tables})
+    reason = f"interrupted load: the delivery was still validating when run {run_id or '?'} started; " \
+             f"its partial rows were removed and the file is taken again"
+    with conn.transaction():
+        for t in tables:
+            conn.execute(sql.SQL("delete from raw.{} where delivery_id = any(%s)").format(sql.Identifier(t)),
+                         (stale,))
+        for did in stale:
+            name = conn.execute("select file_name from audit.delivery where delivery_id = %s", (did,)).fetchone()[0]
+            conn.execute("insert into quarantine.delivery_issue (delivery_id, file_name, check_name, reason)"
+                         " values (%s, %s, 'interrupted', %s)", (did, name, reason))
+        conn.execute("update audit.delivery set status = 'quarantined', reason = %s, rows_loaded = 0,"
+                     " decided_at = now() where delivery_id = any(%s)", (reason, stale))
+    log.warning("municipality %s, period %s: cleaned up interrupted deliveries %s", code, period, stale)
+    return stale
 
 
 def sync_config(config: Config | None = None) -> None:

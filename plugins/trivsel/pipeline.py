@@ -49,7 +49,9 @@ def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
     outcomes = loading.ingest_municipality(code, period, run_id)
     summary = loading.summary_text(outcomes)
     log.info("municipality %s, period %s:\n%s", code, period, summary)
-    bad = [o for o in outcomes if o.status == "quarantined"]
+    # A retry (or re-run) finds a quarantined file 'unchanged': it is still quarantined, so the task still fails.
+    bad = [o for o in outcomes if o.status == "quarantined"
+           or (o.status == "unchanged" and (o.reason or "").startswith("already quarantined"))]
     if bad:
         raise DeliveriesQuarantined(
             f"{len(bad)} of {len(outcomes)} deliveries of municipality {code} for {period} were quarantined "

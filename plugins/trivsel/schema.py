@@ -55,6 +55,24 @@ create table if not exists quarantine.delivery_issue (
 );
 create index if not exists delivery_issue_delivery_idx on quarantine.delivery_issue (delivery_id);
 
+-- Every version of every delivery: raw keeps a superseded delivery's rows, so its content stays queryable
+-- (select * from raw.<table> where delivery_id = <a superseded delivery_id>).
+create or replace view audit.delivery_history as
+select d.delivery_id, d.municipality_code, d.source, d.scheme, d.period, d.file_name, d.checksum_sha256,
+       d.size_bytes, d.archive_path, d.received_at, d.status, d.reason, d.rows_loaded, d.run_id, d.decided_at,
+       case when d.status in ('loaded', 'superseded') then
+           (select count(*) from audit.delivery v
+             where v.municipality_code = d.municipality_code and v.source = d.source and v.period = d.period
+               and v.scheme is not distinct from d.scheme and v.status in ('loaded', 'superseded')
+               and v.delivery_id <= d.delivery_id) end as version,
+       case when d.status = 'superseded' then
+           (select min(n.delivery_id) from audit.delivery n
+             where n.municipality_code = d.municipality_code and n.source = d.source and n.period = d.period
+               and n.scheme is not distinct from d.scheme and n.status in ('loaded', 'superseded')
+               and n.delivery_id > d.delivery_id) end as superseded_by,
+       (select count(*) from quarantine.delivery_issue i where i.delivery_id = d.delivery_id) as issue_count
+  from audit.delivery d;
+
 create table if not exists raw.config_municipality (
     municipality_code text primary key,
     municipality_name text not null

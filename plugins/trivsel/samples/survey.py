@@ -25,6 +25,7 @@ import datetime as dt
 import io
 import math
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -257,8 +258,6 @@ def _fixed_zip_times(data: bytes) -> bytes:
         for info in src.infolist():
             content = src.read(info.filename)
             if info.filename == "docProps/core.xml":
-                import re
-
                 content = re.sub(rb"<dcterms:(created|modified)([^>]*)>[^<]*<",
                                  rb"<dcterms:\1\2>2013-06-01T00:00:00Z<", content)
             member = zipfile.ZipInfo(info.filename, date_time=(2013, 6, 1, 0, 0, 0))

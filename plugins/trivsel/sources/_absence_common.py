@@ -7,7 +7,6 @@ the parser validates against the same lists the models join: a code or label is 
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +14,12 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
+from trivsel import settings
 from trivsel.sources.base import DeliveryContext, FileRejected
-
-_ROOT = Path(__file__).resolve().parents[3]
 
 
 def seeds_dir() -> Path:
-    return Path(os.environ.get("TRIVSEL_DBT_DIR", _ROOT / "dbt")) / "seeds"
+    return settings.dbt_dir() / "seeds"
 
 
 @lru_cache(maxsize=8)

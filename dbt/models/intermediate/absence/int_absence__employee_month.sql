@@ -63,7 +63,7 @@ final as (
     from per_employee_month
     left join units
         on units.municipality_code = per_employee_month.municipality_code
-        and units.name_as_registered = per_employee_month.unit_text
+        and lower(units.name_as_registered) = lower(trim(per_employee_month.unit_text))
 )
 
 select * from final

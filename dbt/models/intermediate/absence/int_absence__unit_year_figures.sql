@@ -1,6 +1,7 @@
 -- One row per unit × year × metric from the yearly figures of the workbook (year sheet) and the unit-year
 -- summary, with the delivered text interpreted: value_status from the markers seed, a figure in
 -- parentheses 'excluded', a second figure of a two-figure cell (7,00/(10,24)) kept as excluded_value.
+-- A figure for a year outside the unit's validity dates (int_units, from config) is 'not_applicable'.
 -- When several loaded deliveries give the same unit-year-metric, the latest period wins.
 with workbook as (
     select * from {{ ref('stg_hr_unit_workbook__hr_unit_workbook_value') }}
@@ -60,6 +61,10 @@ interpreted as (
         delivered.value_numeric as value,
         case
             when markers.value_status is not null then markers.value_status
+            -- a figure for a year the unit did not belong to the municipality (dim validity dates)
+            when not (units.valid_from <= make_date(delivered.year, 12, 31)
+                      and coalesce(units.valid_to, 'infinity'::date) >= make_date(delivered.year, 1, 1))
+                then 'not_applicable'
             when delivered.value_in_parentheses then 'excluded'
             when delivered.value_numeric is not null then 'reported'
         end as value_status,
@@ -79,7 +84,7 @@ interpreted as (
     from delivered
     left join units
         on units.municipality_code = delivered.municipality_code
-        and units.name_as_registered = delivered.unit_text
+        and lower(units.name_as_registered) = lower(trim(delivered.unit_text))
     left join markers
         on lower(markers.marker) = lower(delivered.marker)
 ),

@@ -48,7 +48,7 @@ workbook_ranked as (
     from workbook
     left join units
         on units.municipality_code = workbook.municipality_code
-        and units.name_as_registered = workbook.unit_text
+        and lower(units.name_as_registered) = lower(trim(workbook.unit_text))
 ),
 
 workbook_unit_months as (
