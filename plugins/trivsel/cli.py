@@ -8,6 +8,8 @@
     trivsel samples                    write the bundled sample deliveries into the inbox
     trivsel demo                       samples + warehouse + every sample period + summary
     trivsel dbt ARGS...                dbt with the project's profile and the warehouse connection
+    trivsel airflow up|down|status     Airflow (api-server + UI, scheduler, dag-processor, triggerer) locally
+    trivsel fingerprint [SCHEMA...]    row count and content md5 of every table (default: marts reporting)
 """
 
 from __future__ import annotations
@@ -170,6 +172,16 @@ def _failed_tasks(period: str) -> list[str]:
     return [f"{t}{'[' + (r or str(m)) + ']' if m >= 0 else ''}: {st}" for t, m, r, st in rows]
 
 
+def _fingerprint(args) -> int:
+    from trivsel import warehouse
+    from trivsel.integrity import table_fingerprints
+
+    with warehouse.connect() as conn:
+        for name, fp in table_fingerprints(conn, args.schemas).items():
+            print(f"{name}\t{fp.rows}\t{fp.content_md5}")
+    return 0
+
+
 def _run(args) -> int:
     return run_period(args.period, args.municipality)
 
@@ -248,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_samples)
     p = sub.add_parser("demo", help="samples, warehouse, every sample period, summary")
     p.set_defaults(func=_demo)
+    p = sub.add_parser("fingerprint", help="row count and content hash of every table (default: marts, reporting)")
+    p.add_argument("schemas", nargs="*", default=["marts", "reporting"])
+    p.set_defaults(func=_fingerprint)
+    p = sub.add_parser("airflow", help="Airflow on this machine: up, down or status (make up / make down)")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=lambda a: importlib.import_module("trivsel.local_airflow").main(a.action))
     p = sub.add_parser("dbt", help="dbt with the project's profile and connection")
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_dbt)

@@ -16,6 +16,7 @@ from trivsel import settings
 CODE_RE = re.compile(r"^[0-9]{3}$")
 PERIOD_RE = re.compile(r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$")
 CADENCES = ("monthly", "yearly", "wave")
+LOCATION_SCHEMES = ("file", "sftp", "https", "s3")
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,11 @@ class SourceConfig:
     source: str
     cadence: str
     schemes: tuple[SchemeRule, ...]
+    # Where the municipality publishes this source (docs/remote-locations.md); None = the local inbox.
+    location: str | None = None
+    conn_id: str | None = None  # Airflow connection holding the credentials for location
+    due_day: int | None = None  # day of the following month by which a period's delivery is due
+    delete_after_pull: bool = False
 
     @property
     def delivers(self) -> bool:
@@ -109,11 +115,47 @@ def parse_config(data: dict[str, Any], where: str = "config") -> Config:
             if cadence not in CADENCES:
                 raise ConfigError(f"{where}: municipality {code} {source}: cadence {cadence!r} not in {CADENCES}")
             rules = tuple(SchemeRule(str(r["scheme"]), str(r.get("files", "*"))) for r in sc.get("schemes") or [])
-            sources[source] = SourceConfig(source, cadence, rules)
+            sources[source] = SourceConfig(source, cadence, rules,
+                                           **_remote_keys(sc, f"{where}: municipality {code} {source}"))
         for source in settings.SOURCES:
             sources.setdefault(source, SourceConfig(source, "monthly", ()))
         munis.append(Municipality(code, str(m.get("name", code)), units, sources, m))
     return Config(dict(data.get("settings") or {}), tuple(munis))
+
+
+def _remote_keys(sc: dict[str, Any], where: str) -> dict[str, Any]:
+    """location / conn_id / due_day / delete_after_pull of one source (see docs/remote-locations.md)."""
+    from urllib.parse import urlsplit
+
+    out: dict[str, Any] = {}
+    location = sc.get("location")
+    if location is not None:
+        location = str(location)
+        parts = urlsplit(location)
+        if parts.scheme not in LOCATION_SCHEMES:
+            raise ConfigError(f"{where}: location {location.split('://')[0]!r}:// is not one of "
+                              f"{', '.join(s + '://' for s in LOCATION_SCHEMES)}")
+        if parts.password is not None or "@" in parts.netloc:
+            raise ConfigError(f"{where}: the location must not carry credentials; name an Airflow "
+                              "connection in conn_id instead")
+        if parts.scheme != "file" and not parts.hostname:
+            raise ConfigError(f"{where}: location {parts.scheme}://... has no host (or bucket)")
+        out["location"] = location
+    conn_id = sc.get("conn_id")
+    if conn_id is not None:
+        if not re.match(r"^[A-Za-z0-9_.-]+$", str(conn_id)):
+            raise ConfigError(f"{where}: conn_id {conn_id!r} is not an Airflow connection id")
+        out["conn_id"] = str(conn_id)
+    due_day = sc.get("due_day")
+    if due_day is not None:
+        if isinstance(due_day, bool) or not isinstance(due_day, int) or not 1 <= due_day <= 28:
+            raise ConfigError(f"{where}: due_day {due_day!r} must be a day of the month from 1 to 28")
+        out["due_day"] = due_day
+    delete = sc.get("delete_after_pull", False)
+    if not isinstance(delete, bool):
+        raise ConfigError(f"{where}: delete_after_pull must be true or false")
+    out["delete_after_pull"] = delete
+    return out
 
 
 @lru_cache(maxsize=4)

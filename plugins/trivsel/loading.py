@@ -416,22 +416,24 @@ def sync_config(config: Config | None = None) -> None:
                     for m in config.municipalities:
                         for u in m.units:
                             copy.write_row((m.code, u["name"], u.get("valid_from"), u.get("valid_to")))
-                with cur.copy("copy raw.config_source from stdin") as copy:
+                with cur.copy("copy raw.config_source (municipality_code, source, cadence, delivers, schemes,"
+                              " due_day) from stdin") as copy:
                     for m in config.municipalities:
                         for s in m.sources.values():
                             copy.write_row((m.code, s.source, s.cadence, s.delivers,
-                                            ",".join(r.scheme for r in s.schemes) or None))
+                                            ",".join(r.scheme for r in s.schemes) or None, s.due_day))
 
 
-def record_period_run(period: str, run_id: str, finished: bool = False) -> None:
+def record_period_run(period: str, run_id: str, finished: bool = False, as_of: date | None = None) -> None:
+    """as_of: the run's date (its logical date), the "now" that marts.delivery_coverage judges overdue by."""
     with warehouse.connect(autocommit=True) as conn:
         schema.ensure(conn)
         if finished:
             conn.execute("update audit.period_run set finished_at = now() where period = %s and run_id = %s",
                          (period, run_id))
         else:
-            conn.execute("insert into audit.period_run (period, run_id) values (%s, %s) on conflict do nothing",
-                         (period, run_id))
+            conn.execute("insert into audit.period_run (period, run_id, as_of) values (%s, %s,"
+                         " coalesce(%s, current_date)) on conflict do nothing", (period, run_id, as_of))
 
 
 def summary_text(outcomes: list[Outcome]) -> str:

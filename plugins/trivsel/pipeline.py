@@ -21,6 +21,10 @@ def previous_month(d: date | datetime) -> str:
     return f"{y:04d}-{m:02d}"
 
 
+def _day(d: date | datetime | None) -> date | None:
+    return d.date() if isinstance(d, datetime) else d
+
+
 def plan(period_param: str | None, municipality_param: str | None, logical_date: datetime | None,
          run_id: str) -> dict:
     """Which period and municipalities this run covers.
@@ -36,9 +40,16 @@ def plan(period_param: str | None, municipality_param: str | None, logical_date:
         codes = [municipality_param]
     warehouse.start() if not warehouse.is_external() else None
     loading.sync_config(config)
-    loading.record_period_run(period, run_id)
+    loading.record_period_run(period, run_id, as_of=_day(logical_date))
     log.info("run %s: period %s, municipalities %s", run_id, period, ", ".join(codes))
     return {"period": period, "codes": codes}
+
+
+def pull(code: str, period: str, run_id: str | None = None, as_of: date | datetime | None = None) -> dict:
+    """Fetch what is new at the municipality's remote locations into its inbox (trivsel.remote)."""
+    from trivsel.remote.pull import pull_municipality
+
+    return pull_municipality(code, period, run_id=run_id, as_of=as_of).as_dict()
 
 
 class DeliveriesQuarantined(RuntimeError):

@@ -92,6 +92,25 @@ create table if not exists raw.config_source (
     schemes           text,
     primary key (municipality_code, source)
 );
+alter table raw.config_source add column if not exists due_day integer;
+alter table audit.period_run add column if not exists as_of date;
+
+-- What the pull step (trivsel.remote) fetched from a municipality's remote location, by remote path.
+create table if not exists audit.remote_file (
+    municipality_code text not null,
+    source            text not null,
+    location          text not null,
+    remote_path       text not null,
+    period            text not null,
+    size_bytes        bigint not null,
+    modified_at       timestamptz,
+    checksum_sha256   text not null,
+    status            text not null check (status in ('pulled', 'unchanged')),
+    local_path        text,
+    run_id            text,
+    pulled_at         timestamptz not null default now(),
+    primary key (municipality_code, source, location, remote_path)
+);
 """
 
 

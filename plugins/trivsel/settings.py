@@ -21,6 +21,11 @@ ENVIRONMENT: dict[str, str] = {
     "trivsel_pseudonym_key)",
     "TRIVSEL_INBOX": "root of the municipal inboxes (default: $TRIVSEL_HOME/inbox)",
     "TRIVSEL_ARCHIVE": "root of the delivery archive (default: $TRIVSEL_HOME/archive)",
+    "TRIVSEL_DBT_DIR": "the dbt project whose seeds the parsers read (default: <repo>/dbt)",
+    "TRIVSEL_TASK_RETRIES": "retries of a monthly-DAG task (default 2)",
+    "TRIVSEL_RETRY_DELAY_SECONDS": "first retry delay of a monthly-DAG task, doubling after (default 20)",
+    "TRIVSEL_AIRFLOW_PORT": "port of the local Airflow API server and UI, `trivsel airflow up` (default 8080)",
+    "TRIVSEL_AIRFLOW_HOST": "address the local API server listens on (default 127.0.0.1)",
 }
 
 #: Airflow connection ids the code looks up (before falling back to the environment).

@@ -41,6 +41,13 @@ def test_ht_classes_episode_counted_once(demo_warehouse):
     assert [got[(y, "violence")]["n_registered"] for y in YEARS] == [0, 0, 0, 8]
     assert got[(2013, "violence")]["n_excluded"] == 8 and got[(2013, "threat")]["n_excluded"] == 8
     assert all(got[(y, "other_injury")]["n_registered"] >= 1 for y in YEARS)
+    # Table 7.1's absence flags: one threat accident with absence in 2010, 2011 and 2012, none in 2013
+    absence = {(r["year"], r["incident_class"]): r["n"] for r in demo_warehouse.execute(
+        """select year, incident_class, sum(n_with_absence) as n from marts.incident_year
+           where municipality_code = %s and register = 'reported_accident' and status = 'reported'
+             and unit_name is not null group by year, incident_class""", (HT,)).fetchall()}
+    assert [absence.get((y, "threat"), 0) for y in YEARS] == [1, 1, 1, 0]
+    assert [absence.get((y, "near_miss"), 0) for y in YEARS] == [0, 0, 0, 0]
     # the excluded episodes stay in the warehouse, flagged with the reason
     excluded = demo_warehouse.execute(
         "select count(*) as n, count(exclusion_reason) as with_reason from intermediate.int_incident_registrations"

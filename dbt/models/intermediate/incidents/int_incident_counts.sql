@@ -1,7 +1,7 @@
 -- Counts per municipality × unit × year × register × incident class × scheme, from every scheme:
 -- registration-level registers counted from their episodes (an episode with two classes counts once in
 -- each class), count-level registers as delivered (a reported 0 stays a row). unit_name is null where the
--- scheme has no units.
+-- scheme has no units. n_with_absence is null where the register does not record absence.
 with registration_classes as (
     select * from {{ ref('int_incident_registration_classes') }}
 ),
@@ -40,6 +40,10 @@ from_registrations as (
         scheme,
         count(distinct episode_id) as n_registered,
         count(distinct episode_id) filter (where is_excluded) as n_excluded,
+        case
+            when bool_or(with_absence is not null)
+                then count(distinct episode_id) filter (where with_absence)
+        end as n_with_absence,
         string_agg(distinct exclusion_reason, '; ') as exclusion_reasons
     from registration_classes
     group by municipality_code, unit_name, year, register, incident_class, scheme
@@ -116,6 +120,7 @@ from_counts as (
         count_rows.scheme,
         sum(count_rows.n_registered)::bigint as n_registered,
         sum(count_rows.n_excluded)::bigint as n_excluded,
+        null::bigint as n_with_absence,
         string_agg(distinct count_rows.exclusion_reason, '; ') as exclusion_reasons
     from count_rows
     inner join schemes

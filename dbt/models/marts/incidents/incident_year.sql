@@ -1,5 +1,5 @@
 -- Incidents per municipality × unit × year × register × incident class: registered, excluded by a case
--- review (flagged, never deleted) and counted. unit_name is null where the source has no units, and for
+-- review (flagged, never deleted) and counted, and (where the register records it) how many with absence. unit_name is null where the source has no units, and for
 -- a class the register reported none of in the year (0). A register not delivered in a year shows
 -- 'not_delivered' with null counts, never 0. Every row affected by a recorded comparability break names it.
 with counts as (
@@ -23,6 +23,7 @@ cells as (
         incident_class,
         sum(n_registered)::bigint as n_registered,
         sum(n_excluded)::bigint as n_excluded,
+        sum(n_with_absence)::bigint as n_with_absence,
         string_agg(distinct exclusion_reasons, '; ') as exclusion_reasons
     from counts
     group by municipality_code, unit_name, year, register, incident_class
@@ -37,6 +38,7 @@ reported_cells as (
         cells.incident_class,
         cells.n_registered,
         cells.n_excluded,
+        cells.n_with_absence,
         cells.exclusion_reasons,
         'reported' as status
     from cells
@@ -52,6 +54,7 @@ zero_cells as (
         spine.incident_class,
         0::bigint as n_registered,
         0::bigint as n_excluded,
+        null::bigint as n_with_absence,
         null::text as exclusion_reasons,
         'reported' as status
     from spine
@@ -75,6 +78,7 @@ not_delivered_cells as (
         spine.incident_class,
         null::bigint as n_registered,
         null::bigint as n_excluded,
+        null::bigint as n_with_absence,
         null::text as exclusion_reasons,
         'not_delivered' as status
     from spine
@@ -100,6 +104,7 @@ final as (
         all_rows.n_excluded,
         all_rows.n_registered - all_rows.n_excluded as n_counted,
         all_rows.status,
+        all_rows.n_with_absence,
         all_rows.exclusion_reasons,
         (
             select string_agg(breaks.break_id, ', ' order by breaks.break_id)

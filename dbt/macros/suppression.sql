@@ -1,0 +1,75 @@
+{#-
+  Small-cell suppression, reusable by every certified model.
+
+  small_cell_threshold(): the dbt var small_cell_threshold (default 5; the certify task passes
+  settings.small_cell_threshold from config/municipalities.yml).
+
+  is_small(expr): true when a count is 1 … threshold−1 (0 is published: nobody is identified by it).
+
+  secondary_suppression(relation, partition_by, primary, size, is_total):
+    `relation` is a CTE/relation of cells; rows of one partition are the cells of one table margin,
+    optionally with the margin's total row (is_total). `primary` is the primary suppression flag.
+    Returns relation's columns plus `suppressed`:
+      - every primarily suppressed cell;
+      - if exactly one non-total cell of a partition that has a total (or whose cells are summed
+        elsewhere, has_implicit_total=true) is suppressed, the next smallest non-zero published cell
+        too, so the suppressed one cannot be recovered as total − the other cells;
+      - if no other cell exists to hide, the total itself.
+    Apply it once per margin (e.g. answer categories within an item, then municipalities within 'ALL'),
+    feeding one pass's `suppressed` into the next pass's `primary`.
+-#}
+{% macro small_cell_threshold() -%}
+    {{ var('small_cell_threshold', 5) | int }}
+{%- endmacro %}
+
+{% macro is_small(expr) -%}
+    coalesce(({{ expr }}) between 1 and {{ small_cell_threshold() }} - 1, false)
+{%- endmacro %}
+
+{% macro secondary_suppression(relation, partition_by, primary, size, is_total='false', has_implicit_total=false) -%}
+{%- set part = partition_by | join(', ') -%}
+select
+    _flagged.*,
+    (
+        _primary
+        or (
+            _n_primary_cells = 1
+            and (_has_total or {{ 'true' if has_implicit_total else 'false' }})
+            and not _is_total
+            and not _primary
+            and coalesce(_size, 0) > 0
+            and _candidate_rank = 1
+        )
+        or (
+            _is_total
+            and _n_primary_cells = 1
+            and _n_candidates = 0
+        )
+    ) as suppressed
+from (
+    select
+        _cells.*,
+        count(*) filter (where _primary and not _is_total) over (partition by {{ part }}) as _n_primary_cells,
+        bool_or(_is_total) over (partition by {{ part }}) as _has_total,
+        count(*) filter (where not _primary and not _is_total and coalesce(_size, 0) > 0)
+            over (partition by {{ part }}) as _n_candidates,
+        row_number() over (
+            partition by {{ part }}, (_primary or _is_total or coalesce(_size, 0) = 0)
+            order by _size, _tiebreak
+        ) as _candidate_rank
+    from (
+        select
+            _src.*,
+            coalesce(({{ primary }}), false) as _primary,
+            coalesce(({{ is_total }}), false) as _is_total,
+            ({{ size }}) as _size,
+            row_number() over () as _tiebreak
+        from {{ relation }} as _src
+    ) as _cells
+) as _flagged
+{%- endmacro %}
+
+{#- The columns a certified model selects from a secondary_suppression() result, without its helpers. -#}
+{% macro suppression_helper_columns() -%}
+_primary, _is_total, _size, _tiebreak, _n_primary_cells, _has_total, _n_candidates, _candidate_rank
+{%- endmacro %}
