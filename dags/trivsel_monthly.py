@@ -20,6 +20,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
+
 from trivsel import pipeline
 from trivsel.config import load_config
 

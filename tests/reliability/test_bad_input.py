@@ -10,7 +10,6 @@ import random
 
 import pytest
 from rel_helpers import sample_file
-
 from trivsel import loading
 from trivsel.sources import all_schemes
 

@@ -1,0 +1,208 @@
+"""Database roles and row-level security, created and granted idempotently (embedded or external PostgreSQL).
+
+    loader              writes raw, quarantine and audit
+    transformer         runs dbt: reads raw and audit, builds staging … certified
+    bi_reader           reads marts, reporting and certified
+    evaluator           reads certified only; denied everywhere else
+    municipality_<code> reads marts through row-level security: only its own municipality's rows
+
+The roles are group roles (NOLOGIN): grant them to login users (`grant evaluator to alice`). Membership
+counts, not the login name: a user in municipality_607 sees 607's rows, a member of bi_reader all rows.
+
+dbt's table materialization recreates a table on every build, which drops its grants and policies. So the
+grants and the policy of a marts/reporting table are (re)applied by `audit.trivsel_secure_table(schema,
+table)`, which this module installs and dbt calls in a post-hook of every marts and reporting model
+(macro trivsel_secure): a freshly built table is readable by a municipality role only once its policy is
+on, in the same transaction. `apply()` runs in the DAG's plan step and as `trivsel roles apply`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg import sql
+
+from trivsel import schema as platform_schema
+from trivsel import warehouse
+from trivsel.config import Config, load_config
+
+log = logging.getLogger(__name__)
+
+LOADER, TRANSFORMER, BI_READER, EVALUATOR = "loader", "transformer", "bi_reader", "evaluator"
+STATIC_ROLES = (LOADER, TRANSFORMER, BI_READER, EVALUATOR)
+LOADER_SCHEMAS = ("raw", "quarantine", "audit")
+BUILD_SCHEMAS = ("staging", "intermediate", "marts", "reporting", "certified", "seeds")
+READER_SCHEMAS = ("marts", "reporting", "certified")
+CERTIFIED = "certified"
+POLICY = "trivsel_municipality"
+
+
+def municipality_role(code: str) -> str:
+    return f"municipality_{code}"
+
+
+# Runs as the table's owner (the dbt user) from a post-hook, or from apply().
+SECURE_FUNCTION = r"""
+create or replace function audit.trivsel_secure_table(p_schema text, p_table text) returns void
+language plpgsql as $fn$
+declare
+    r record;
+begin
+    if to_regclass(format('%I.%I', p_schema, p_table)) is null then
+        return;
+    end if;
+    if p_schema in ('marts', 'reporting', 'certified')
+            and exists (select 1 from pg_roles where rolname = 'bi_reader') then
+        execute format('grant select on %I.%I to bi_reader', p_schema, p_table);
+    end if;
+    if p_schema = 'certified' and exists (select 1 from pg_roles where rolname = 'evaluator') then
+        execute format('grant select on %I.%I to evaluator', p_schema, p_table);
+    end if;
+    if p_schema <> 'marts' then
+        return;
+    end if;
+    if exists (select 1 from information_schema.columns
+               where table_schema = p_schema and table_name = p_table and column_name = 'municipality_code') then
+        execute format('alter table %I.%I enable row level security', p_schema, p_table);
+        execute format('drop policy if exists trivsel_municipality on %I.%I', p_schema, p_table);
+        -- Members of bi_reader or transformer see every row; a member of municipality_<code> the rows of
+        -- <code>; anyone else nothing (the owner and superusers bypass row-level security).
+        execute format($p$
+            create policy trivsel_municipality on %I.%I for select using (
+                pg_has_role(current_user, 'bi_reader', 'MEMBER')
+                or pg_has_role(current_user, 'transformer', 'MEMBER')
+                or municipality_code::text = any (array(
+                    select substr(rolname, 14) from pg_roles
+                    where rolname like 'municipality\_%%' and pg_has_role(current_user, oid, 'MEMBER')))
+            )$p$, p_schema, p_table);
+    end if;
+    for r in select rolname from pg_roles where rolname like 'municipality\_%' loop
+        execute format('grant select on %I.%I to %I', p_schema, p_table, r.rolname);
+    end loop;
+end
+$fn$;
+"""
+
+
+def _create_role(conn: psycopg.Connection, name: str) -> bool:
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
+    if exists:
+        return False
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(name)))
+    except psycopg.errors.DuplicateObject:  # created concurrently
+        return False
+    return True
+
+
+def _tables(conn, schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "select tablename from pg_tables where schemaname = %s order by tablename", (schema,))]
+
+
+def _schemas(conn) -> set[str]:
+    return {r[0] for r in conn.execute("select nspname from pg_namespace")}
+
+
+def grant_reader_schema(conn, schema: str) -> None:
+    """bi_reader (and, for certified, evaluator) may read every table of `schema`: used by apply() and by
+    the certify step on certified_next just before it becomes certified."""
+    q = sql.Identifier(schema)
+    readers = [BI_READER] + ([EVALUATOR] if schema in (CERTIFIED, "certified_next") else [])
+    for role in readers:
+        r = sql.Identifier(role)
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(q, r))
+        conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(q, r))
+
+
+def apply(config: Config | None = None, url: str | None = None) -> dict[str, list[str]]:
+    """Create the roles and (re)grant everything. Idempotent; safe while dbt runs."""
+    config = config or load_config()
+    created: list[str] = []
+    with psycopg.connect(url or warehouse.url(), autocommit=True) as conn:
+        platform_schema.ensure(conn)
+        conn.execute("select pg_advisory_lock(hashtext('trivsel:roles'))")
+        try:
+            for role in (*STATIC_ROLES, *(municipality_role(c) for c in config.codes)):
+                if _create_role(conn, role):
+                    created.append(role)
+            me = sql.Identifier(conn.execute("select current_user").fetchone()[0])
+            db = sql.Identifier(conn.info.dbname)
+            for s in ("seeds",):
+                conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
+            with conn.transaction():
+                conn.execute(SECURE_FUNCTION)
+                roles = [*STATIC_ROLES, *(municipality_role(c) for c in config.codes)]
+                for role in roles:
+                    conn.execute(sql.SQL("grant connect on database {} to {}").format(db, sql.Identifier(role)))
+                # Nobody reads a schema by default; what each role may do is granted below.
+                all_schemas = (*LOADER_SCHEMAS, *BUILD_SCHEMAS, "certified_next")
+                existing = _schemas(conn)
+                for s in all_schemas:
+                    if s in existing:
+                        conn.execute(sql.SQL("revoke all on schema {} from public").format(sql.Identifier(s)))
+                for s in (*LOADER_SCHEMAS, "staging", "intermediate", "seeds", "certified_next"):
+                    if s in existing:
+                        for role in (BI_READER, EVALUATOR, *(municipality_role(c) for c in config.codes)):
+                            conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(
+                                sql.Identifier(s), sql.Identifier(role)))
+                # loader: raw, quarantine, audit
+                for s in LOADER_SCHEMAS:
+                    q, r = sql.Identifier(s), sql.Identifier(LOADER)
+                    conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(q, r))
+                    conn.execute(sql.SQL("grant select, insert, update, delete on all tables in schema {} to {}")
+                                 .format(q, r))
+                    conn.execute(sql.SQL("grant usage, select on all sequences in schema {} to {}").format(q, r))
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} grant select, insert,"
+                                         " update, delete on tables to {}").format(me, q, r))
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} grant usage, select"
+                                         " on sequences to {}").format(me, q, r))
+                # transformer: reads raw and audit, builds the dbt schemas
+                t = sql.Identifier(TRANSFORMER)
+                for s in ("raw", "audit"):
+                    q = sql.Identifier(s)
+                    conn.execute(sql.SQL("grant usage on schema {} to {}").format(q, t))
+                    conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(q, t))
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} grant select on"
+                                         " tables to {}").format(me, q, t))
+                for s in BUILD_SCHEMAS:
+                    q = sql.Identifier(s)
+                    conn.execute(sql.SQL("grant usage, create on schema {} to {}").format(q, t))
+                    conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(q, t))
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} grant select on"
+                                         " tables to {}").format(me, q, t))
+                conn.execute(sql.SQL("grant create on database {} to {}").format(db, t))  # certified_next
+                # readers
+                for s in READER_SCHEMAS:
+                    grant_reader_schema(conn, s)
+                # evaluator: certified only (nothing granted elsewhere; revoke what may linger)
+                ev = sql.Identifier(EVALUATOR)
+                for s in (*LOADER_SCHEMAS, "staging", "intermediate", "marts", "reporting", "seeds"):
+                    q = sql.Identifier(s)
+                    conn.execute(sql.SQL("revoke all on schema {} from {}").format(q, ev))
+                    conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(q, ev))
+                # municipality roles: usage on marts; table grants and policies per table
+                for code in config.codes:
+                    conn.execute(sql.SQL("grant usage on schema marts to {}").format(
+                        sql.Identifier(municipality_role(code))))
+                for s in ("marts", "reporting", "certified"):
+                    for table in _tables(conn, s):
+                        conn.execute("select audit.trivsel_secure_table(%s, %s)", (s, table))
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('trivsel:roles'))")
+    if created:
+        log.info("roles created: %s", ", ".join(created))
+    return {"created": created, "roles": [*STATIC_ROLES, *(municipality_role(c) for c in config.codes)]}
+
+
+def secure_marts(conn) -> int:
+    """Re-apply grants and row-level security to every marts table (after a build outside dbt's hooks)."""
+    n = 0
+    if conn.execute("select to_regprocedure('audit.trivsel_secure_table(text,text)')").fetchone()[0] is None:
+        return 0
+    for table in _tables(conn, "marts"):
+        conn.execute("select audit.trivsel_secure_table('marts', %s)", (table,))
+        n += 1
+    return n
