@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast up down status lint docs bench clean
+.PHONY: install demo test test-fast test-deps up down status lint docs bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -21,10 +21,20 @@ install: $(STAMP)
 demo: install
 	$(BIN)/trivsel demo
 
-test: install
+# System packages the tests run real servers from (tests/remote: OpenSSH's sshd). Skipped when present.
+test-deps:
+	@test -x /usr/sbin/sshd || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server; }
+	@# tests/certified: the evaluation report is rendered in Debian's headless chromium
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: install test-deps
 	$(BIN)/pytest
 
-test-fast: install
+test-fast: install test-deps
 	$(BIN)/pytest -m "not e2e"
 
 up: install
@@ -37,8 +47,11 @@ down: install
 lint: install
 	$(BIN)/ruff check .
 
+# dbt docs (dbt/target/index.html, incl. the exposures) and Great Expectations Data Docs of the raw and
+# certified suites, validated against the current warehouse ($(TRIVSEL_HOME)/gx/.../data_docs/local_site).
 docs: install
 	$(BIN)/trivsel dbt docs generate
+	$(BIN)/trivsel docs
 
 bench: install
 	$(BIN)/python -m trivsel.bench

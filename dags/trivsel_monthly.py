@@ -1,7 +1,10 @@
 """The monthly trivsel DAG: one run per period, every registered municipality fanned out.
 
-plan → ingest (one mapped task per municipality: discover, archive, COPY to raw, GX) → gate →
-dbt (Cosmos, one task per model) → significance tests (mapped per domain) → publish.
+plan → pull (one mapped task per municipality: new files from its remote locations into its inbox; an
+overdue municipality is logged, not failed) → ingest (one mapped task per municipality: discover, archive,
+COPY to raw, GX) → gate →
+dbt (Cosmos, one task per model) → significance tests (mapped per domain) → certify (models/certified into
+certified_next, checked, swapped into certified) → publish.
 
 The logic lives in plugins/trivsel; this file only wires it together.
 """
@@ -82,14 +85,24 @@ def trivsel_monthly():
     def plan() -> dict:
         ctx = get_current_context()
         params = ctx["params"]
-        return pipeline.plan(params.get("period"), params.get("municipality"), ctx.get("logical_date"),
-                             ctx["run_id"])
+        planned = pipeline.plan(params.get("period"), params.get("municipality"), ctx.get("logical_date"),
+                                ctx["run_id"])
+        from trivsel import roles
+
+        roles.apply_or_warn()  # roles, grants and row-level security (trivsel.roles)
+        return planned
 
     @task
     def municipalities(p: dict) -> list[dict]:
         return [{"code": c, "period": p["period"]} for c in p["codes"]]
 
     @task(map_index_template="{{ task.op_kwargs['job']['code'] }}")
+    def pull(job: dict) -> dict:
+        ctx = get_current_context()
+        return pipeline.pull(job["code"], job["period"], ctx["run_id"], ctx.get("logical_date"))
+
+    # all_done: a failed pull (remote down) still loads whatever is in the municipality's inbox.
+    @task(map_index_template="{{ task.op_kwargs['job']['code'] }}", trigger_rule="all_done")
     def ingest(job: dict) -> list[dict]:
         return pipeline.ingest(job["code"], job["period"], get_current_context()["run_id"])
 
@@ -102,13 +115,25 @@ def trivsel_monthly():
     def significance_tests(domain: str) -> int:
         return pipeline.run_statistics(domain)
 
+    @task(retries=0)
+    def certify(p: dict) -> dict:
+        """Build models/certified into certified_next, check it, swap it into certified (trivsel.certify).
+        Runs only when every dbt task upstream (models and their tests) and the statistics succeeded."""
+        from trivsel import certify as certification
+
+        return certification.certify(p["period"], get_current_context()["run_id"], dbt_tests={
+            "passed": True, "what": "every upstream Cosmos dbt task (model builds with their tests) and the "
+                                    "statistics succeeded (trigger rule all_success)"})
+
     @task(outlets=[REPORTING])
     def publish(p: dict) -> dict:
         return pipeline.finish(p["period"], get_current_context()["run_id"])
 
     planned = plan()
     jobs = municipalities(planned)
+    pulled = pull.expand(job=jobs)
     loaded = ingest.expand(job=jobs)
+    pulled >> loaded
     gate = loads_done(planned)
     loaded >> gate
 
@@ -129,7 +154,7 @@ def trivsel_monthly():
         default_args={"retries": 1},
     )
     stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
-    gate >> seeds >> staging >> models >> stats >> publish(planned)
+    gate >> seeds >> staging >> models >> stats >> certify(planned) >> publish(planned)
 
 
 trivsel_monthly()

@@ -7,7 +7,6 @@
   where it is not installed (roles never applied) the hook does nothing.
 -#}
 {% macro trivsel_secure(relation) -%}
-    {%- if relation.type != 'view' and model.config.materialized != 'ephemeral' -%}
 do $trivsel_secure$
 begin
     if to_regprocedure('audit.trivsel_secure_table(text,text)') is not null then
@@ -15,5 +14,4 @@ begin
     end if;
 end
 $trivsel_secure$
-    {%- endif -%}
 {%- endmacro %}

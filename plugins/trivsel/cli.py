@@ -233,6 +233,56 @@ where to look:
   Airflow UI       make up, then http://localhost:8080""")
 
 
+def _certify(args) -> int:
+    from trivsel import certify, warehouse
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    warehouse.start()
+    try:
+        result = certify.certify(args.period, args.run_id or f"cli__{time.strftime('%Y-%m-%dT%H:%M:%S')}",
+                                 dbt_tests={"passed": True, "what": "skipped (--skip-dbt-tests)"}
+                                 if args.skip_dbt_tests else None)
+    except certify.CertificationFailed as exc:
+        print(f"trivsel: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _roles(args) -> int:
+    from trivsel import roles, warehouse
+
+    warehouse.start()
+    out = roles.apply()
+    print(f"roles: {', '.join(out['roles'])}" + (f" (created {', '.join(out['created'])})" if out["created"] else ""))
+    return 0
+
+
+def _export(args) -> int:
+    from trivsel import export
+
+    written = export.export(Path(args.out), period=args.period, fmt=args.format)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _docs(args) -> int:
+    from trivsel import datadocs
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    print(f"Great Expectations Data Docs: {datadocs.build()}")
+    return 0
+
+
+def _report(args) -> int:
+    from trivsel import report
+
+    path = report.write_report(Path(args.out), baseline=args.baseline, followup=args.followup)
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trivsel", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -269,6 +319,26 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("dbt", help="dbt with the project's profile and connection")
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_dbt)
+    p = sub.add_parser("certify", help="build, check and publish the certified schema for a period")
+    p.add_argument("--period", required=True)
+    p.add_argument("--run-id")
+    p.add_argument("--skip-dbt-tests", action="store_true", help="do not run dbt test first")
+    p.set_defaults(func=_certify)
+    p = sub.add_parser("roles", help="create and grant the database roles (idempotent)")
+    p.add_argument("action", choices=["apply"])
+    p.set_defaults(func=_roles)
+    p = sub.add_parser("export", help="write the certified tables and their data dictionary")
+    p.add_argument("--out", required=True)
+    p.add_argument("--period")
+    p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
+    p.set_defaults(func=_export)
+    p = sub.add_parser("docs", help="Great Expectations Data Docs of the certified outputs")
+    p.set_defaults(func=_docs)
+    p = sub.add_parser("report", help="HTML evaluation report of a baseline/follow-up pair")
+    p.add_argument("--out", required=True)
+    p.add_argument("--baseline", help="baseline survey wave (default: the latest certified pair)")
+    p.add_argument("--followup", help="follow-up survey wave")
+    p.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -221,6 +222,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
                 run_id: str | None = None, key: bytes | None = None) -> Outcome:
     """Take one delivered file all the way to `loaded` or `quarantined`."""
     code = muni.code
+    t_start = time.time()
     digest, size = checksum(path)
     # The same bytes under the same name for the same period: already handled, nothing changes.
     seen = conn.execute(
@@ -254,6 +256,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
         did = _register(conn, code=code, source=source, period=period, scheme=scheme_name, path=path,
                         digest=digest, size=size, archived=archived, run_id=run_id, status="validating")
     log.info("archived %s as delivery %s (sha256 %s, %d bytes)", path.name, did, digest[:12], size)
+    t_archived = time.time()
 
     def reject(issues: list[tuple], tables: list[str]) -> Outcome:
         summary = _quarantine(conn, did, path.name, tables, issues)
@@ -324,12 +327,14 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
 
     from trivsel.validation import validate_delivery
 
+    t_loaded = time.time()
     params = {"period": period, "municipality_code": code, "year": ctx.year, "unit_names": ctx.unit_names}
     failures = validate_delivery(warehouse.url(), did, tables, params)
     if failures:
         return reject([(None, f.column, f"gx:{f.expectation}", f"{f.table}: {f.reason}", f.examples)
                        for f in failures], tables)
 
+    t_validated = time.time()
     with conn.transaction():
         conn.execute(
             """update audit.delivery set status = 'superseded', decided_at = now()
@@ -339,6 +344,11 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
         conn.execute("update audit.delivery set status = 'loaded', rows_loaded = %s, decided_at = now()"
                      " where delivery_id = %s", (total, did))
     log.info("loaded %s/%s/%s %s as delivery %s: %d rows", code, source, period, path.name, did, total)
+    # Stage timings (read by trivsel.bench): epoch start, then seconds for checksum+archive+register,
+    # parse+COPY, Great Expectations, and the decision.
+    log.info("timing %s/%s %s delivery %s: start %.3f archive %.3fs load %.3fs gx %.3fs decide %.3fs rows %d bytes %d",
+             code, source, path.name, did, t_start, t_archived - t_start, t_loaded - t_archived,
+             t_validated - t_loaded, time.time() - t_validated, total, size)
     return Outcome(code, source, period, path.name, "loaded", scheme.name, did, rows=total)
 
 

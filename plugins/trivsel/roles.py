@@ -62,7 +62,8 @@ begin
     if p_schema <> 'marts' then
         return;
     end if;
-    if exists (select 1 from information_schema.columns
+    if (select relkind from pg_class where oid = to_regclass(format('%I.%I', p_schema, p_table))) in ('r', 'p')
+       and exists (select 1 from information_schema.columns
                where table_schema = p_schema and table_name = p_table and column_name = 'municipality_code') then
         execute format('alter table %I.%I enable row level security', p_schema, p_table);
         execute format('drop policy if exists trivsel_municipality on %I.%I', p_schema, p_table);
@@ -206,3 +207,13 @@ def secure_marts(conn) -> int:
         conn.execute("select audit.trivsel_secure_table('marts', %s)", (table,))
         n += 1
     return n
+
+
+def apply_or_warn() -> None:
+    """apply() from the DAG: a warehouse user without CREATEROLE (external PostgreSQL run by a DBA) logs a
+    warning instead of failing the load; the DBA runs `trivsel roles apply` as an admin."""
+    try:
+        apply()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        log.warning("roles not applied (%s): run `trivsel roles apply` as a database admin",
+                    str(exc).splitlines()[0])

@@ -125,3 +125,31 @@ def validate_delivery(url: str, delivery_id: int, tables: list[str], params: dic
         log.info("GX %s (delivery %s): %d expectations, %d failed", table, delivery_id,
                  len(result.results), sum(not r.success for r in result.results))
     return failures
+
+
+def validate_query(url: str, name: str, query: str, spec: dict[str, Any],
+                   params: dict[str, Any] | None = None) -> tuple[int, list[Failure]]:
+    """Validate the rows of any SQL query (e.g. a certified table) against a suite spec, inside PostgreSQL.
+
+    Returns (expectations evaluated, failures). Used by trivsel.certify on the certified outputs.
+    """
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    params = params or {}
+    _, ds = _context(url)
+    suite = ExpectationSuite(name=spec.get("name", name))
+    for e in spec.get("expectations", []):
+        suite.add_expectation_configuration(
+            ExpectationConfiguration(type=e["type"], kwargs=_fill(e.get("kwargs", {}), params),
+                                     meta=e.get("meta") or {}))
+    asset = ds.add_query_asset(name=name, query=query)
+    batch = asset.add_batch_definition_whole_table("all").get_batch()
+    result = batch.validate(suite, result_format="SUMMARY")
+    failures = []
+    for r in result.results:
+        if not r.success:
+            f = _describe(r)
+            failures.append(Failure(name, f.expectation, f.column, f.reason, f.examples))
+    log.info("GX %s: %d expectations, %d failed", name, len(result.results), len(failures))
+    return len(result.results), failures

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from absence_helpers import KEY
+
 from trivsel.sources.base import DeliveryContext
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from scipy import stats as st
+
 from trivsel.stats.absence import ALL_UNITS, employee_tests, split_halves
 
 

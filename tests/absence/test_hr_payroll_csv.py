@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from absence_helpers import KEY, write_csv
+
 from trivsel.loading import _summarise
 from trivsel.sources.base import DeliveryContext, FileRejected
 from trivsel.sources.hr_payroll_csv import SCHEME, parse

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from openpyxl import Workbook
+
 from trivsel.sources.base import FileRejected
 from trivsel.sources.hr_unit_workbook import NEW, OLD, SCHEME, parse
 

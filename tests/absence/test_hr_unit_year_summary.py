@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from absence_helpers import write_csv
+
 from trivsel.sources.base import FileRejected
 from trivsel.sources.hr_unit_year_summary import SCHEME, parse
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from trivsel.sources.base import DeliveryContext
 
 ROOT = Path(__file__).resolve().parents[2]

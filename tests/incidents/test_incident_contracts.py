@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+
 from trivsel import settings
 from trivsel.sources import _MODULES, get_scheme
 from trivsel.sources.base import LOAD_COLUMNS

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from _incident_helpers import one_issue, parse, write
+
 from trivsel.sources.base import FileRejected
 
 HT, ODENSE, FR = "169", "461", "607"

@@ -6,6 +6,7 @@ import math
 
 import pytest
 from scipy.stats import binomtest, poisson
+
 from trivsel.stats.incidents import Break, YearCount, poisson_rate_test, rate_changes
 
 

@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 import yaml
+
 from trivsel import settings
 from trivsel.sources import get_scheme
 from trivsel.sources.base import DeliveryContext

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from _survey_helpers import context, seed
 from openpyxl import Workbook
+
 from trivsel.sources import get_scheme
 from trivsel.sources.base import FileRejected
 

@@ -16,6 +16,7 @@ from _survey_helpers import (
     seed,
 )
 from scipy import stats
+
 from trivsel.samples import survey as samples
 
 WAVES = ("2012-05", "2013-05")

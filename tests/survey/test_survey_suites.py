@@ -6,6 +6,7 @@ import json
 
 import pytest
 from _survey_helpers import seed
+
 from trivsel import settings
 from trivsel.sources import get_scheme
 from trivsel.sources.base import LOAD_COLUMNS

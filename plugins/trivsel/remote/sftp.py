@@ -9,7 +9,6 @@ the period in their name (`fravaer_2012-05.csv`).
 from __future__ import annotations
 
 import errno
-import socket
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -58,7 +57,7 @@ class SftpLocation(Location):
             raise self.error("connection refused (is the SFTP server running and the port right?)") from None
         except ConnectionRefusedError:
             raise self.error("connection refused (is the SFTP server running and the port right?)") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise Transient(f"{self.who}: {self.shown}: no answer within {self.timeout:.0f}s") from None
         except paramiko.SSHException as exc:
             text = str(exc)
@@ -110,7 +109,7 @@ class SftpLocation(Location):
                 return []
             self._drop()
             raise Transient(f"{self.who}: {self.shown}: listing {path}: {exc}") from None
-        except (EOFError, socket.timeout, TimeoutError) as exc:
+        except (EOFError, TimeoutError) as exc:
             self._drop()
             raise Transient(f"{self.who}: {self.shown}: listing {path}: {type(exc).__name__}") from None
 
@@ -139,7 +138,7 @@ class SftpLocation(Location):
             fh = sftp.open(path, "rb")
         except FileNotFoundError:
             raise self.error(f"{f.path} was listed but is gone from the server") from None
-        except (OSError, EOFError, socket.timeout) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             self._drop()
             raise Transient(f"{self.who}: {self.shown}: opening {f.path}: {type(exc).__name__}") from None
         try:
@@ -148,7 +147,7 @@ class SftpLocation(Location):
             while True:
                 try:
                     chunk = fh.read(CHUNK)
-                except (OSError, EOFError, socket.timeout) as exc:
+                except (TimeoutError, OSError, EOFError) as exc:
                     self._drop()
                     raise Transient(f"{self.who}: {self.shown}: reading {f.path}: {type(exc).__name__}") from None
                 if not chunk:

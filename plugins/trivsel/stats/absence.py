@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import astuple, dataclass, fields
 
 import numpy as np
+
 from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, welch_test
 
 TABLE = "reporting.absence_employee_test"

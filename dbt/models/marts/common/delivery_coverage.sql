@@ -1,6 +1,8 @@
 -- One row per municipality × source × period the pipeline has seen: was it delivered?
 -- 'not_delivered' is a fact of its own, never a zero: a source a municipality does not deliver at all
 -- (config) shows here for every period, and nowhere else.
+-- 'overdue': a delivery is expected, the source has a due day (config due_day: day of the following month),
+-- the latest run's date (audit.period_run.as_of) is past it, and nothing came.
 with sources as (
     select * from {{ ref('stg_config__source') }}
 ),
@@ -13,6 +15,10 @@ periods as (
     select period from {{ ref('stg_audit__period_run') }}
     union
     select distinct period from deliveries
+),
+
+as_of as (
+    select max(as_of) as as_of from {{ ref('stg_audit__period_run') }}
 ),
 
 per_key as (
@@ -35,7 +41,11 @@ grid as (
         sources.source,
         periods.period,
         sources.cadence,
-        sources.delivers
+        sources.delivers,
+        case
+            when sources.due_day is not null
+                then (to_date(periods.period, 'YYYY-MM') + interval '1 month')::date + (sources.due_day - 1)
+        end as due_date
     from sources
     cross join periods
 ),
@@ -48,6 +58,9 @@ final as (
         case
             when coalesce(per_key.n_loaded, 0) > 0 then 'delivered'
             when coalesce(per_key.n_quarantined, 0) > 0 then 'quarantined'
+            when grid.delivers
+                and (grid.cadence = 'monthly' or (grid.cadence = 'yearly' and right(grid.period, 2) = '12'))
+                and as_of.as_of > grid.due_date then 'overdue'
             else 'not_delivered'
         end as status,
         grid.delivers as source_delivered_by_municipality,
@@ -57,6 +70,7 @@ final as (
             when grid.cadence = 'yearly' then right(grid.period, 2) = '12'
         end as delivery_expected,
         grid.cadence,
+        grid.due_date,
         coalesce(per_key.n_files, 0) as n_files,
         coalesce(per_key.n_loaded, 0) as n_loaded,
         coalesce(per_key.n_quarantined, 0) as n_quarantined,
@@ -66,6 +80,7 @@ final as (
         end as reason,
         per_key.last_received_at
     from grid
+    cross join as_of
     left join per_key
         on per_key.municipality_code = grid.municipality_code
         and per_key.source = grid.source

@@ -3,8 +3,11 @@ with source as (
 ),
 
 final as (
-    select distinct period
+    select
+        period,
+        max(coalesce(as_of, started_at::date)) as as_of
     from source
+    group by period
 )
 
 select * from final

@@ -8,7 +8,8 @@ final as (
         source,
         cadence,
         delivers,
-        schemes
+        schemes,
+        due_day
     from source
 )
 
