@@ -208,6 +208,9 @@ def _quarantine(conn, delivery_id: int, file_name: str, tables: list[str], issue
 def _summarise(file_name: str, issues: list[tuple]) -> str:
     shown = []
     for row_number, column, _check, reason, _value in issues[:5]:
+        if reason.startswith(file_name):  # the parser already said where
+            shown.append(reason)
+            continue
         where = file_name
         if row_number is not None:
             where += f" row {row_number}"
