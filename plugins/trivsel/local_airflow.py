@@ -236,7 +236,7 @@ def up(timeout: float = START_TIMEOUT) -> int:
 def _print_where(doc: dict, environment: dict[str, str]) -> None:
     parts = ", ".join(f"{k} {v.get('status')}" for k, v in doc.items() if isinstance(v, dict))
     print(f"airflow: healthy ({parts})")
-    login = "no login needed (simple auth manager, all users admin)"
+    login = "no login needed: simple auth manager, everyone is admin"
     if environment.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").lower() != "true":
         pw_file = environment.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or str(
             airflow_env.airflow_home() / "simple_auth_manager_passwords.json.generated")

@@ -144,7 +144,7 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                 for s in all_schemas:
                     if s in existing:
                         conn.execute(sql.SQL("revoke all on schema {} from public").format(sql.Identifier(s)))
-                for s in (*LOADER_SCHEMAS, "staging", "intermediate", "seeds", "certified_next"):
+                for s in (*LOADER_SCHEMAS, "staging", "intermediate", "seeds"):
                     if s in existing:
                         for role in (BI_READER, EVALUATOR, *(municipality_role(c) for c in config.codes)):
                             conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(
@@ -178,6 +178,10 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                 # readers
                 for s in READER_SCHEMAS:
                     grant_reader_schema(conn, s)
+                    # tables the statistics create later (reporting.*) are readable at once; municipality
+                    # roles get no default grant: a marts table is theirs only once its policy is on
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} grant select on"
+                                         " tables to {}").format(me, sql.Identifier(s), sql.Identifier(BI_READER)))
                 # evaluator: certified only (nothing granted elsewhere; revoke what may linger)
                 ev = sql.Identifier(EVALUATOR)
                 for s in (*LOADER_SCHEMAS, "staging", "intermediate", "marts", "reporting", "seeds"):

@@ -162,8 +162,8 @@ def test_two_loads_of_one_period_at_once(wh, sample_root):
 
 
 def test_a_file_far_larger_than_expected_streams_in_bounded_memory(wh, sample_root):
-    """~200 MB delivered where a few KB are usual: it loads, and the load's peak RSS stays far below its size."""
-    size = 200 * 1024 * 1024
+    """~128 MB delivered where a few KB are usual: it loads, and the load's peak RSS stays far below its size."""
+    size = 128 * 1024 * 1024
     n = big_registry(sample_root, wh.inbox / REGISTRY, size)
     # baseline: the same process with a small file (imports, GX, psycopg)
     small = wh.tmp / "small"

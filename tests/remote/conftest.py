@@ -32,6 +32,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# Airflow (imported by the SFTP/HTTP hooks) keeps its config under the test home, not in ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(Path(os.environ["TRIVSEL_HOME"]) / "airflow"))
 SSHD = Path("/usr/sbin/sshd")
 SFTP_USER = "trivselsftp"
 HTTP_TOKEN = "s3cret-bearer-token-not-for-logs"
@@ -62,6 +64,16 @@ def drop(remote_root) -> Path:
         importlib.import_module(f"trivsel.samples.{domain}").generate(folder)
     for p in [folder, *folder.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
+    return folder
+
+
+@pytest.fixture
+def served(remote_root, request) -> Path:
+    """A folder for one test that the sftp user can reach (pytest's tmp_path is private to root)."""
+    folder = remote_root / "served" / request.node.name.replace("[", "_").replace("]", "_")
+    folder.mkdir(parents=True)
+    folder.parent.chmod(0o755)
+    folder.chmod(0o755)
     return folder
 
 

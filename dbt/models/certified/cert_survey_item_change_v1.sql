@@ -72,8 +72,17 @@ final as (
         case when not suppressed then effect_size end::double precision as effect_size,
         case when not suppressed then effect_ci_low end::double precision as effect_ci_low,
         case when not suppressed then effect_ci_high end::double precision as effect_ci_high,
-        case when not suppressed then pct_favourable_baseline end::double precision as pct_favourable_baseline,
-        case when not suppressed then pct_favourable_followup end::double precision as pct_favourable_followup,
+        -- a share is a count in disguise: null when it stands for 1 … threshold−1 answers
+        case
+            when not suppressed and not {{ is_small('round(pct_favourable_baseline * n_baseline)') }}
+                and not {{ is_small('n_baseline - round(pct_favourable_baseline * n_baseline)') }}
+                then pct_favourable_baseline
+        end::double precision as pct_favourable_baseline,
+        case
+            when not suppressed and not {{ is_small('round(pct_favourable_followup * n_followup)') }}
+                and not {{ is_small('n_followup - round(pct_favourable_followup * n_followup)') }}
+                then pct_favourable_followup
+        end::double precision as pct_favourable_followup,
         low_response::boolean as low_response,
         suppressed::boolean as suppressed
     from suppressed

@@ -16,6 +16,7 @@ listing's host only, so the connection's credentials never go elsewhere.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -23,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from trivsel.remote.base import Location, RemoteError, RemoteFile, Transient, display_location, period_of
 
 CHUNK = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 class HttpsLocation(Location):
@@ -61,19 +63,22 @@ class HttpsLocation(Location):
 
         what = display_location(url)
         try:
-            resp = self._client().get(url, headers=headers or {}, stream=stream, timeout=self.timeout,
-                                      allow_redirects=False)
-        except requests.exceptions.SSLError:
+            session = self._client()
+            # verify explicitly: requests lets REQUESTS_CA_BUNDLE override a session's own CA file
+            resp = session.get(url, headers=headers or {}, stream=stream, timeout=self.timeout,
+                               allow_redirects=False, verify=session.verify)
+        except requests.exceptions.SSLError as exc:
+            log.debug("TLS error: %s", exc)
             raise self.error("TLS verification failed: the server's certificate is not trusted (set extra "
                              f"verify to the CA file in Airflow connection {self.conn_id!r})") from None
         except requests.exceptions.ConnectTimeout:
-            raise Transient(f"{self.who}: {what}: no connection within {self.timeout:.0f}s") from None
+            raise Transient(f"no connection within {self.timeout:.0f}s") from None
         except requests.exceptions.ReadTimeout:
-            raise Transient(f"{self.who}: {what}: no answer within {self.timeout:.0f}s") from None
+            raise Transient(f"no answer within {self.timeout:.0f}s") from None
         except requests.exceptions.ConnectionError as exc:
             if "refused" in str(exc).lower():
                 raise self.error("connection refused (is the server running and the port right?)") from None
-            raise Transient(f"{self.who}: {what}: connection failed ({type(exc).__name__})") from None
+            raise Transient(f"connection failed ({type(exc).__name__})") from None
         if resp.status_code in (401, 403):
             resp.close()
             raise self.error(f"the server refused the credentials of Airflow connection {self.conn_id!r} "
@@ -83,7 +88,7 @@ class HttpsLocation(Location):
             raise self.error(f"{what} does not exist on the server (HTTP 404)")
         if resp.status_code in (408, 429) or resp.status_code >= 500:
             resp.close()
-            raise Transient(f"{self.who}: {what}: HTTP {resp.status_code}")
+            raise Transient(f"HTTP {resp.status_code}")
         if resp.status_code >= 300 and resp.status_code not in (200, 206):
             resp.close()
             raise self.error(f"{what}: unexpected HTTP {resp.status_code}")
@@ -96,7 +101,7 @@ class HttpsLocation(Location):
         try:
             data = resp.json()
         except (ValueError, requests.exceptions.RequestException):
-            raise Transient(f"{self.who}: {self.shown}: the listing is not complete JSON") from None
+            raise Transient("the listing is not complete JSON") from None
         entries = data.get("files") if isinstance(data, dict) else data
         if not isinstance(entries, list):
             raise self.error("the listing is neither a JSON list nor an object with a 'files' list")
@@ -141,7 +146,7 @@ class HttpsLocation(Location):
                         yield chunk
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
                     requests.exceptions.Timeout) as exc:
-                raise Transient(f"{self.who}: {self.shown}: {f.path}: transfer broke off "
+                raise Transient(f"transfer broke off "
                                 f"({type(exc).__name__})") from None
 
 

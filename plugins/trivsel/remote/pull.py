@@ -185,7 +185,7 @@ def _pull_file(conn, muni: Municipality, src: SourceConfig, loc: Location, f: Re
             out.flush()
             os.fsync(out.fileno())
         if have < f.size:
-            raise Transient(f"{loc.who}: {loc.shown}: {f.path}: the server sent {have} of the {f.size} bytes "
+            raise Transient(f"the server sent {have} of the {f.size} bytes "
                             "the listing announced")
 
     with_retries(attempt, what=f"{loc.who}: {loc.shown}: {f.path}", attempts=attempts, delay=delay)

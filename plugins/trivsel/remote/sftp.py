@@ -58,15 +58,15 @@ class SftpLocation(Location):
         except ConnectionRefusedError:
             raise self.error("connection refused (is the SFTP server running and the port right?)") from None
         except TimeoutError:
-            raise Transient(f"{self.who}: {self.shown}: no answer within {self.timeout:.0f}s") from None
+            raise Transient(f"no answer within {self.timeout:.0f}s") from None
         except paramiko.SSHException as exc:
             text = str(exc)
             if "known_hosts" in text or "host key" in text.lower():
                 raise self.error("the server's host key is not known: set extra host_key in Airflow "
                                  f"connection {self.conn_id!r}") from None
-            raise Transient(f"{self.who}: {self.shown}: SSH error: {type(exc).__name__}") from None
+            raise Transient(f"SSH error: {type(exc).__name__}") from None
         except OSError as exc:
-            raise Transient(f"{self.who}: {self.shown}: {exc.strerror or type(exc).__name__}") from None
+            raise Transient(f"{exc.strerror or type(exc).__name__}") from None
         except Exception as exc:  # noqa: BLE001 - e.g. the connection id is not defined
             if type(exc).__name__ in ("AirflowNotFoundException", "AirflowException", "ValueError"):
                 raise self.error(f"Airflow connection {self.conn_id!r}: {type(exc).__name__}: "
@@ -108,10 +108,10 @@ class SftpLocation(Location):
                     raise self.error(f"the folder {path} does not exist on the server") from None
                 return []
             self._drop()
-            raise Transient(f"{self.who}: {self.shown}: listing {path}: {exc}") from None
+            raise Transient(f"listing {path}: {exc}") from None
         except (EOFError, TimeoutError) as exc:
             self._drop()
-            raise Transient(f"{self.who}: {self.shown}: listing {path}: {type(exc).__name__}") from None
+            raise Transient(f"listing {path}: {type(exc).__name__}") from None
 
     def list_period(self, period: str) -> list[RemoteFile]:
         files = []
@@ -140,7 +140,7 @@ class SftpLocation(Location):
             raise self.error(f"{f.path} was listed but is gone from the server") from None
         except (TimeoutError, OSError, EOFError) as exc:
             self._drop()
-            raise Transient(f"{self.who}: {self.shown}: opening {f.path}: {type(exc).__name__}") from None
+            raise Transient(f"opening {f.path}: {type(exc).__name__}") from None
         try:
             if offset:
                 fh.seek(offset)
@@ -149,7 +149,7 @@ class SftpLocation(Location):
                     chunk = fh.read(CHUNK)
                 except (TimeoutError, OSError, EOFError) as exc:
                     self._drop()
-                    raise Transient(f"{self.who}: {self.shown}: reading {f.path}: {type(exc).__name__}") from None
+                    raise Transient(f"reading {f.path}: {type(exc).__name__}") from None
                 if not chunk:
                     return
                 yield chunk

@@ -1,0 +1,92 @@
+"""`python -m trivsel.bench` (make bench): the national-month benchmark. See docs/scaling.md.
+
+    python -m trivsel.bench                       scales 1, 2, 4; figures to bench/results.json
+    python -m trivsel.bench --scales 0.02         a quick look while developing
+    python -m trivsel.bench --months 12 --months-scale 0.1   also the 13th month against the first
+
+It uses its own state under $TRIVSEL_HOME (default .local/): set TRIVSEL_HOME and TRIVSEL_PG_PORT to keep it
+apart from a demo warehouse, because every scale starts from an empty warehouse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from trivsel import settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trivsel.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scales", type=float, nargs="+", default=[1, 2, 4])
+    p.add_argument("--period", default="2015-12")
+    p.add_argument("--months", type=int, default=0,
+                   help="also load this many months, then one more, and compare the last with the first")
+    p.add_argument("--months-scale", type=float, default=0.1)
+    p.add_argument("--out", default=str(settings.ROOT / "bench" / "results.json"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+
+    from trivsel.bench import generate as gen
+    from trivsel.bench import run
+
+    config = gen.write_config(settings.home() / "bench" / "municipalities.yml")
+    os.environ["TRIVSEL_CONFIG"] = str(config)
+    os.environ.setdefault("TRIVSEL_TASK_RETRIES", "0")  # a failure shows at once, not after backoff
+    # Cosmos renders the dbt task group with `dbt ls` at parse time: on a busy 2-core machine the first parse
+    # takes longer than Airflow's 30 s default (local_airflow.py and docker-compose.yml use 180 s too).
+    os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "180")
+    print(f"trivsel bench: TRIVSEL_HOME={settings.home()} config={config} cpus={os.cpu_count()}", flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"machine": {"cpu_count": os.cpu_count(), "memory_gb": _memory_gb()}, **run.git_commit(),
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "period": args.period,
+           "scales": [], "months": None}
+    results = []
+    for scale in args.scales:
+        results.append(run.bench_scale(scale, args.period, out.parent))
+        doc["scales"] = results
+        _write(out, doc)
+    months = None
+    if args.months:
+        months = run.bench_months(args.months, args.months_scale)
+        doc["months"] = months
+    doc["targets"] = run.targets(results, months)
+    doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write(out, doc)
+
+    print()
+    print(run.summary_table(results))
+    print()
+    for name, t in doc["targets"].items():
+        value = t["value"]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+        print(f"{'MET    ' if t['met'] else 'NOT MET'} {name}: {value}")
+    if months is None:
+        print("NOT MEASURED month_13_le_1.2x_first (run with --months 12)")
+    print(f"\nfigures: {out}")
+    return 0 if all(r["dag"]["returncode"] == 0 for r in results) else 1
+
+
+def _memory_gb() -> float:
+    import psutil
+
+    return round(psutil.virtual_memory().total / 1024 ** 3, 1)
+
+
+def _write(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

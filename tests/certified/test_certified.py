@@ -1,0 +1,124 @@
+"""The certified schema after the demo pipeline: contracts, suppression, publication."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trivsel import certify
+
+pytestmark = pytest.mark.e2e
+
+
+def certified_tables(conn) -> list[str]:
+    return [r["tablename"] for r in conn.execute(
+        "select tablename from pg_tables where schemaname = 'certified' order by tablename")]
+
+
+def test_every_certified_table_is_published_with_suppressed(demo_warehouse):
+    tables = certified_tables(demo_warehouse)
+    assert set(certify.TABLES.values()) | {"publication_log", "data_dictionary"} <= set(tables)
+    for t in tables:
+        col = demo_warehouse.execute(
+            "select data_type from information_schema.columns where table_schema = 'certified'"
+            " and table_name = %s and column_name = 'suppressed'", (t,)).fetchone()
+        assert col and col["data_type"] == "boolean", t
+    assert not demo_warehouse.execute("select 1 from pg_namespace where nspname in ('certified_next',"
+                                      " 'certified_previous')").fetchone()
+
+
+def test_no_certified_count_from_1_to_4(demo_warehouse):
+    threshold = certify.threshold()
+    cols = demo_warehouse.execute(
+        """select table_name, column_name from information_schema.columns
+           where table_schema = 'certified' and column_name like 'n\\_%'""").fetchall()
+    assert len(cols) >= 8
+    for c in cols:
+        bad = demo_warehouse.execute(
+            f'select count(*) as n from certified."{c["table_name"]}" where "{c["column_name"]}" between 1 and %s',
+            (threshold - 1,)).fetchone()["n"]
+        assert bad == 0, c
+
+
+def test_suppression_really_happened_and_nulls_follow(demo_warehouse):
+    rows = demo_warehouse.execute(
+        "select count(*) filter (where suppressed) as s, count(*) as n from certified.survey_answer_distribution"
+    ).fetchone()
+    assert rows["s"] > 0, "the sample answers have small categories: some cells must be suppressed"
+    assert demo_warehouse.execute(
+        "select count(*) as n from certified.survey_answer_distribution where suppressed"
+        " and (n_answers is not null or share_of_answers is not null)").fetchone()["n"] == 0
+
+
+def test_secondary_suppression_no_lone_suppressed_category(demo_warehouse):
+    """A suppressed category next to a published total and published other categories would be recoverable."""
+    lone = demo_warehouse.execute(
+        """select municipality_code, wave, item_code from certified.survey_answer_distribution
+           group by municipality_code, wave, item_code
+           having count(*) filter (where suppressed and not is_total) = 1
+              and bool_and(not (suppressed and is_total))""").fetchall()
+    assert lone == []
+    lone = demo_warehouse.execute(
+        """select wave, item_code, answer_ordinal from certified.survey_answer_distribution
+           group by wave, item_code, answer_ordinal
+           having count(*) filter (where suppressed and municipality_code <> 'ALL') = 1
+              and bool_and(municipality_code <> 'ALL' or not suppressed)""").fetchall()
+    assert lone == []
+
+
+def test_contracts_are_enforced_and_versioned(demo_warehouse):
+    import yaml
+
+    from trivsel import settings
+
+    spec = yaml.safe_load((settings.dbt_dir() / "models/certified/_certified__models.yml").read_text())
+    versioned = [m for m in spec["models"] if "versions" in m]
+    assert {m["name"] for m in versioned} == set(certify.TABLES)
+    for m in versioned:
+        assert m["config"]["contract"]["enforced"] is True
+        assert m["latest_version"] == 1
+        assert all("data_type" in c and c.get("description") for c in m["columns"])
+        assert any(c["name"] == "suppressed" for c in m["columns"])
+    # the primary keys of the contracts exist in the database
+    pk = demo_warehouse.execute(
+        """select count(*) as n from pg_constraint c join pg_namespace n on n.oid = c.connamespace
+           where n.nspname = 'certified' and c.contype = 'p'""").fetchone()["n"]
+    assert pk >= 6
+
+
+def test_publication_log_records_what_was_checked(demo_warehouse):
+    rows = demo_warehouse.execute("select * from certified.publication_log order by publication_id").fetchall()
+    assert rows
+    periods = [r["period"] for r in rows]
+    assert periods[-1] == "2014-03", "the last sample period was certified"
+    last = rows[-1]
+    checks = last["checks"]
+    assert {"deliveries", "dbt_tests", "certified_build", "certified_expectations"} <= set(checks)
+    assert all(c["passed"] for c in checks.values())
+    assert checks["certified_expectations"]["expectations"] > 20
+    summary = last["quality_summary"]
+    assert {"deliveries_loaded", "deliveries_quarantined", "not_delivered"} <= set(summary)
+    assert last["small_cell_threshold"] == certify.threshold()
+    assert json.loads(json.dumps(last["tables"]))["survey_item_change"] > 0
+    # the data dictionary comes from the dbt docs
+    d = demo_warehouse.execute("select * from certified.data_dictionary where table_name = 'survey_item_change'"
+                               " and column_name = 'n_baseline'").fetchone()
+    assert d["data_type"] == "integer" and "baseline" in d["description"]
+
+
+def test_failed_certification_keeps_the_previous_state(demo_warehouse, monkeypatch):
+    """A certification whose outputs fail their suite publishes nothing: certified stays as it was."""
+    before = demo_warehouse.execute("select max(publication_id) as p from certified.publication_log").fetchone()["p"]
+    n_before = demo_warehouse.execute("select count(*) as n from certified.survey_item_change").fetchone()["n"]
+
+    def failing(small):
+        return {"passed": False, "what": "forced failure", "failures": ["forced"]}
+
+    monkeypatch.setattr(certify, "validate_outputs", failing)
+    with pytest.raises(certify.CertificationFailed):
+        certify.certify("2014-03", "test_forced_failure", dbt_tests={"passed": True, "what": "test"})
+    after = demo_warehouse.execute("select max(publication_id) as p from certified.publication_log").fetchone()["p"]
+    assert after == before
+    assert demo_warehouse.execute("select count(*) as n from certified.survey_item_change").fetchone()["n"] == n_before
+    assert not demo_warehouse.execute("select 1 from pg_namespace where nspname = 'certified_next'").fetchone()

@@ -1,0 +1,70 @@
+"""The evaluation report, rendered in Debian's headless chromium: charts drawn, screenshot kept."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--hide-scrollbars"]
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.skip("chromium is not installed (make test-deps installs it)")
+    return exe
+
+
+def run_chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="trivsel-chromium-") as profile:
+        return subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def test_bar_chart_draws_a_rect_per_published_value():
+    from trivsel.report import bar_chart
+
+    svg = bar_chart("t", ["a", "b", "c"], [("2012-05", "#111", [0.5, None, 0.1]), ("2013-05", "#222", [0.2, 0.3, 0.0])])
+    # 5 bars (one suppressed value draws none) + 2 legend swatches
+    assert svg.count("<rect") == 7
+    assert "<script" not in svg and "http://" not in svg.replace("http://www.w3.org/2000/svg", "")
+
+
+@pytest.mark.e2e
+def test_report_renders_in_chromium_with_charts(demo_warehouse, tmp_path):
+    from trivsel import cli
+
+    out = tmp_path / "report.html"
+    assert cli.main(["report", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    # self-contained: no scripts, no external resources
+    assert "<script" not in text
+    assert not re.search(r'(src|href)="https?://', text)
+    for label in ("Svarprocent", "Response rate", "Sygefravær", "Sick leave", "ikke leveret", "not delivered",
+                  "60 %", "Items without a significant change"):
+        assert label in text, label
+
+    dom = run_chromium("--dump-dom", out.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    svgs = re.findall(r"<svg[^>]*class=\"chart\".*?</svg>", dom.stdout, flags=re.S)
+    assert len(svgs) >= 2, "at least one significant item: a chart per municipality and one for all"
+    assert all(s.count("<rect") >= 3 for s in svgs)
+    assert any("Alle kommuner" in s for s in svgs)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, ARTIFACTS / "report.html")
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    res = run_chromium(f"--screenshot={shot}", "--window-size=1280,4000", out.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 20_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
