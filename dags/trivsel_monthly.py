@@ -74,6 +74,9 @@ default_args = {
     params={
         "period": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
                         description="YYYY-MM to process; empty = the month before the run"),
+        "through": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
+                         description="backfill: also load every later period up to this YYYY-MM that has "
+                                     "deliveries, then build the models once"),
         "municipality": Param(None, type=["null", "string"],
                               description="only this kommunekode; empty = all registered"),
     },
@@ -86,7 +89,7 @@ def trivsel_monthly():
         ctx = get_current_context()
         params = ctx["params"]
         planned = pipeline.plan(params.get("period"), params.get("municipality"), ctx.get("logical_date"),
-                                ctx["run_id"])
+                                ctx["run_id"], through_param=params.get("through"))
         from trivsel import roles
 
         roles.apply_or_warn()  # roles, grants and row-level security (trivsel.roles)
@@ -94,15 +97,16 @@ def trivsel_monthly():
 
     @task
     def municipalities(p: dict) -> list[dict]:
-        return [{"code": c, "period": p["period"]} for c in p["codes"]]
+        return [{"code": c, "period": period} for period in p["periods"] for c in p["codes"]]
 
-    @task(map_index_template="{{ task.op_kwargs['job']['code'] }}")
+    @task(map_index_template="{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job']['period'] }}")
     def pull(job: dict) -> dict:
         ctx = get_current_context()
         return pipeline.pull(job["code"], job["period"], ctx["run_id"], ctx.get("logical_date"))
 
     # all_done: a failed pull (remote down) still loads whatever is in the municipality's inbox.
-    @task(map_index_template="{{ task.op_kwargs['job']['code'] }}", trigger_rule="all_done")
+    @task(map_index_template="{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job']['period'] }}",
+          trigger_rule="all_done")
     def ingest(job: dict) -> list[dict]:
         return pipeline.ingest(job["code"], job["period"], get_current_context()["run_id"])
 
@@ -127,7 +131,7 @@ def trivsel_monthly():
 
     @task(outlets=[REPORTING])
     def publish(p: dict) -> dict:
-        return pipeline.finish(p["period"], get_current_context()["run_id"])
+        return pipeline.finish(p["periods"], get_current_context()["run_id"])
 
     planned = plan()
     jobs = municipalities(planned)

@@ -211,8 +211,9 @@ def data_dictionary(manifest: dict[str, Any]) -> list[tuple]:
             cons = [c.get("type") for c in col.get("constraints") or []]
             cons += [c.get("type") for c in model_constraints if cname in (c.get("columns") or [])]
             rows.append((table, node["name"], str(node.get("version")) if node.get("version") else None,
-                         node.get("description"), cname, i, col.get("data_type"),
-                         ", ".join(dict.fromkeys(c for c in cons if c)) or None, col.get("description")))
+                         " ".join((node.get("description") or "").split()), cname, i, col.get("data_type"),
+                         ", ".join(dict.fromkeys(c for c in cons if c)) or None,
+                         " ".join((col.get("description") or "").split())))
     return rows
 
 

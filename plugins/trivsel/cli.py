@@ -123,21 +123,26 @@ def _load(args) -> int:
     return 0 if outcome.status in ("loaded", "unchanged", "duplicate") else 1
 
 
-def run_period(period: str, municipality: str | None = None, quiet: bool = False) -> int:
-    """Run the monthly DAG for one period with `airflow dags test`: the DAG the scheduler runs."""
+def run_period(period: str, municipality: str | None = None, quiet: bool = False,
+               through: str | None = None) -> int:
+    """Run the monthly DAG for one period (or a backfill range) with `airflow dags test`: the DAG the
+    scheduler runs, in this process's environment."""
     from trivsel import airflow_env, warehouse
     from trivsel.config import validate_period
 
     validate_period(period)
+    if through:
+        validate_period(through)
     warehouse.start()
     airflow_env.ensure_metadata_db()
     y, m = int(period[:4]), int(period[5:])
     y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     logical_date = f"{y:04d}-{m:02d}-05T06:00:00+00:00"
-    conf = {"period": period, "municipality": municipality}
+    conf = {"period": period, "through": through, "municipality": municipality}
     log_dir = settings.home() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"run-{period}{'-' + municipality if municipality else ''}.log"
+    log_file = log_dir / (f"run-{period}" + (f"--{through}" if through else "")
+                          + (f"-{municipality}" if municipality else "") + ".log")
     cmd = [airflow_env.airflow_bin(), "dags", "test", airflow_env.DAG_ID, logical_date, "-c", json.dumps(conf)]
     started = time.monotonic()
     with log_file.open("w") as fh:
@@ -147,7 +152,7 @@ def run_period(period: str, municipality: str | None = None, quiet: bool = False
     failed = _failed_tasks(period)
     status = "failed" if proc.returncode or failed else "success"
     if not quiet or status != "success":
-        print(f"period {period}: {status} in {time.monotonic() - started:.0f}s (log: {log_file})")
+        print(f"period {period}{' through ' + through if through else ''}: {status} in {time.monotonic() - started:.0f}s (log: {log_file})")
         for line in failed:
             print(f"  failed: {line}")
     return 1 if status != "success" else 0
@@ -157,9 +162,12 @@ def _failed_tasks(period: str) -> list[str]:
     """Task instances of the latest run for the period that did not succeed, from Airflow's metadata DB."""
     import psycopg
 
-    from trivsel import warehouse
+    from trivsel import airflow_env
 
-    with psycopg.connect(warehouse.url(warehouse.AIRFLOW_DB)) as conn:
+    # the metadata DB Airflow was given (it need not be the warehouse's server)
+    airflow_db = airflow_env.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://",
+                                                                                   "postgresql://", 1)
+    with psycopg.connect(airflow_db) as conn:
         run = conn.execute(
             "select run_id from dag_run where dag_id = 'trivsel_monthly' and conf::text like %s"
             " order by id desc limit 1", (f'%"period": "{period}"%',)).fetchone()
@@ -183,7 +191,7 @@ def _fingerprint(args) -> int:
 
 
 def _run(args) -> int:
-    return run_period(args.period, args.municipality)
+    return run_period(args.period, args.municipality, through=args.through)
 
 
 def _demo(args) -> int:
@@ -193,10 +201,9 @@ def _demo(args) -> int:
     warehouse.start()
     _samples(args)
     periods = periods_with_deliveries()
-    print(f"demo: running the monthly DAG for {len(periods)} periods: {', '.join(periods)}")
-    rc = 0
-    for p in periods:
-        rc |= run_period(p)
+    print(f"demo: running the monthly DAG over the {len(periods)} sample periods ({', '.join(periods)}):"
+          " every period's deliveries are loaded, then the models are built once")
+    rc = run_period(periods[0], through=periods[-1]) if periods else 1
     _print_summary()
     return rc
 
@@ -221,6 +228,18 @@ def _print_summary() -> None:
             print("survey response rates:")
             for r in rows:
                 print(f"  {r[0]:>4} {r[1]}  {r[2]}/{r[3]}  {r[4]} %")
+        rows = q("select municipality_code, metric, round(change::numeric, 2), computable, reason"
+                 " from reporting.absence_change where unit_name = '(average)' order by 1, 2")
+        if rows:
+            print("sick-leave change of the averages (follow-up − baseline mean):")
+            for code, metric, change, computable, reason in rows:
+                print(f"  {code:>4} {metric:<18} " + (f"{change}" if computable else f"withheld: {reason}"))
+        rows = q("select municipality_code, register, string_agg(coalesce(n_counted::text, '—'), ' / ' order by year),"
+                 " max(status) from marts.incident_episode_year group by 1, 2 order by 1, 2")
+        if rows:
+            print("incident episodes counted per year (— = not delivered):")
+            for code, register, counts, status in rows:
+                print(f"  {code:>4} {register:<18} {counts}  ({status})")
         rows = q("select status, count(*) from marts.delivery_coverage group by status order by status")
         if rows:
             print("delivery coverage:", ", ".join(f"{s} {n}" for s, n in rows))
@@ -298,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_periods)
     p = sub.add_parser("run", help="run the monthly DAG for one period")
     p.add_argument("--period", required=True)
+    p.add_argument("--through", help="backfill: also every later period with deliveries up to this one")
     p.add_argument("--municipality")
     p.set_defaults(func=_run)
     p = sub.add_parser("load", help="one file through archive, raw and GX")

@@ -29,6 +29,9 @@ def build(root: Path | None = None) -> Path:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     ctx = gx.get_context(mode="file", project_root_dir=str(root))
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     ds = ctx.data_sources.add_postgres(name="warehouse", connection_string=warehouse.url())
     small = threshold()
     params = {"small_counts": list(range(1, small)), "small_cell_threshold": small}

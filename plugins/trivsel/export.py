@@ -77,7 +77,8 @@ def read_tables(conn, period: str | None = None) -> dict[str, tuple[list[str], l
         if not cols:
             continue
         where, params = _filter(cols, period) if table != "data_dictionary" else (sql.SQL(""), [])
-        order = sql.SQL(", ").join(sql.Identifier(c) for c in cols[:4])
+        keys = ["table_name", "ordinal"] if table == "data_dictionary" else cols[:4]
+        order = sql.SQL(", ").join(sql.Identifier(c) for c in keys)
         rows = conn.execute(sql.SQL("select * from {}.{}{} order by {}").format(
             sql.Identifier(CERTIFIED), sql.Identifier(table), where, order), params).fetchall()
         out[table] = (cols, rows)

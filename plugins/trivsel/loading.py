@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 PERIOD_DIR_RE = re.compile(r"^\d{4}-\d{2}$")
 SPOOL_IN_MEMORY = 32 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
+SPOOL_BATCH = 2000  # rows per write into the spool
 
 
 @dataclass
@@ -132,9 +133,12 @@ def archive(path: Path, code: str, source: str, period: str, digest: str) -> Pat
 # ---------------------------------------------------------------- COPY text format
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
 
 
 def _copy_value(v) -> str:
+    if type(v) is str:  # the common case first; most values need no escaping at all
+        return v.replace("\x00", "").translate(_ESCAPES) if _SPECIAL.search(v) else v
     if v is None:
         return "\\N"
     if isinstance(v, bool):
@@ -157,13 +161,21 @@ class _Spool:
         self.prefix = prefix
         self.fh = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+b")
         self.rows = 0
+        self._lines: list[str] = []  # a few thousand lines, written to fh in one go (less per-row overhead)
 
     def add(self, row: Iterable) -> None:
-        line = self.prefix + "\t".join(_copy_value(v) for v in row) + "\n"
-        self.fh.write(line.encode("utf-8"))
+        self._lines.append(self.prefix + "\t".join(map(_copy_value, row)) + "\n")
         self.rows += 1
+        if len(self._lines) >= SPOOL_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._lines:
+            self.fh.write("".join(self._lines).encode("utf-8"))
+            self._lines.clear()
 
     def chunks(self):
+        self._flush()
         self.fh.seek(0)
         while chunk := self.fh.read(COPY_CHUNK):
             yield chunk
@@ -227,13 +239,15 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     code = muni.code
     t_start = time.time()
     digest, size = checksum(path)
-    # The same bytes under the same name for the same period: already handled, nothing changes.
+    # The same bytes under the same name for the same period: already handled, nothing changes. Except a
+    # delivery marked in quarantine.delivery_issue as 'interrupted' (a killed load), 'parser_error' (a
+    # scheme crashed) or 'reprocess' (an operator asks for it, e.g. after a key rotation): taken again.
     seen = conn.execute(
         """select delivery_id, status from audit.delivery d
            where municipality_code = %s and source = %s and period = %s and checksum_sha256 = %s
              and status in ('loaded', 'quarantined', 'superseded', 'duplicate')
              and not exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
-                             and i.check_name in ('interrupted', 'parser_error'))
+                             and i.check_name in ('interrupted', 'parser_error', 'reprocess'))
            order by (file_name = %s) desc, delivery_id desc limit 1""",
         (code, source, period, digest, path.name),
     ).fetchone()

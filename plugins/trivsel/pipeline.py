@@ -25,14 +25,32 @@ def _day(d: date | datetime | None) -> date | None:
     return d.date() if isinstance(d, datetime) else d
 
 
+def months(first: str, last: str) -> list[str]:
+    y, m = int(first[:4]), int(first[5:])
+    out = []
+    while f"{y:04d}-{m:02d}" <= last:
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
 def plan(period_param: str | None, municipality_param: str | None, logical_date: datetime | None,
-         run_id: str) -> dict:
-    """Which period and municipalities this run covers.
+         run_id: str, through_param: str | None = None) -> dict:
+    """Which periods and municipalities this run covers.
 
     A scheduled run on the 5th of a month processes the month before; `trivsel run --period` and
-    backfills pass the period as a param.
+    backfills pass the period as a param. A backfill over a range (`through`) loads every period of the
+    range that has deliveries, then builds the models once: ten years of history cost one dbt build,
+    not 120.
     """
     period = validate_period(period_param) if period_param else previous_month(logical_date or date.today())
+    periods = [period]
+    if through_param:
+        through = validate_period(through_param)
+        if through < period:
+            raise ValueError(f"through ({through}) is before period ({period})")
+        delivered = set(loading.periods_with_deliveries())
+        periods = sorted({period, through} | {p for p in months(period, through) if p in delivered})
     config = load_config()
     codes = config.codes
     if municipality_param:
@@ -40,9 +58,10 @@ def plan(period_param: str | None, municipality_param: str | None, logical_date:
         codes = [municipality_param]
     warehouse.start() if not warehouse.is_external() else None
     loading.sync_config(config)
-    loading.record_period_run(period, run_id, as_of=_day(logical_date))
-    log.info("run %s: period %s, municipalities %s", run_id, period, ", ".join(codes))
-    return {"period": period, "codes": codes}
+    for p in periods:
+        loading.record_period_run(p, run_id, as_of=_day(logical_date))
+    log.info("run %s: periods %s, municipalities %s", run_id, ", ".join(periods), ", ".join(codes))
+    return {"period": periods[-1], "periods": periods, "codes": codes}
 
 
 def pull(code: str, period: str, run_id: str | None = None, as_of: date | datetime | None = None) -> dict:
@@ -88,13 +107,14 @@ def run_statistics(domain: str) -> int:
     return n
 
 
-def finish(period: str, run_id: str) -> dict:
-    loading.record_period_run(period, run_id, finished=True)
+def finish(periods: list[str], run_id: str) -> dict:
+    for period in periods:
+        loading.record_period_run(period, run_id, finished=True)
     with warehouse.connect() as conn:
         schema.ensure(conn)
         rows = conn.execute(
-            "select status, count(*) from audit.delivery where period = %s group by status order by status",
-            (period,)).fetchall()
+            "select status, count(*) from audit.delivery where period = any(%s) group by status order by status",
+            (periods,)).fetchall()
     summary = {status: n for status, n in rows}
-    log.info("period %s finished: %s", period, summary)
+    log.info("periods %s finished: %s", ", ".join(periods), summary)
     return summary

@@ -141,11 +141,12 @@ def default_pair(conn) -> tuple[str, str]:
 def section_response(conn, names: dict[str, str], base: str, follow: str, minimum: float) -> str:
     rows = _q(conn, "select * from certified.survey_response_rate where wave in (%s, %s)"
                     " order by municipality_code = 'ALL', municipality_code, wave", (base, follow))
+    mp = f"{minimum * 100:.0f} %"
     out = [f'<h3>5.1 {bi("Svarprocent", "Response rates")}</h3>',
-           f'<p class="rule">{bi(f"Resultater fra en måling med en svarprocent under {minimum:.0%} skal læses med forsigtighed", f"Results from a wave with a response rate below {minimum:.0%} are to be read with caution")}.</p>',
+           f'<p class="rule">{bi(f"Resultater fra en måling med en svarprocent under {mp} skal læses med forsigtighed", f"Results from a wave with a response rate below {mp} are to be read with caution")}.</p>',
            '<table><tr><th>' + bi("Kommune", "Municipality") + '</th><th>' + bi("Måling", "Wave") + '</th><th>'
            + bi("Besvarelser", "Respondents") + '</th><th>' + bi("Målgruppe", "Target population") + '</th><th>'
-           + bi("Svarprocent", "Response rate") + f'</th><th>{bi(f"Mindst {minimum:.0%}", f"At least {minimum:.0%}")}</th></tr>']
+           + bi("Svarprocent", "Response rate") + f'</th><th>{bi(f"Mindst {mp}", f"At least {mp}")}</th></tr>']
     for r in rows:
         s = r["suppressed"]
         ok = r["meets_minimum"]

@@ -166,8 +166,9 @@ def stop() -> None:
 def restart() -> None:
     """Used by the fault tests: a real restart of the server under a running load."""
     e = embedded()
-    subprocess.run([str(pg_bin("pg_ctl")), "-D", str(e.data_dir), "-m", "fast", "-w", "restart",
-                    "-o", f"-p {e.port} -h 127.0.0.1"],
+    # -l: without a log file the new server inherits pg_ctl's stdout, and capture_output waits for it forever
+    subprocess.run([str(pg_bin("pg_ctl")), "-D", str(e.data_dir), "-l", str(e.log_file), "-m", "fast", "-w",
+                    "restart", "-o", f"-p {e.port} -h 127.0.0.1"],
                    check=True, capture_output=True, text=True, **_as_pg_user())
 
 

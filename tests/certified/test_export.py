@@ -48,6 +48,12 @@ def test_export_csv_and_xlsx(demo_warehouse, tmp_path):
     waves = {r[1] for r in wb["survey_response_rate"].iter_rows(min_row=2, values_only=True)}
     assert waves == {"2013-05"}
 
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    assert cli.main(["export", "--out", str(tmp_path / "pq"), "--format", "parquet"]) == 0
+    df = pd.read_parquet(tmp_path / "pq" / "survey_item_change.parquet")
+    assert len(df) > 0 and "suppressed" in df.columns
+
 
 def _number(text: str) -> bool:
     try:

@@ -10,6 +10,7 @@ import random
 
 import pytest
 from rel_helpers import sample_file
+
 from trivsel import loading
 from trivsel.sources import all_schemes
 
@@ -231,3 +232,57 @@ def test_formula_in_incident_description_is_inert(wh, sample_root):
     assert out.status == "loaded", out.line()
     assert wh.conn.execute("select description from raw.ohs_registration where delivery_id = %s and source_row = 2",
                            (out.delivery_id,)).fetchone()[0] == formula
+
+
+@pytest.mark.parametrize("exc", ["csv.Error", "zlib.error", "decimal.InvalidOperation", "RecursionError",
+                                 "RuntimeError", "wrong-width-row", "undeclared-table"])
+def test_any_parser_exception_is_a_quarantine_and_is_retried(wh, monkeypatch, exc):
+    """Whatever a scheme module raises, the delivery is quarantined (check 'parser_error'), never lost, and
+    the next run tries the file again (a parser fix then loads it) instead of calling it unchanged."""
+    import csv
+    import decimal
+    import sys
+    import types
+    import zlib
+
+    import trivsel.sources as sources
+    from trivsel.config import parse_config
+    from trivsel.sources import base
+
+    table = base.RawTable("rel_crash_row", (base.Column("source_row", "integer"), base.Column("v", "text")))
+    errors = {"csv.Error": csv.Error("new-line character seen in unquoted field"),
+              "zlib.error": zlib.error("Error -3 while decompressing data"),
+              "decimal.InvalidOperation": decimal.InvalidOperation(),
+              "RecursionError": RecursionError("maximum recursion depth exceeded"),
+              "RuntimeError": RuntimeError("boom")}
+
+    def parse(path, ctx):
+        yield "rel_crash_row", (2, "ok")
+        if exc == "wrong-width-row":
+            yield "rel_crash_row", (3, "a", "b")
+        elif exc == "undeclared-table":
+            yield "nope", (3, "a")
+        else:
+            raise errors[exc]
+
+    module = types.ModuleType("trivsel.sources.rel_crash_csv")
+    module.SCHEME = base.Scheme(name="rel_crash_csv", source="incidents", tables=(table,))
+    module.parse = parse
+    monkeypatch.setitem(sys.modules, "trivsel.sources.rel_crash_csv", module)
+    monkeypatch.setattr(sources, "_MODULES", (*sources._MODULES, "rel_crash_csv"))
+    config = parse_config({"municipalities": [{"code": "998", "name": "Crash", "units": [{"name": "A"}],
+                                               "sources": {"incidents": {"cadence": "yearly", "schemes": [
+                                                   {"scheme": "rel_crash_csv", "files": "*.csv"}]}}}]})
+    from trivsel import schema
+
+    schema.ensure(wh.conn)
+    wh.put("998/incidents/2013-12/crash.csv", b"v\nok\n")
+    first = loading.ingest_municipality("998", "2013-12", "run-1", config)[0]
+    assert first.status == "quarantined", first.line()
+    assert "crash.csv" in first.reason and "rel_crash_csv" in first.reason
+    check = wh.conn.execute("select check_name from quarantine.delivery_issue where delivery_id = %s",
+                            (first.delivery_id,)).fetchone()[0]
+    assert check == "parser_error"
+    assert wh.conn.execute("select count(*) from raw.rel_crash_row").fetchone()[0] == 0
+    second = loading.ingest_municipality("998", "2013-12", "run-2", config)[0]
+    assert second.status == "quarantined" and second.delivery_id != first.delivery_id, "retried, not 'unchanged'"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rel_helpers import sample_file
 
 from trivsel import loading
 from trivsel.integrity import differences, table_fingerprints
@@ -125,3 +124,23 @@ def test_fingerprint_cli(wh, sample_root, capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("raw.hr_payroll_absence\t"))
     assert int(line.split("\t")[1]) > 0 and len(line.split("\t")[2]) == 32
+
+
+def test_reprocess_marker_reloads_the_same_bytes_under_a_rotated_key(wh, sample_root, monkeypatch):
+    """The key-rotation procedure of docs/operations-reliability.md: mark, re-run, the new version supersedes."""
+    wh.copy_sample(sample_root, PAYROLL)
+    first = loading.ingest_municipality("169", PERIOD, "old-key")[0]
+    old = {r[0] for r in wh.conn.execute("select employee_pseudonym from raw.hr_payroll_absence where delivery_id = %s",
+                                         (first.delivery_id,))}
+    monkeypatch.setenv("TRIVSEL_PSEUDONYM_KEY", "a-rotated-key-for-this-test-only")
+    assert loading.ingest_municipality("169", PERIOD, "no-mark")[0].status == "unchanged"
+    wh.conn.execute("insert into quarantine.delivery_issue (delivery_id, file_name, check_name, reason)"
+                    " select delivery_id, file_name, 'reprocess', 'key rotation' from audit.delivery"
+                    " where scheme = 'hr_payroll_csv' and status = 'loaded'")
+    again = loading.ingest_municipality("169", PERIOD, "new-key")[0]
+    assert again.status == "loaded" and again.rows == first.rows, again.line()
+    assert delivery(wh.conn, first.delivery_id)[8] == "superseded"
+    new = {r[0] for r in wh.conn.execute("select employee_pseudonym from raw.hr_payroll_absence where delivery_id = %s",
+                                         (again.delivery_id,))}
+    assert len(new) == len(old) and not (new & old), "every pseudonym changes with the key"
+    assert loading.ingest_municipality("169", PERIOD, "after")[0].status == "unchanged"

@@ -328,3 +328,34 @@ def config_with(locations: dict[tuple[str, str], dict]):
             if m["code"] == code:
                 m["sources"][source].update(extra)
     return parse_config(data, where="test config"), data
+
+
+# ------------------------------------------------------------------------------------------------ s3
+
+S3_CONN = "trivsel_test_s3"
+S3_BUCKET = "kommune-drop"
+
+
+@pytest.fixture(scope="session")
+def s3_server(drop):
+    """moto's S3-compatible server (a real HTTP server, from PyPI) with the sample drop under deliveries/."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    client.create_bucket(Bucket=S3_BUCKET)
+    for p in sorted(drop.rglob("*")):
+        if p.is_file():
+            client.upload_file(str(p), S3_BUCKET, f"deliveries/{p.relative_to(drop).as_posix()}")
+    yield {"port": port, "endpoint": endpoint, "client": client}
+    server.stop()
+
+
+def s3_connection(server, endpoint: str | None = None) -> str:
+    return json.dumps({"conn_type": "aws", "login": "testing", "password": "testing-secret",
+                       "extra": {"endpoint_url": endpoint or server["endpoint"], "region_name": "us-east-1"}})

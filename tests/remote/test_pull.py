@@ -324,3 +324,36 @@ def test_config_keeps_remote_keys():
 
 def test_remote_error_is_a_runtime_error():
     assert issubclass(RemoteError, RuntimeError)
+
+
+# ------------------------------------------------------------------------------ s3 (moto's server)
+
+
+def test_s3_pull_gives_the_local_inbox_and_a_second_pull_fetches_nothing(pull_env, s3_server, drop, monkeypatch,
+                                                                         caplog):
+    from .conftest import S3_BUCKET, S3_CONN, s3_connection
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN.upper()}", s3_connection(s3_server))
+    config, _ = config_with({(code, source): {"location": f"s3://{S3_BUCKET}/deliveries/{code}/{source}",
+                                              "conn_id": S3_CONN}
+                             for code in SOURCES for source in SOURCES[code]})
+    reports = _pull_all(config, drop)
+    pulled = drop_files(pull_env["inbox"])
+    assert {k: _sha(v) for k, v in pulled.items()} == {k: _sha(v) for k, v in drop_files(drop).items()}
+    assert sum(len(r.pulled) for r in reports) == 42
+    again = _pull_all(config, drop)
+    assert sum(len(r.pulled) + len(r.unchanged) for r in again) == 0 and sum(r.skipped for r in again) == 42
+    assert "testing-secret" not in caplog.text
+
+
+def test_s3_errors_are_named(pull_env, s3_server, monkeypatch):
+    from .conftest import S3_CONN, free_port, s3_connection
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN.upper()}", s3_connection(s3_server))
+    msg = _error("607", "hr_absence", "s3://no-such-bucket/deliveries", S3_CONN)
+    assert "municipality 607 (Fredericia), hr_absence: s3://no-such-bucket/deliveries: the bucket no-such-bucket" \
+           " does not exist" in msg
+    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN.upper()}",
+                       s3_connection(s3_server, endpoint=f"http://127.0.0.1:{free_port()}"))
+    msg = _error("607", "hr_absence", "s3://kommune-drop/deliveries", S3_CONN)
+    assert "s3://kommune-drop/deliveries: connection refused" in msg and "testing-secret" not in msg

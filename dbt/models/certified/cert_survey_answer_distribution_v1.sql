@@ -2,7 +2,7 @@
     '(total)' row per scope × wave × item (answer_ordinal null): the bars of the evaluation report's
     charts. Non-answers ('Ved ikke', blank) are left out, as in the tests. Categories with 1 … threshold−1
     answers are suppressed; secondary suppression runs over both margins (categories within an item's
-    total, municipalities within 'ALL'), three passes, so no suppressed cell is a difference of published
+    total, municipalities within 'ALL'), in alternating passes, so no suppressed cell is a difference of published
     ones. -#}
 with answers as (
     select * from {{ ref('fct_survey_answer') }}
@@ -62,52 +62,53 @@ cells as (
 
 {%- set cols = 'municipality_code, wave, item_code, answer_ordinal, answer_label, answer_label_en, n_answers, is_total' %}
 
-pass_1 as (
-    {{ secondary_suppression('cells', ['municipality_code', 'wave', 'item_code'],
-                             primary=is_small('n_answers'), size='n_answers', is_total='is_total') }}
-),
+cells_0 as (select {{ cols }}, {{ is_small('n_answers') }} as suppressed_before from cells),
 
-pass_1_cells as (select {{ cols }}, suppressed as suppressed_before from pass_1),
-
-pass_2 as (
-    {{ secondary_suppression('pass_1_cells', ['wave', 'item_code', 'coalesce(answer_ordinal, -1)'],
+{#- Alternate the two margins until nothing changes (6 passes settle every case seen in practice; the
+    GX suite certified_survey_answer_distribution checks both margins before anything is published). -#}
+{%- set n_passes = 6 %}
+{%- for i in range(1, n_passes + 1) %}
+{%- set previous = 'cells_0' if i == 1 else 'pass_' ~ (i - 1) ~ '_cells' %}
+pass_{{ i }} as (
+    {%- if i % 2 == 1 %}
+    {{ secondary_suppression(previous, ['municipality_code', 'wave', 'item_code'],
+                             primary='suppressed_before', size='n_answers', is_total='is_total') }}
+    {%- else %}
+    {{ secondary_suppression(previous, ['wave', 'item_code', 'coalesce(answer_ordinal, -1)'],
                              primary='suppressed_before', size='n_answers',
                              is_total="municipality_code = 'ALL'") }}
+    {%- endif %}
 ),
 
-pass_2_cells as (select {{ cols }}, suppressed as suppressed_before from pass_2),
+pass_{{ i }}_cells as (select {{ cols }}, suppressed as suppressed_before from pass_{{ i }}),
 
-pass_3 as (
-    {{ secondary_suppression('pass_2_cells', ['municipality_code', 'wave', 'item_code'],
-                             primary='suppressed_before', size='n_answers', is_total='is_total') }}
-),
-
+{% endfor %}
 totals as (
-    select municipality_code, wave, item_code, n_answers as n_total, suppressed as total_suppressed
-    from pass_3
+    select municipality_code, wave, item_code, n_answers as n_total, suppressed_before as total_suppressed
+    from pass_{{ n_passes }}_cells
     where is_total
 ),
 
 final as (
     select
-        pass_3.municipality_code::text as municipality_code,
-        pass_3.wave::text as wave,
-        pass_3.item_code::text as item_code,
-        pass_3.answer_ordinal::integer as answer_ordinal,
-        pass_3.answer_label::text as answer_label,
-        pass_3.answer_label_en::text as answer_label_en,
-        pass_3.is_total::boolean as is_total,
-        case when not pass_3.suppressed then pass_3.n_answers end::integer as n_answers,
+        final_cells.municipality_code::text as municipality_code,
+        final_cells.wave::text as wave,
+        final_cells.item_code::text as item_code,
+        final_cells.answer_ordinal::integer as answer_ordinal,
+        final_cells.answer_label::text as answer_label,
+        final_cells.answer_label_en::text as answer_label_en,
+        final_cells.is_total::boolean as is_total,
+        case when not final_cells.suppressed_before then final_cells.n_answers end::integer as n_answers,
         case
-            when not pass_3.suppressed and not totals.total_suppressed
-                then round(pass_3.n_answers::numeric / nullif(totals.n_total, 0), 4)
+            when not final_cells.suppressed_before and not totals.total_suppressed
+                then round(final_cells.n_answers::numeric / nullif(totals.n_total, 0), 4)
         end::numeric(6, 4) as share_of_answers,
-        pass_3.suppressed::boolean as suppressed
-    from pass_3
+        final_cells.suppressed_before::boolean as suppressed
+    from pass_{{ n_passes }}_cells as final_cells
     inner join totals
-        on totals.municipality_code = pass_3.municipality_code
-        and totals.wave = pass_3.wave
-        and totals.item_code = pass_3.item_code
+        on totals.municipality_code = final_cells.municipality_code
+        and totals.wave = final_cells.wave
+        and totals.item_code = final_cells.item_code
 )
 
 select * from final

@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="also load this many months, then one more, and compare the last with the first")
     p.add_argument("--months-scale", type=float, default=0.1)
     p.add_argument("--out", default=str(settings.ROOT / "bench" / "results.json"))
+    p.add_argument("--report", action="store_true", help="only print the table of an existing --out file")
     args = p.parse_args(argv)
+    if args.report:
+        doc = json.loads(Path(args.out).read_text())
+        _print(doc)
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
     from trivsel.bench import generate as gen
@@ -62,18 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _write(out, doc)
 
+    _print(doc)
+    print(f"\nfigures: {out}")
+    return 0 if all(r["dag"]["returncode"] == 0 for r in results) else 1
+
+
+def _print(doc: dict) -> None:
+    from trivsel.bench import run
+
+    results = doc["scales"]
+    targets = doc.get("targets") or run.targets(results, doc.get("months"))
     print()
+    print(f"trivsel bench, commit {doc.get('commit', '?')[:10]}{' (dirty)' if doc.get('dirty') else ''}, "
+          f"{doc['machine']['cpu_count']} cpus; seconds, peak RSS of the `airflow dags test` process tree (MB), "
+          f"growth per doubling of input")
     print(run.summary_table(results))
+    for r in results:
+        print(f"scale {r['scale']:g}: {r['generated']['files']} files, {r['generated']['bytes'] / 2**20:.0f} MB, "
+              f"input rows {r['generated']['rows']}, raw rows loaded {r['dag']['raw_rows_loaded']}, "
+              f"DAG {'ok' if r['dag']['returncode'] == 0 else 'FAILED'} {r['dag']['task_states']}")
     print()
-    for name, t in doc["targets"].items():
+    for name, t in targets.items():
         value = t["value"]
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
         print(f"{'MET    ' if t['met'] else 'NOT MET'} {name}: {value}")
-    if months is None:
-        print("NOT MEASURED month_13_le_1.2x_first (run with --months 12)")
-    print(f"\nfigures: {out}")
-    return 0 if all(r["dag"]["returncode"] == 0 for r in results) else 1
+    if not doc.get("months"):
+        print("NOT MEASURED month_13_le_1.2x_first (python -m trivsel.bench --months 12)")
 
 
 def _memory_gb() -> float:

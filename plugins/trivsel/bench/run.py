@@ -8,7 +8,6 @@ thread samples the RSS of its process tree every 0.2 s, then read the stage time
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -103,8 +102,26 @@ def reset(period: str) -> None:
     warehouse.start()
     airflow_env.ensure_metadata_db()
     with warehouse.connect(autocommit=True) as conn:
-        conn.execute("drop schema if exists " + ", ".join(schema.SCHEMAS) + ", bench_floor cascade")
         schema.ensure(conn)
+        # Empty what the loader writes; the dbt relations stay (every model is rebuilt as a table anyway).
+        tables = [f'"{s}"."{t}"' for s, t in conn.execute(
+            "select schemaname, tablename from pg_tables where schemaname in ('raw', 'audit', 'quarantine')"
+            " and tablename not like 'config\\_%'")]
+        conn.execute("drop schema if exists bench_floor cascade")
+        if tables:
+            conn.execute("truncate " + ", ".join(tables) + " restart identity cascade")
+        fresh = conn.execute("select to_regclass('marts.fct_survey_answer') is null").fetchone()[0]
+    if fresh:
+        # On an empty warehouse Cosmos' per-model `dbt build` runs relationship tests of a model before the
+        # other model they join exists (dim_municipality's tests read marts.fct_survey_answer): build every
+        # relation once, without tests, so the benchmark measures the steady state.
+        from trivsel.cli import main as trivsel_main
+        from trivsel.loading import sync_config
+
+        print("bench: empty warehouse, building every dbt relation once (dbt seed, dbt run)", flush=True)
+        sync_config()
+        trivsel_main(["dbt", "seed", "--quiet"])
+        trivsel_main(["dbt", "run", "--exclude", "path:models/certified", "--quiet"])
     with psycopg.connect(warehouse.url(warehouse.AIRFLOW_DB), autocommit=True) as conn:
         conn.execute("delete from task_instance where dag_id = %s", (airflow_env.DAG_ID,))
         conn.execute("delete from dag_run where dag_id = %s", (airflow_env.DAG_ID,))
@@ -211,7 +228,7 @@ def _stage_of(task_id: str) -> str:
         return "dbt"
     if task_id == "significance_tests":
         return "significance tests"
-    if task_id == "publish":
+    if task_id in ("publish", "certify"):
         return "certify/publish"
     return "plan+pull"
 
@@ -402,10 +419,10 @@ def summary_table(results: list[dict]) -> str:
     fl = [r["floor"]["seconds"] for r in results]
     lines.append(f"{'floor: bare COPY':<20}" + "".join(f"{x:>9.1f}" for x in fl) + f"{(growth(fl) or 0):>7.2f}"
                  + " " * (9 * len(scales) + 7) + f"{results[-1]['floor']['rows_per_s']:>12,.0f}")
-    lines.append(f"{'(load+GX)/floor':<20}" + "".join(f"{r['ratio_load_validate_to_floor']:>9.2f}" for r in results))
-    lines.append(f"{'(arch+load+GX)/floor':<20}"
-                 + "".join(f"{r['ratio_archive_load_validate_to_floor']:>9.2f}" for r in results))
-    lines.append(f"{'ingest tasks/floor':<20}" + "".join(f"{r['ratio_ingest_tasks_to_floor']:>9.2f}" for r in results))
+    for label, key in (("(load+GX)/floor", "ratio_load_validate_to_floor"),
+                       ("(arch+load+GX)/floor", "ratio_archive_load_validate_to_floor"),
+                       ("ingest tasks/floor", "ratio_ingest_tasks_to_floor")):
+        lines.append(f"{label:<20}" + "".join(f"{(r[key] or 0):>9.2f}" for r in results))
     return "\n".join(lines)
 
 

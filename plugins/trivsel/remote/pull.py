@@ -90,8 +90,11 @@ def open_location(muni: Municipality, src: SourceConfig, timeout: float = TIMEOU
         from trivsel.remote.local import FileLocation
 
         return FileLocation(src.location, src.conn_id, who=who, timeout=timeout)
-    raise RemoteError(f"{who}: {display_location(src.location)}: {scheme}:// locations are not supported "
-                      "yet (docs/remote-locations.md)")
+    if scheme == "s3":
+        from trivsel.remote.s3 import S3Location
+
+        return S3Location(src.location, src.conn_id, who=who, timeout=timeout)
+    raise RemoteError(f"{who}: {display_location(src.location)}: {scheme}:// locations are not supported")
 
 
 def pull_municipality(code: str, period: str, run_id: str | None = None, as_of: date | datetime | None = None,
