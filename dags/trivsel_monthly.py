@@ -125,9 +125,10 @@ def trivsel_monthly():
         Runs only when every dbt task upstream (models and their tests) and the statistics succeeded."""
         from trivsel import certify as certification
 
-        return certification.certify(p["period"], get_current_context()["run_id"], dbt_tests={
-            "passed": True, "what": "every upstream Cosmos dbt task (model builds with their tests) and the "
-                                    "statistics succeeded (trigger rule all_success)"})
+        upstream = {"passed": True, "what": "every upstream Cosmos dbt task (model builds with their tests) "
+                                            "and the statistics succeeded (trigger rule all_success)"}
+        return certification.certify(p["period"], get_current_context()["run_id"], periods=p.get("periods"),
+                                     dbt_tests=upstream)
 
     @task(outlets=[REPORTING])
     def publish(p: dict) -> dict:
@@ -154,7 +155,9 @@ def trivsel_monthly():
                                    exclude=["path:models/staging", "resource_type:seed",
                                             "path:models/certified"],
                                    dbt_executable_path=DBT_BIN),
-        operator_args={"install_deps": False},
+        # buildable: a test between two models (relationships) runs in the task of the model built last, not
+        # in the first one's task before the other exists (eager: fails on a fresh warehouse)
+        operator_args={"install_deps": False, "indirect_selection": "buildable"},
         default_args={"retries": 1},
     )
     stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))

@@ -37,6 +37,10 @@ def env() -> dict[str, str]:
         "AIRFLOW__API__PORT": "8080",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # Cosmos runs `dbt ls` while the DAG file is parsed; on a busy 2-core machine that outlasts
+        # Airflow's default 30 s import timeout, and the DAG would silently not be found.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "360",
         "AIRFLOW_CONN_TRIVSEL_WAREHOUSE": warehouse.url(),
         "TRIVSEL_HOME": str(settings.home()),
         "PYTHONPATH": os.pathsep.join(p for p in [str(settings.ROOT / "plugins"), e.get("PYTHONPATH")] if p),

@@ -58,6 +58,7 @@ PUBLICATION_LOG_DDL = """
 create table if not exists {schema}.publication_log (
     publication_id          bigint generated always as identity primary key,
     period                  text not null,
+    periods                 text[] not null,
     run_id                  text not null,
     certified_at            timestamptz not null default now(),
     small_cell_threshold    integer not null,
@@ -113,24 +114,25 @@ def threshold() -> int:
 # ---------------------------------------------------------------- 1. deliveries
 
 
-def check_deliveries(conn, period: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(check, data-quality summary) for the deliveries of a period."""
+def check_deliveries(conn, periods: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(check, data-quality summary) for the deliveries of the periods a run covers."""
     rows = conn.execute(
-        "select status, count(*) from audit.delivery where period = %s group by status", (period,)).fetchall()
+        "select status, count(*) from audit.delivery where period = any(%s) group by status", (periods,)).fetchall()
     by_status = {s: n for s, n in rows}
     validating = by_status.get("validating", 0)
     quarantined = conn.execute(
-        """select municipality_code, source, file_name, reason from audit.delivery d
-           where period = %s and status = 'quarantined'
-           order by municipality_code, source, delivery_id""", (period,)).fetchall()
+        """select municipality_code, source, period, file_name, reason from audit.delivery d
+           where period = any(%s) and status = 'quarantined'
+           order by period, municipality_code, source, delivery_id""", (periods,)).fetchall()
     not_delivered: list[dict[str, Any]] = []
     if conn.execute("select to_regclass('marts.delivery_coverage')").fetchone()[0]:
         not_delivered = [
-            {"municipality_code": m, "source": s, "registered_as_delivering": d, "delivery_expected": e}
-            for m, s, d, e in conn.execute(
-                """select municipality_code, source, source_delivered_by_municipality, delivery_expected
-                   from marts.delivery_coverage where period = %s and status = 'not_delivered'
-                   order by municipality_code, source""", (period,)).fetchall()]
+            {"municipality_code": m, "source": s, "period": p, "registered_as_delivering": d,
+             "delivery_expected": e}
+            for m, s, p, d, e in conn.execute(
+                """select municipality_code, source, period, source_delivered_by_municipality, delivery_expected
+                   from marts.delivery_coverage where period = any(%s) and status = 'not_delivered'
+                   order by period, municipality_code, source""", (periods,)).fetchall()]
     check = {
         "passed": validating == 0,
         "what": "every delivery of the period decided; the loaded ones passed their GX suites "
@@ -138,14 +140,15 @@ def check_deliveries(conn, period: str) -> tuple[dict[str, Any], dict[str, Any]]
         "deliveries_by_status": by_status,
     }
     if validating:
-        check["reason"] = f"{validating} deliveries of {period} are still validating"
+        check["reason"] = f"{validating} deliveries of {', '.join(periods)} are still validating"
     summary = {
+        "periods": periods,
         "deliveries_loaded": by_status.get("loaded", 0),
         "deliveries_quarantined": by_status.get("quarantined", 0),
         "deliveries_superseded": by_status.get("superseded", 0),
         "deliveries_duplicate": by_status.get("duplicate", 0),
-        "quarantined": [{"municipality_code": m, "source": s, "file_name": f, "reason": (r or "")[:500]}
-                        for m, s, f, r in quarantined],
+        "quarantined": [{"municipality_code": m, "source": s, "period": p, "file_name": f,
+                         "reason": (r or "")[:500]} for m, s, p, f, r in quarantined],
         "not_delivered": not_delivered,
     }
     return check, summary
@@ -252,6 +255,7 @@ def publish(conn, result: Result, small: int, dictionary: list[tuple]) -> int:
         conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:certify'))")
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(CERTIFIED)))
         conn.execute(PUBLICATION_LOG_DDL.format(schema=CERTIFIED))
+        conn.execute(f"alter table {CERTIFIED}.publication_log add column if not exists periods text[]")
         conn.execute(sql.SQL("alter table {}.publication_log set schema {}").format(
             sql.Identifier(CERTIFIED), sql.Identifier(NEXT)))
         conn.execute(DICTIONARY_DDL.format(schema=NEXT))
@@ -261,10 +265,10 @@ def publish(conn, result: Result, small: int, dictionary: list[tuple]) -> int:
             for row in dictionary:
                 copy.write_row(row)
         pid = conn.execute(
-            f"""insert into {NEXT}.publication_log (period, run_id, small_cell_threshold, checks,
+            f"""insert into {NEXT}.publication_log (period, periods, run_id, small_cell_threshold, checks,
                    deliveries_loaded, deliveries_quarantined, sources_not_delivered, quality_summary, tables)
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s) returning publication_id""",
-            (result.period, result.run_id, small, json.dumps(result.checks, default=str),
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning publication_id""",
+            (result.period, result.summary["periods"], result.run_id, small, json.dumps(result.checks, default=str),
              result.summary["deliveries_loaded"], result.summary["deliveries_quarantined"],
              len(result.summary["not_delivered"]), json.dumps(result.summary, default=str),
              json.dumps(result.tables))).fetchone()[0]
@@ -279,9 +283,11 @@ def publish(conn, result: Result, small: int, dictionary: list[tuple]) -> int:
     return pid
 
 
-def certify(period: str, run_id: str, *, dbt_tests: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Certify and publish one period, or raise CertificationFailed (the previous state stays)."""
-    validate_period(period)
+def certify(period: str, run_id: str, *, periods: list[str] | None = None,
+            dbt_tests: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Certify and publish what a run loaded: `period` (the run's last period) and, for a backfill run,
+    every period it covered (`periods`). Raises CertificationFailed (the previous state stays)."""
+    periods = sorted({validate_period(p) for p in (periods or [])} | {validate_period(period)})
     small = threshold()
     result = Result(period, run_id)
     with tempfile.TemporaryDirectory(prefix="trivsel-certify-") as tmp, \
@@ -290,7 +296,7 @@ def certify(period: str, run_id: str, *, dbt_tests: dict[str, Any] | None = None
         schema.ensure(conn)
         conn.execute("select pg_advisory_lock(hashtext('trivsel:certify:build'))")
         try:
-            result.checks["deliveries"], result.summary = check_deliveries(conn, period)
+            result.checks["deliveries"], result.summary = check_deliveries(conn, periods)
             result.checks["dbt_tests"] = dbt_tests if dbt_tests is not None else run_dbt_tests(target / "test")
             blocking = [k for k, c in result.checks.items() if not c.get("passed")]
             if blocking:

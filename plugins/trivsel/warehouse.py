@@ -144,11 +144,15 @@ def start() -> str:
     if status() != "running":
         e.log_file.touch()
         _chown_tree(e.log_file.parent)
-        subprocess.run(
+        r = subprocess.run(
             [str(pg_bin("pg_ctl")), "-D", str(e.data_dir), "-l", str(e.log_file), "-w", "-t", "60",
              "-o", f"-p {e.port} -h 127.0.0.1", "start"],
-            check=True, capture_output=True, text=True, **_as_pg_user(),
+            capture_output=True, text=True, **_as_pg_user(),
         )
+        if r.returncode != 0:
+            tail = "\n".join(e.log_file.read_text(errors="replace").splitlines()[-5:])
+            raise RuntimeError(f"the embedded PostgreSQL did not start on 127.0.0.1:{e.port} "
+                               f"(another server on that port? set TRIVSEL_PG_PORT). {e.log_file}:\n{tail}")
     _wait_ready()
     ensure_databases()
     return url()

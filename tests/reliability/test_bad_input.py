@@ -286,3 +286,16 @@ def test_any_parser_exception_is_a_quarantine_and_is_retried(wh, monkeypatch, ex
     assert wh.conn.execute("select count(*) from raw.rel_crash_row").fetchone()[0] == 0
     second = loading.ingest_municipality("998", "2013-12", "run-2", config)[0]
     assert second.status == "quarantined" and second.delivery_id != first.delivery_id, "retried, not 'unchanged'"
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://evil.example","klik")', "+cmd|' /C calc'!A0", "-2+3",
+                                  "@SUM(A1:A9)", "\t=1+1", "\r=1+1"])
+def test_the_export_writer_neutralises_formulas(text, tmp_path):
+    """The project's only export writer (trivsel.export: csv and xlsx) prefixes formula-like text with '."""
+    try:
+        from trivsel.export import neutralise
+    except ModuleNotFoundError:
+        pytest.skip("no export writer (trivsel.export) yet")
+    assert neutralise(text) == "'" + text
+    assert neutralise("Vestervænget fløj A") == "Vestervænget fløj A"
+    assert neutralise(-2) == -2, "numbers stay numbers"

@@ -139,7 +139,7 @@ def _xfail_known(names):
             if n in KNOWN_CRASHES else n for n in names]
 
 
-@pytest.mark.parametrize("scheme_name", _xfail_known(SCHEMES))
+@pytest.mark.parametrize("scheme_name", SCHEMES)
 @SETTINGS
 @given(data=st.binary(max_size=3000))
 def test_any_bytes_parse_or_are_rejected(scheme_name, data):

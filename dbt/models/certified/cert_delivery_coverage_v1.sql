@@ -10,7 +10,8 @@ final as (
         municipality_code::text as municipality_code,
         source::text as source,
         period::text as period,
-        status::text as status,
+        -- v1's value set predates 'overdue' (marts only): shown here as not_delivered
+        (case when status = 'overdue' then 'not_delivered' else status end)::text as status,
         source_delivered_by_municipality::boolean as source_delivered_by_municipality,
         delivery_expected::boolean as delivery_expected,
         cadence::text as cadence,

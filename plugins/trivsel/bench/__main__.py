@@ -2,7 +2,7 @@
 
     python -m trivsel.bench                       scales 1, 2, 4; figures to bench/results.json
     python -m trivsel.bench --scales 0.02         a quick look while developing
-    python -m trivsel.bench --months 12 --months-scale 0.1   also the 13th month against the first
+    python -m trivsel.bench --scales 0.25 --months 12   also the 13th month against the first (at scale 0.25)
 
 It uses its own state under $TRIVSEL_HOME (default .local/): set TRIVSEL_HOME and TRIVSEL_PG_PORT to keep it
 apart from a demo warehouse, because every scale starts from an empty warehouse.
@@ -27,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", type=float, nargs="+", default=[1, 2, 4])
     p.add_argument("--period", default="2015-12")
     p.add_argument("--months", type=int, default=0,
-                   help="also load this many months, then one more, and compare the last with the first")
-    p.add_argument("--months-scale", type=float, default=0.1)
+                   help="after the last scale, load this many months more, then compare the next with the first")
     p.add_argument("--out", default=str(settings.ROOT / "bench" / "results.json"))
     p.add_argument("--report", action="store_true", help="only print the table of an existing --out file")
     args = p.parse_args(argv)
@@ -61,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         _write(out, doc)
     months = None
     if args.months:
-        months = run.bench_months(args.months, args.months_scale)
+        # on top of the last scale's month, still in the warehouse
+        months = run.bench_history(results[-1], args.months)
         doc["months"] = months
     doc["targets"] = run.targets(results, months)
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
