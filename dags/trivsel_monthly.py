@@ -152,6 +152,8 @@ def trivsel_monthly():
         profile_config=PROFILE,
         execution_config=EXECUTION,
         render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.BUILD,
+                                   # a test reading two models runs after both, not with the first
+                                   should_detach_multiple_parents_tests=True,
                                    exclude=["path:models/staging", "resource_type:seed",
                                             "path:models/certified"],
                                    dbt_executable_path=DBT_BIN),

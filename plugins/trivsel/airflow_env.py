@@ -40,6 +40,8 @@ def env() -> dict[str, str]:
         # Cosmos runs `dbt ls` while the DAG file is parsed; on a busy 2-core machine that outlasts
         # Airflow's default 30 s import timeout, and the DAG would silently not be found.
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
+        # Cosmos' dbt ls and partial-parse cache, per installation (not a shared /tmp/cosmos)
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home() / "cosmos"),
         "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "360",
         "AIRFLOW_CONN_TRIVSEL_WAREHOUSE": warehouse.url(),
         "TRIVSEL_HOME": str(settings.home()),

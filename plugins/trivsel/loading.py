@@ -233,6 +233,18 @@ def _summarise(file_name: str, issues: list[tuple]) -> str:
     return "; ".join(shown) + more
 
 
+def _is_connection_error(exc: BaseException) -> bool:
+    """True for a lost or refused database connection (psycopg's or SQLAlchemy's, as GX raises it)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        name = type(exc).__name__
+        if isinstance(exc, psycopg.OperationalError) or name in ("OperationalError", "InterfaceError"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source: str, period: str,
                 run_id: str | None = None, key: bytes | None = None) -> Outcome:
     """Take one delivered file all the way to `loaded` or `quarantined`."""
@@ -346,7 +358,14 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
 
     t_loaded = time.time()
     params = {"period": period, "municipality_code": code, "year": ctx.year, "unit_names": ctx.unit_names}
-    failures = validate_delivery(warehouse.url(), did, tables, params)
+    try:
+        failures = validate_delivery(warehouse.url(), did, tables, params)
+    except Exception as exc:  # noqa: BLE001 - a broken suite must not leave the delivery 'validating'
+        if _is_connection_error(exc):
+            raise  # the warehouse went away: the task retries, and the stale 'validating' row is cleaned up
+        log.exception("Great Expectations failed on delivery %s", did)
+        return reject([(None, None, "gx_error", f"validation could not run: {type(exc).__name__}: "
+                                                 f"{str(exc)[:300]}", None)], tables)
     if failures:
         return reject([(None, f.column, f"gx:{f.expectation}", f"{f.table}: {f.reason}", f.examples)
                        for f in failures], tables)
