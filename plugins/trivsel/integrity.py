@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 DEFAULT_SCHEMAS = ("marts", "reporting")
 
@@ -29,20 +30,18 @@ class Fingerprint:
 
 def relations(conn: psycopg.Connection, schemas: Iterable[str]) -> list[tuple[str, str]]:
     """(schema, name) of every table, view and materialized view in the given schemas, sorted."""
-    return [(r[0], r[1]) for r in conn.execute(
+    return [(r[0], r[1]) for r in conn.cursor(row_factory=tuple_row).execute(
         """select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
             where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm')
             order by n.nspname, c.relname""", (list(schemas),)).fetchall()]
 
 
 def fingerprint(conn: psycopg.Connection, schema_name: str, table: str) -> Fingerprint:
-    row = conn.execute(sql.SQL(
+    row = conn.cursor(row_factory=tuple_row).execute(sql.SQL(
         "select count(*), coalesce(md5(string_agg(h, '' order by h)), md5('')) "
         "from (select md5(t::text) as h from {}.{} t) s").format(
             sql.Identifier(schema_name), sql.Identifier(table))).fetchone()
-    # dict_row or tuple_row connections alike
-    values = list(row.values()) if isinstance(row, dict) else list(row)
-    return Fingerprint(int(values[0]), str(values[1]))
+    return Fingerprint(int(row[0]), str(row[1]))
 
 
 def table_fingerprints(conn: psycopg.Connection, schemas: Iterable[str] = DEFAULT_SCHEMAS) -> dict[str, Fingerprint]:

@@ -34,8 +34,8 @@ os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")
 
 
 @pytest.mark.e2e
-def test_rerunning_a_loaded_period_changes_no_table_and_logs_hold_no_secret(demo_warehouse, demo_run, test_home):
-    from trivsel import cli, warehouse
+def test_rerunning_a_loaded_period_changes_no_table(demo_warehouse, demo_run, test_home):
+    from trivsel import cli
 
     if PERIOD not in demo_run:
         pytest.skip(f"no sample deliveries for {PERIOD}")
@@ -46,7 +46,12 @@ def test_rerunning_a_loaded_period_changes_no_table_and_logs_hold_no_secret(demo
     after = table_fingerprints(demo_warehouse, ("marts", "reporting"))
     assert differences(before, after) == []
 
-    # --- no secret and no clear employee number in any run log or Airflow task log
+
+@pytest.mark.e2e
+def test_run_logs_hold_no_secret_and_no_clear_employee_number(demo_run, test_home):
+    """Every run log and Airflow task log of the session's demo runs (hr_absence payroll periods included)."""
+    from trivsel import warehouse
+
     key = os.environ["TRIVSEL_PSEUDONYM_KEY"]
     password = urlsplit(warehouse.url()).password
     employees = set()
@@ -57,7 +62,7 @@ def test_rerunning_a_loaded_period_changes_no_table_and_logs_hold_no_secret(demo
     pattern = re.compile(r"(?<![\w.:+-])(" + "|".join(map(re.escape, sorted(employees))) + r")(?![\w.:])")
     logs = list((test_home / "logs").glob("run-*.log")) + [
         p for p in (test_home / "airflow" / "logs").rglob("*") if p.is_file()]
-    assert any(p.name == f"run-{PERIOD}.log" for p in logs)
+    assert any(p.name.startswith("run-") for p in logs) and len(logs) > 10
     for p in logs:
         text = p.read_text(errors="replace")
         assert key not in text, f"{p} contains the pseudonymisation key"
@@ -128,19 +133,22 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
 
         failed = [line.strip() for line in out.splitlines() if line.strip().startswith("failed:")]
         assert proc.returncode == 1, out[-3000:]
-        assert failed == ["failed: ingest[607]: failed"], out[-3000:]
+        assert len(failed) == 1 and re.fullmatch(r"failed: ingest\[607\b[^\]]*\]: failed", failed[0]), out[-3000:]
 
         with psycopg.connect(meta_url) as c:
             run_id = c.execute("select run_id from dag_run where dag_id = 'trivsel_monthly' order by id desc limit 1"
                                ).fetchone()[0]
-            tis = c.execute("select task_id, map_index, state, try_number from task_instance"
-                            " where dag_id = 'trivsel_monthly' and run_id = %s", (run_id,)).fetchall()
+            tis = c.execute("select task_id, coalesce(rendered_map_index, map_index::text), state, try_number"
+                            " from task_instance where dag_id = 'trivsel_monthly' and run_id = %s",
+                            (run_id,)).fetchall()
         states = {(t, m): (s, n) for t, m, s, n in tis}
         print("task instances:", sorted(states.items()))
-        assert states[("publish", -1)][0] == "success", "the run completes its downstream"
-        assert states[("loads_done", -1)][0] == "success"
+        assert states[("publish", "-1")][0] == "success", "the run completes its downstream"
+        assert states[("loads_done", "-1")][0] == "success"
         assert all(s == "success" for (t, _m), (s, _n) in states.items() if t.startswith("dbt")), states
-        assert states[("ingest", 2)][0] == "failed", "ingest[607] (map index 2) shows the failure"
+        ingest = {m: s for (t, m), (s, _n) in states.items() if t == "ingest"}
+        assert [s for m, s in ingest.items() if m.startswith("607")] == ["failed"], ingest
+        assert all(s == "success" for m, s in ingest.items() if not m.startswith("607")), ingest
         retried = sorted(f"{t}[{m}] x{n}" for (t, m), (s, n) in states.items() if n > 1 and s == "success")
         print(f"restart at {restarted_at:.0f}s; carried through by retries: {retried}")
 
