@@ -102,13 +102,22 @@ def csv_rows(path: Path, expected: tuple[str, ...]) -> Iterator[tuple[int, dict[
     if missing:
         raise FileRejected(f"row 1 lacks the column(s) {', '.join(missing)}; expected "
                            f"{';'.join(expected)}", row=1)
+    extra = [c for c in header if c not in expected]
+    if extra:
+        # Schema drift: a column nobody has mapped may carry meaning we would silently drop.
+        raise FileRejected(f"row 1 has unexpected column(s) {', '.join(repr(c) for c in extra)}; expected "
+                           f"exactly {';'.join(expected)}", row=1)
     index = {c: header.index(c) for c in expected}
-    for number, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) < len(header):
-            values = values + [""] * (len(header) - len(values))
-        yield number, {c: values[i].strip() for c, i in index.items()}
+    number = 1
+    try:
+        for number, values in enumerate(reader, start=2):
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) < len(header):
+                values = values + [""] * (len(header) - len(values))
+            yield number, {c: values[i].strip() for c, i in index.items()}
+    except csv.Error as exc:
+        raise FileRejected(f"row {number + 1} is not valid ';'-separated text: {exc}", row=number + 1) from None
 
 
 # --- numbers -------------------------------------------------------------------------------------------

@@ -46,6 +46,11 @@ SCHEME = Scheme(
 _MONTH_RE = re.compile(r"^(\d{4})-?(\d{2})$")
 
 
+#: Bounds beyond which a value is a registration error, not a fact: 31 days × 24 h, and 2 FTE.
+MAX_MONTH_HOURS = Decimal(744)
+MAX_FTE = Decimal(2)
+
+
 def _number(ctx: DeliveryContext, row: int, column: str, text: str) -> Decimal | None:
     try:
         value = danish_decimal(text)
@@ -91,6 +96,13 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
         contractual = _number(ctx, row, "Normtimer", rec["Normtimer"])
         fte = _number(ctx, row, "Årsværk", rec["Årsværk"])
         ok = ok and None not in (hours, contractual, fte)
+        for column, value, bound, why in (("Fraværstimer", hours, MAX_MONTH_HOURS, "hours in a month"),
+                                          ("Normtimer", contractual, MAX_MONTH_HOURS, "hours in a month"),
+                                          ("Årsværk", fte, MAX_FTE, "FTE for one employee")):
+            if value is not None and value > bound:
+                ctx.reject(row=row, column=column, reason=f"absurd {column} {value}: more than {bound} {why}",
+                           value=rec[column])
+                ok = False
         code = rec["Fraværskode"].upper() or None
         if code is None:
             if hours is not None and hours != 0:
