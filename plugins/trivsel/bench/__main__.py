@@ -4,8 +4,9 @@
     python -m trivsel.bench --scales 0.02         a quick look while developing
     python -m trivsel.bench --scales 0.25 --months 12   also the 13th month against the first (at scale 0.25)
 
-It uses its own state under $TRIVSEL_HOME (default .local/): set TRIVSEL_HOME and TRIVSEL_PG_PORT to keep it
-apart from a demo warehouse, because every scale starts from an empty warehouse.
+Every scale empties the warehouse's raw, audit and quarantine tables and the inbox, so by default it keeps its
+own state in .local/bench with the embedded warehouse on port 55439; set TRIVSEL_HOME and TRIVSEL_PG_PORT to
+put it elsewhere (never on a warehouse whose data you need).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         _print(doc)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    # Never the demo's warehouse: every scale empties raw, audit and quarantine.
+    if "TRIVSEL_HOME" not in os.environ:
+        os.environ["TRIVSEL_HOME"] = str(settings.ROOT / ".local" / "bench")
+        os.environ.setdefault("TRIVSEL_PG_PORT", "55439")
 
     from trivsel.bench import generate as gen
     from trivsel.bench import run

@@ -212,7 +212,8 @@ def write_incidents(inbox: Path, m: Muni, period: str, n: int, rng: random.Rando
             fh.write("Løbenr;Dato;Sted;Type;Undertype;Beskrivelse\n")
             for k in range(n):
                 d = start + dt.timedelta(days=rng.randrange(365))
-                fh.write(f"{k + 1};{d:%d-%m-%Y};{rng.choice(m.units)};{rng.choice(INTERNAL_TYPES)};"
+                # running numbers go on across years: unique per municipality
+                fh.write(f"{year}{k + 1:05d};{d:%d-%m-%Y};{rng.choice(m.units)};{rng.choice(INTERNAL_TYPES)};"
                          f"{rng.choice(INTERNAL_SUBTYPES)};Registrering {k + 1}\n")
     return path, n
 
