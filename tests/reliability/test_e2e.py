@@ -62,7 +62,7 @@ def test_run_logs_hold_no_secret_and_no_clear_employee_number(demo_run, test_hom
     pattern = re.compile(r"(?<![\w.:+-])(" + "|".join(map(re.escape, sorted(employees))) + r")(?![\w.:])")
     logs = list((test_home / "logs").glob("run-*.log")) + [
         p for p in (test_home / "airflow" / "logs").rglob("*") if p.is_file()]
-    assert any(p.name.startswith("run-") for p in logs) and len(logs) > 10
+    assert any(p.name.startswith("run-") for p in logs), "no run log (dags test writes task logs into it)"
     for p in logs:
         text = p.read_text(errors="replace")
         assert key not in text, f"{p} contains the pseudonymisation key"

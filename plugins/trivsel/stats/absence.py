@@ -121,6 +121,8 @@ def employee_tests(rows: list[tuple[str, str, str, str, float]],
 ROWS_SQL = """
     select municipality_code, unit_name, month, employee_pseudonym, sick_days
     from marts.fct_absence_employee_month
+    -- a fixed order: float sums come out bit-identical on every re-run
+    order by municipality_code, unit_name, month, employee_pseudonym
 """
 
 

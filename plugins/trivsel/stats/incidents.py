@@ -200,6 +200,7 @@ def rate_changes(counts: list[YearCount], breaks: list[Break], baseline: tuple[i
 COUNTS_SQL = """
     select municipality_code, register, year, status, n_counted, fte
     from marts.incident_rate_year
+    order by municipality_code, register, year
 """
 BREAKS_SQL = """
     select municipality_code, register, break_id, break_year, description_en

@@ -198,6 +198,8 @@ ANSWERS_SQL = """
     select municipality_code, item_code, wave, answer_ordinal, scale_points
     from marts.fct_survey_answer
     where not is_non_answer and answer_ordinal is not null
+    -- a fixed order: float sums (means, variances) then come out bit-identical on every re-run
+    order by municipality_code, item_code, wave, answer_ordinal, respondent_key
 """
 RESPONSE_SQL = "select municipality_code, wave, meets_minimum from marts.survey_response_rate"
 
