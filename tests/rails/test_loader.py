@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -54,12 +55,23 @@ def rails(warehouse_url, tmp_path_factory, monkeypatch_module):
     }]})
     inbox = tmp_path_factory.mktemp("inbox")
     archive = tmp_path_factory.mktemp("archive")
+    # A database of its own in the session's server: these test deliveries never reach the shared
+    # demo warehouse that the e2e tests read.
+    admin = urlsplit(warehouse_url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('drop database if exists "rails_loader" with (force)')
+        conn.execute('create database "rails_loader"')
+    url = urlsplit(warehouse_url)._replace(path="/rails_loader").geturl()
+    monkeypatch_module.setenv("WAREHOUSE_URL", url)
     monkeypatch_module.setenv("TRIVSEL_INBOX", str(inbox))
     monkeypatch_module.setenv("TRIVSEL_ARCHIVE", str(archive))
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         schema.ensure(conn)
-    yield types.SimpleNamespace(config=config, inbox=inbox / "999" / "incidents", archive=archive)
+    yield types.SimpleNamespace(config=config, inbox=inbox / "999" / "incidents", archive=archive, url=url)
     sys.modules.pop("trivsel.sources.rails_test_csv", None)
+    monkeypatch_module.undo()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('drop database if exists "rails_loader" with (force)')
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +93,14 @@ def ingest(rails, period=PERIOD):
     return {o.file_name: o for o in loading.ingest_municipality("999", period, "test", rails.config)}
 
 
-def rows(warehouse_url, delivery_id):
-    with psycopg.connect(warehouse_url) as conn:
+def rows(url, delivery_id):
+    with psycopg.connect(url) as conn:
         return conn.execute("select unit, n from raw.rails_test_row where delivery_id = %s order by source_row",
                             (delivery_id,)).fetchall()
 
 
-def delivery(warehouse_url, delivery_id):
-    with psycopg.connect(warehouse_url) as conn:
+def delivery(url, delivery_id):
+    with psycopg.connect(url) as conn:
         return conn.execute("select status, reason, checksum_sha256, archive_path, size_bytes from audit.delivery"
                             " where delivery_id = %s", (delivery_id,)).fetchone()
 
@@ -97,8 +109,8 @@ def test_load_archive_and_audit(rails, warehouse_url):
     path = deliver(rails, "a.csv", "unit;n\nEnhed A;3\nEnhed B;4\n")
     out = ingest(rails)["a.csv"]
     assert out.status == "loaded", out.reason
-    assert rows(warehouse_url, out.delivery_id) == [("Enhed A", 3), ("Enhed B", 4)]
-    status, _reason, digest, archive_path, size = delivery(warehouse_url, out.delivery_id)
+    assert rows(rails.url, out.delivery_id) == [("Enhed A", 3), ("Enhed B", 4)]
+    status, _reason, digest, archive_path, size = delivery(rails.url, out.delivery_id)
     assert status == "loaded"
     assert Path(archive_path).read_bytes() == path.read_bytes()
     assert size == path.stat().st_size
@@ -114,7 +126,7 @@ def test_byte_identical_copy_is_a_duplicate(rails, warehouse_url):
     deliver(rails, "a-copy.csv", "unit;n\nEnhed A;3\nEnhed B;4\n")
     out = ingest(rails)["a-copy.csv"]
     assert out.status == "duplicate"
-    assert rows(warehouse_url, out.delivery_id) == []
+    assert rows(rails.url, out.delivery_id) == []
 
 
 def test_correction_supersedes_in_place(rails, warehouse_url):
@@ -124,9 +136,9 @@ def test_correction_supersedes_in_place(rails, warehouse_url):
     deliver(rails, "a.csv", "unit;n\nEnhed A;5\nEnhed B;4\n")
     out = ingest(rails)["a.csv"]
     assert out.status == "loaded"
-    assert delivery(warehouse_url, first)[0] == "superseded"
-    assert rows(warehouse_url, first) == [("Enhed A", 3), ("Enhed B", 4)], "history stays queryable"
-    assert rows(warehouse_url, out.delivery_id) == [("Enhed A", 5), ("Enhed B", 4)]
+    assert delivery(rails.url, first)[0] == "superseded"
+    assert rows(rails.url, first) == [("Enhed A", 3), ("Enhed B", 4)], "history stays queryable"
+    assert rows(rails.url, out.delivery_id) == [("Enhed A", 5), ("Enhed B", 4)]
 
 
 def test_row_problem_quarantines_whole_file_with_row_and_column(rails, warehouse_url):
@@ -134,8 +146,8 @@ def test_row_problem_quarantines_whole_file_with_row_and_column(rails, warehouse
     out = ingest(rails, "2099-02")["bad.csv"]
     assert out.status == "quarantined"
     assert "bad.csv row 3 column unit" in out.reason and "Enhed Z" in out.reason
-    assert rows(warehouse_url, out.delivery_id) == [], "never half loaded"
-    with psycopg.connect(warehouse_url) as conn:
+    assert rows(rails.url, out.delivery_id) == [], "never half loaded"
+    with psycopg.connect(rails.url) as conn:
         issue = conn.execute("select row_number, column_name, reason from quarantine.delivery_issue"
                              " where delivery_id = %s", (out.delivery_id,)).fetchone()
     assert issue[:2] == (3, "unit")
