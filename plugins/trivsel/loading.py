@@ -36,6 +36,7 @@ PERIOD_DIR_RE = re.compile(r"^\d{4}-\d{2}$")
 SPOOL_IN_MEMORY = 32 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
 SPOOL_BATCH = 2000  # rows per write into the spool
+ANALYZE_FROM_ROWS = 1000  # a delivery this big gets fresh planner statistics before GX
 
 
 @dataclass
@@ -347,6 +348,11 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
                     with conn.cursor() as cur, cur.copy(stmt) as copy:
                         for chunk in spool.chunks():
                             copy.write(chunk)
+            # Fresh statistics before GX: without them the planner takes a new delivery_id for one row and
+            # GX's uniqueness checks become nested loops (measured: 2 s -> 195 s for a 41,000-row delivery).
+            for t in scheme.tables:
+                if spools[t.name].rows >= ANALYZE_FROM_ROWS:
+                    conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(t.name)))
         except psycopg.errors.DataError as exc:
             return reject([(None, None, "copy", f"a value does not fit its column: "
                                                  f"{str(exc).splitlines()[0]}", None)], tables)

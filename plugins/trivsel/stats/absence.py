@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from trivsel.stats import reporting_table
 from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, welch_test
 
 TABLE = "reporting.absence_employee_test"
@@ -132,14 +133,5 @@ def run(conn) -> int:
         cur.execute(ROWS_SQL)
         rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
     tests = employee_tests(rows)
-    names = [f.name for f in fields(EmployeeTest)]
-    columns = ", ".join(f"{n} {COLUMN_TYPES[n]}" for n in names)
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("create schema if not exists reporting")
-        cur.execute(f"create table if not exists {TABLE} ({columns}, "
-                    "primary key (municipality_code, scope, metric, baseline_period, followup_period))")
-        cur.execute(f"delete from {TABLE}")
-        with cur.copy(f"copy {TABLE} ({', '.join(names)}) from stdin") as copy:
-            for test in tests:
-                copy.write_row(astuple(test))
-    return len(tests)
+    return reporting_table.replace(conn, TABLE, EmployeeTest, tests, COLUMN_TYPES,
+                                   ("municipality_code", "scope", "metric", "baseline_period", "followup_period"))

@@ -16,11 +16,12 @@ crosses a recorded comparability break names it (break_id) — the p-value is th
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 
 from scipy.stats import binomtest
+
+from trivsel.stats import reporting_table
 
 TABLE = "reporting.incident_rate_change"
 DEFAULT_BASELINE = (2010, 2011, 2012)
@@ -232,14 +233,5 @@ def run(conn) -> int:
     breaks = [Break(c, r, b, int(y), d) for c, r, b, y, d in _rows(conn, BREAKS_SQL)]
     baseline, followup, alpha, small = _settings()
     results = rate_changes(counts, breaks, baseline, followup, alpha, small)
-    names = [f.name for f in fields(RateChange)]
-    columns = ", ".join(f"{n} {COLUMN_TYPES[n]}" for n in names)
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("create schema if not exists reporting")
-        cur.execute(f"create table if not exists {TABLE} ({columns}, "
-                    "primary key (municipality_code, register, baseline_years, followup_years))")
-        cur.execute(f"delete from {TABLE}")
-        with cur.copy(f"copy {TABLE} ({', '.join(names)}) from stdin") as copy:
-            for r in results:
-                copy.write_row(tuple(None if isinstance(v, float) and math.isnan(v) else v for v in astuple(r)))
-    return len(results)
+    return reporting_table.replace(conn, TABLE, RateChange, results, COLUMN_TYPES,
+                                   ("municipality_code", "register", "baseline_years", "followup_years"))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as st
+
+from trivsel.stats import reporting_table
 
 TABLE = "reporting.survey_item_change"
 ALL = "ALL"
@@ -222,14 +224,5 @@ def run(conn) -> int:
         cur.execute(RESPONSE_SQL)
         low = {(code, wave): not meets for code, wave, meets in _rows(cur)}
     changes = item_changes(answers, points, low)
-    names = [f.name for f in fields(ItemChange)]
-    columns = ", ".join(f"{n} {COLUMN_TYPES[n]}" for n in names)
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("create schema if not exists reporting")
-        cur.execute(f"create table if not exists {TABLE} ({columns}, "
-                    "primary key (municipality_code, item_code, baseline_wave, followup_wave))")
-        cur.execute(f"delete from {TABLE}")
-        with cur.copy(f"copy {TABLE} ({', '.join(names)}) from stdin") as copy:
-            for change in changes:
-                copy.write_row(astuple(change))
-    return len(changes)
+    return reporting_table.replace(conn, TABLE, ItemChange, changes, COLUMN_TYPES,
+                                   ("municipality_code", "item_code", "baseline_wave", "followup_wave"))

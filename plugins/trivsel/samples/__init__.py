@@ -1,0 +1,1 @@
+"""Sample deliveries shaped like the municipalities' own, reproducing the evaluation report."""

@@ -1,0 +1,1 @@
+"""Significance tests from marts into reporting: pure functions plus one run(conn) per domain."""
