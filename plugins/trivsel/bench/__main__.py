@@ -97,7 +97,7 @@ def _print(doc: dict) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
         print(f"{'MET    ' if t['met'] else 'NOT MET'} {name}: {value}")
-    if not doc.get("months"):
+    if not (doc.get("months") or {}).get("ratio_whole"):
         print("NOT MEASURED month_13_le_1.2x_first (python -m trivsel.bench --months 12)")
 
 
