@@ -27,7 +27,7 @@ from psycopg import sql
 
 from trivsel import schema, settings, warehouse
 from trivsel.config import Config, Municipality, load_config, validate_period
-from trivsel.sources import get_scheme
+from trivsel.sources import bulk, get_scheme
 from trivsel.sources.base import DeliveryContext, FileRejected, RowIssue
 
 log = logging.getLogger(__name__)
@@ -312,6 +312,52 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
 
     ctx = DeliveryContext(municipality_code=code, period=period, file_name=path.name, municipality=muni.raw,
                           pseudonym_key=key)
+    outcome_or_total = _load_bulk(conn, path, module, ctx, did, reject, tables, size)
+    if outcome_or_total is None:
+        outcome_or_total = _load_parsed(conn, path, module, ctx, did, reject, tables)
+    if isinstance(outcome_or_total, Outcome):
+        return outcome_or_total
+    total = outcome_or_total
+
+    from trivsel.validation import validate_delivery
+
+    t_loaded = time.time()
+    params = {"period": period, "municipality_code": code, "year": ctx.year, "unit_names": ctx.unit_names}
+    try:
+        failures = validate_delivery(warehouse.url(), did, tables, params)
+    except Exception as exc:  # noqa: BLE001 - a broken suite must not leave the delivery 'validating'
+        if _is_connection_error(exc):
+            raise  # the warehouse went away: the task retries, and the stale 'validating' row is cleaned up
+        log.exception("Great Expectations failed on delivery %s", did)
+        return reject([(None, None, "gx_error", f"validation could not run: {type(exc).__name__}: "
+                                                 f"{str(exc)[:300]}", None)], tables)
+    if failures:
+        return reject([(None, f.column, f"gx:{f.expectation}", f"{f.table}: {f.reason}", f.examples)
+                       for f in failures], tables)
+
+    t_validated = time.time()
+    with conn.transaction():
+        conn.execute(
+            """update audit.delivery set status = 'superseded', decided_at = now()
+               where municipality_code = %s and source = %s and period = %s and scheme = %s
+                 and status = 'loaded' and delivery_id <> %s""",
+            (code, source, period, scheme.name, did))
+        conn.execute("update audit.delivery set status = 'loaded', rows_loaded = %s, decided_at = now()"
+                     " where delivery_id = %s", (total, did))
+    log.info("loaded %s/%s/%s %s as delivery %s: %d rows", code, source, period, path.name, did, total)
+    # Stage timings (read by trivsel.bench): epoch start, then seconds for checksum+archive+register,
+    # parse+COPY, Great Expectations, and the decision.
+    log.info("timing %s/%s %s delivery %s: start %.3f archive %.3fs load %.3fs gx %.3fs decide %.3fs rows %d bytes %d",
+             code, source, path.name, did, t_start, t_archived - t_start, t_loaded - t_archived,
+             t_validated - t_loaded, time.time() - t_validated, total, size)
+    return Outcome(code, source, period, path.name, "loaded", scheme.name, did, rows=total)
+
+
+def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, reject, tables: list[str]):
+    """The reference path: the scheme's Python parser, spooled in COPY text form, then one COPY per table.
+    Returns the rows loaded, or the quarantine Outcome."""
+    scheme = module.scheme
+    code, period = ctx.municipality_code, ctx.period
     spools = {t.name: _Spool(f"{did}\t{code}\t{period}\t") for t in scheme.tables}
     widths = {t.name: len(t.columns) for t in scheme.tables}
     try:
@@ -360,38 +406,43 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
         for s in spools.values():
             s.close()
 
-    from trivsel.validation import validate_delivery
+    return total
 
-    t_loaded = time.time()
-    params = {"period": period, "municipality_code": code, "year": ctx.year, "unit_names": ctx.unit_names}
+
+def _load_bulk(conn, path: Path, module, ctx: DeliveryContext, did: int, reject, tables: list[str], size: int):
+    """The set-based path (trivsel.sources.bulk) for large files of schemes that offer one. Returns the rows
+    loaded, the quarantine Outcome, or None when the Python parser must take the file."""
+    make_plan = module.bulk_plan
+    smallest = bulk.threshold()
+    if make_plan is None or smallest is None or size < smallest:
+        return None
+    scheme = module.scheme
     try:
-        failures = validate_delivery(warehouse.url(), did, tables, params)
-    except Exception as exc:  # noqa: BLE001 - a broken suite must not leave the delivery 'validating'
-        if _is_connection_error(exc):
-            raise  # the warehouse went away: the task retries, and the stale 'validating' row is cleaned up
-        log.exception("Great Expectations failed on delivery %s", did)
-        return reject([(None, None, "gx_error", f"validation could not run: {type(exc).__name__}: "
-                                                 f"{str(exc)[:300]}", None)], tables)
-    if failures:
-        return reject([(None, f.column, f"gx:{f.expectation}", f"{f.table}: {f.reason}", f.examples)
-                       for f in failures], tables)
-
-    t_validated = time.time()
-    with conn.transaction():
-        conn.execute(
-            """update audit.delivery set status = 'superseded', decided_at = now()
-               where municipality_code = %s and source = %s and period = %s and scheme = %s
-                 and status = 'loaded' and delivery_id <> %s""",
-            (code, source, period, scheme.name, did))
-        conn.execute("update audit.delivery set status = 'loaded', rows_loaded = %s, decided_at = now()"
-                     " where delivery_id = %s", (total, did))
-    log.info("loaded %s/%s/%s %s as delivery %s: %d rows", code, source, period, path.name, did, total)
-    # Stage timings (read by trivsel.bench): epoch start, then seconds for checksum+archive+register,
-    # parse+COPY, Great Expectations, and the decision.
-    log.info("timing %s/%s %s delivery %s: start %.3f archive %.3fs load %.3fs gx %.3fs decide %.3fs rows %d bytes %d",
-             code, source, path.name, did, t_start, t_archived - t_start, t_loaded - t_archived,
-             t_validated - t_loaded, time.time() - t_validated, total, size)
-    return Outcome(code, source, period, path.name, "loaded", scheme.name, did, rows=total)
+        plan = make_plan(path, ctx)
+    except FileRejected as exc:
+        return reject([(exc.row, exc.column, "parse", exc.reason, None)], tables)
+    except Exception:  # noqa: BLE001 - the parser decides what is wrong with a file the plan cannot read
+        log.exception("bulk plan of %s failed on %s; the Python parser takes it", scheme.name, path.name)
+        return None
+    if plan is None:
+        return None
+    try:
+        with conn.transaction():
+            result = bulk.run(conn, path, scheme, plan, delivery_id=did, municipality_code=ctx.municipality_code,
+                              period=ctx.period, max_issues=ctx.max_issues)
+    except bulk.BulkFallback as exc:
+        log.info("%s: the Python parser takes it (%s)", path.name, exc)
+        return None
+    if result.issues:
+        return reject([(i.row, i.column, "parse", i.reason, i.value) for i in result.issues], tables)
+    total = sum(result.rows.values())
+    if total == 0:
+        return reject([(None, None, "parse", "the file has no data rows", None)], tables)
+    for t in scheme.tables:
+        if result.rows.get(t.name, 0) >= ANALYZE_FROM_ROWS:
+            conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(t.name)))
+    log.info("%s: loaded set-based (bulk path), %d rows", path.name, total)
+    return total
 
 
 # ---------------------------------------------------------------- one municipality, one period

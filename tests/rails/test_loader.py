@@ -15,7 +15,7 @@ import pytest
 
 from trivsel import loading, schema
 from trivsel.config import parse_config
-from trivsel.sources import base
+from trivsel.sources import base, bulk
 
 PERIOD = "2099-01"
 
@@ -41,10 +41,27 @@ def parse(path: Path, ctx: base.DeliveryContext):
         yield "rails_test_row", (i, unit, int(n))
 
 
+def bulk_plan(path: Path, ctx: base.DeliveryContext) -> bulk.BulkPlan | None:
+    """The same scheme, set-based: the header is checked here, the rows in SQL."""
+    with path.open("rb") as fh:
+        header = fh.readline().rstrip(b"\r\n")
+    if header != b"unit;n":
+        raise base.FileRejected("header must be 'unit;n'", row=1)
+    return bulk.BulkPlan(
+        landing_columns=("unit", "n"),
+        copy_options="format csv, header true, delimiter ';', encoding 'UTF8'",
+        checks=["select source_row, 'unit', 'unknown unit ' || quote_literal(unit), unit from bulk_landing "
+                "where unit <> all(%(units)s)"],
+        inserts={"rails_test_row": "select source_row, unit, n::integer from bulk_landing "
+                                   "where unit = any(%(units)s)"},
+        params={"units": ctx.unit_names},
+    )
+
+
 @pytest.fixture(scope="module")
 def rails(warehouse_url, tmp_path_factory, monkeypatch_module):
     module = types.ModuleType("trivsel.sources.rails_test_csv")
-    module.SCHEME, module.parse = SCHEME, parse
+    module.SCHEME, module.parse, module.bulk_plan = SCHEME, parse, bulk_plan
     sys.modules["trivsel.sources.rails_test_csv"] = module
     import trivsel.sources as sources
 
@@ -172,3 +189,80 @@ def test_undated_file_is_taken_into_the_run_period(rails):
     assert (rails.inbox / "2099-04" / "late.csv").exists()
     assert not (rails.inbox / "late.csv").exists()
     assert "late.csv" not in ingest(rails, "2099-05")
+
+
+# ---------------------------------------------------------------- the set-based (bulk) path
+
+
+def issues_of(url, delivery_id):
+    with psycopg.connect(url) as conn:
+        return conn.execute("select row_number, column_name, check_name, reason, value from quarantine.delivery_issue"
+                            " where delivery_id = %s order by row_number, column_name", (delivery_id,)).fetchall()
+
+
+@pytest.fixture
+def bulk_always(monkeypatch):
+    monkeypatch.setenv("TRIVSEL_BULK_FROM_BYTES", "0")
+
+
+def test_bulk_path_loads_and_numbers_rows_by_line(rails, bulk_always, caplog):
+    caplog.set_level("INFO", logger="trivsel")
+    deliver(rails, "bulk.csv", "unit;n\nEnhed A;1\nEnhed B;2\n;\nEnhed A;3", period="2099-06")
+    out = ingest(rails, "2099-06")["bulk.csv"]
+    assert out.status == "loaded", out.reason
+    assert "loaded set-based" in caplog.text
+    with psycopg.connect(rails.url) as conn:
+        got = conn.execute("select source_row, unit, n from raw.rails_test_row where delivery_id = %s "
+                           "order by source_row", (out.delivery_id,)).fetchall()
+    # line 4 holds only a separator: skipped, as the parsers skip it; the last line has no newline
+    assert got == [(2, "Enhed A", 1), (3, "Enhed B", 2), (5, "Enhed A", 3)]
+    assert out.rows == 3
+
+
+def test_bulk_checks_quarantine_with_row_column_and_value(rails, bulk_always):
+    deliver(rails, "bulk-bad.csv", "unit;n\nEnhed A;1\nEnhed Z;2\nEnhed Q;3\n", period="2099-07")
+    out = ingest(rails, "2099-07")["bulk-bad.csv"]
+    assert out.status == "quarantined"
+    assert issues_of(rails.url, out.delivery_id) == [
+        (3, "unit", "parse", "unknown unit 'Enhed Z'", "Enhed Z"),
+        (4, "unit", "parse", "unknown unit 'Enhed Q'", "Enhed Q"),
+    ]
+    assert rows(rails.url, out.delivery_id) == []
+
+
+@pytest.mark.parametrize("name, content", [
+    ("blank-line.csv", "unit;n\nEnhed A;1\n\nEnhed Z;2\n"),       # COPY would misnumber the lines
+    ("ragged.csv", "unit;n\nEnhed A;1;x\nEnhed Z;2\n"),            # COPY refuses the extra field
+    ("quoted-break.csv", 'unit;n\n"Enhed\nA";1\nEnhed Z;2\n'),      # a record over two lines
+])
+def test_what_copy_cannot_read_exactly_goes_to_the_parser(rails, bulk_always, name, content, caplog):
+    caplog.set_level("INFO", logger="trivsel")
+    deliver(rails, name, content, period="2099-08")
+    out = ingest(rails, "2099-08")[name]
+    assert "the Python parser takes it" in caplog.text
+    # the parser's own verdict: it does not know the bulk path was tried
+    assert out.status == "quarantined"
+    assert out.reason and "bulk" not in out.reason
+
+
+def test_bulk_header_problem_is_the_parsers_rejection(rails, bulk_always):
+    deliver(rails, "bulk-header.csv", "enhed;antal\nEnhed A;1\n", period="2099-09")
+    out = ingest(rails, "2099-09")["bulk-header.csv"]
+    assert out.status == "quarantined" and "header must be 'unit;n'" in out.reason
+
+
+def test_bulk_threshold(monkeypatch):
+    monkeypatch.setenv("TRIVSEL_BULK_FROM_BYTES", "off")
+    assert bulk.threshold() is None
+    monkeypatch.setenv("TRIVSEL_BULK_FROM_BYTES", "2048")
+    assert bulk.threshold() == 2048
+    monkeypatch.delenv("TRIVSEL_BULK_FROM_BYTES")
+    assert bulk.threshold() == bulk.DEFAULT_FROM_BYTES
+
+
+def test_count_data_lines(tmp_path):
+    p = tmp_path / "f.csv"
+    for content, expected in [(b"h\na\nb\n", (2, False)), (b"h\na\nb", (2, False)), (b"h\r\na\r\n\r\nb\r\n", (3, True)),
+                              (b"h\n", (0, False)), (b"h\n\n", (1, True))]:
+        p.write_bytes(content)
+        assert bulk.count_data_lines(p) == expected, content

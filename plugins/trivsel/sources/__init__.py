@@ -32,7 +32,7 @@ def _load(name: str) -> SchemeModule | None:
         if exc.name == f"trivsel.sources.{name}":
             return None  # not written yet
         raise
-    return SchemeModule(scheme=mod.SCHEME, parse=mod.parse)
+    return SchemeModule(scheme=mod.SCHEME, parse=mod.parse, bulk_plan=getattr(mod, "bulk_plan", None))
 
 
 def all_schemes() -> dict[str, SchemeModule]:

@@ -121,3 +121,5 @@ class Parser(Protocol):
 class SchemeModule:
     scheme: Scheme
     parse: Callable[[Path, DeliveryContext], Iterator[tuple[str, tuple]]]
+    #: optional set-based path for large files (trivsel.sources.bulk); returns a BulkPlan or None
+    bulk_plan: Callable[[Path, DeliveryContext], Any] | None = None
