@@ -1,11 +1,19 @@
-"""Sick-leave statistics (no database): halves of the months, per-employee means, the survey's tests."""
+"""Sick-leave statistics: halves of the months, per-employee means, the survey's tests. The last test
+runs the SQL (streaming) path in a throwaway database and compares it with the in-Python reference."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
+from decimal import Decimal
+from urllib.parse import urlsplit
 
+import psycopg
+import pytest
 from scipy import stats as st
 
+from trivsel.stats import absence
 from trivsel.stats.absence import ALL_UNITS, employee_tests, split_halves
 
 
@@ -33,3 +41,125 @@ def test_employee_tests_match_scipy():
     assert math.isclose(t.mannwhitney_p, st.mannwhitneyu(base, follow, alternative="two-sided",
                                                          method="asymptotic").pvalue)
     assert t.significant is False
+
+
+def _synthetic_rows() -> list[tuple[str, str, str, str, Decimal]]:
+    """(municipality_code, unit_name, month, employee_pseudonym, sick_days), shaped as the mart's rows."""
+    rng = random.Random(20240611)
+
+    def days() -> Decimal:
+        # as the mart: numeric sick hours / 7.4, many of them 0
+        return Decimal(rng.choice([0, 0, 0, rng.randint(1, 160)])) / Decimal("7.4")
+
+    rows = []
+    layouts = {
+        # code: (months, units) - odd and even month counts; one municipality with a single month (no test)
+        "101": ([f"2014-{m:02d}" for m in range(1, 6)], ["Ældrecenter Øst", "ab fløj", "B-fløj"]),
+        "202": ([f"2015-{m:02d}" for m in range(3, 7)], ["Nat", "Dag"]),
+        "303": (["2016-01"], ["Eneste"]),
+        "404": (["2013-12", "2014-01"], ["Køkken", "Kontor"]),
+    }
+    for code, (months, units) in layouts.items():
+        middle = months[len(months) // 2] if len(months) % 2 else None
+        for i in range(60):
+            employee = f"{'E' if i % 3 else 'e'}{i:03d}{code}"
+            home = units[i % len(units)]
+            for j, month in enumerate(months):
+                if i % 7 == 0 and j >= len(months) // 2:
+                    continue  # only in the first half (and perhaps the middle month)
+                if i % 11 == 0 and j < len(months) // 2:
+                    continue  # only in the second half
+                if i % 5 == 0 and rng.random() < 0.3:
+                    continue  # gaps
+                unit = home
+                if i % 4 == 0 and j >= len(months) // 2:
+                    unit = units[(i + 1) % len(units)]  # moved unit half-way
+                rows.append((code, unit, month, employee, days()))
+                if i % 9 == 0 and len(units) > 1:
+                    # in two units the same month: the all-units scope sums them
+                    rows.append((code, units[(i + 2) % len(units)] if units[(i + 2) % len(units)] != unit
+                                 else units[(i + 1) % len(units)], month, employee, days()))
+        if middle:
+            rows.append((code, "Kun midten", middle, f"m001{code}", days()))  # only in the left-out month
+        first = months[0]
+        rows.append((code, "Kun start", first, f"s001{code}", days()))  # a unit only in the first half
+        rows.append((code, "Kun start", first, f"s002{code}", days()))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def stats_db(warehouse_url):
+    """A database of its own in the session's server, with a marts.fct_absence_employee_month of
+    synthetic rows."""
+    admin = urlsplit(warehouse_url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('drop database if exists "absence_stats" with (force)')
+        conn.execute('create database "absence_stats"')
+    url = urlsplit(warehouse_url)._replace(path="/absence_stats").geturl()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create schema marts")
+        conn.execute("""create table marts.fct_absence_employee_month (
+            municipality_code text not null, unit_name text not null, month_start date not null,
+            month text not null, employee_pseudonym text not null, sick_hours numeric not null,
+            sick_days numeric not null, primary key (municipality_code, unit_name, month_start,
+            employee_pseudonym))""")
+        with conn.cursor().copy("copy marts.fct_absence_employee_month (municipality_code, unit_name, "
+                                "month_start, month, employee_pseudonym, sick_hours, sick_days) "
+                                "from stdin") as copy:
+            for code, unit, month, employee, days in _synthetic_rows():
+                copy.write_row((code, unit, f"{month}-01", month, employee, days * Decimal("7.4"), days))
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('drop database if exists "absence_stats" with (force)')
+
+
+def _assert_same(got: list[absence.EmployeeTest], want: list[absence.EmployeeTest]) -> None:
+    assert [(t.municipality_code, t.scope) for t in got] == [(t.municipality_code, t.scope) for t in want]
+    for g, w in zip(got, want, strict=True):
+        for field in dataclasses.fields(absence.EmployeeTest):
+            x, y = getattr(g, field.name), getattr(w, field.name)
+            if isinstance(y, float) and isinstance(x, float):
+                assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (g.municipality_code, g.scope,
+                                                                        field.name, x, y)
+            else:
+                assert x == y, (g.municipality_code, g.scope, field.name, x, y)
+
+
+def test_sql_path_matches_reference(stats_db):
+    with psycopg.connect(stats_db) as conn:  # not autocommit: as the pipeline's connection
+        rows = conn.execute("select municipality_code, unit_name, month, employee_pseudonym, sick_days "
+                            "from marts.fct_absence_employee_month").fetchall()
+        want = employee_tests(rows)
+        assert absence.run(conn) == len(want)
+        conn.commit()
+        stored = conn.execute(f"select * from {absence.TABLE}").fetchall()
+        # the same relation under another name, as run(conn, source) reads it
+        conn.execute("create table public.absence_copy as select * from marts.fct_absence_employee_month")
+        other = absence.sql_employee_tests(conn, "public.absence_copy")
+        conn.rollback()
+    got = sorted((absence.EmployeeTest(*r) for r in stored), key=lambda t: (t.municipality_code, t.scope))
+    _assert_same(got, want)
+    _assert_same(other, want)
+
+    by_key = {(t.municipality_code, t.scope): t for t in want}
+    assert {c for c, _ in by_key} == {"101", "202", "404"}  # a single month: no halves, no test
+    assert ("101", "Kun midten") not in by_key  # only in the left-out middle month
+    assert by_key[("101", ALL_UNITS)].baseline_period == "2014-01..2014-02"
+    assert by_key[("101", ALL_UNITS)].followup_period == "2014-04..2014-05"
+    assert by_key[("202", ALL_UNITS)].followup_period == "2015-05..2015-06"
+    assert (by_key[("404", "Køkken")].baseline_period, by_key[("404", "Køkken")].followup_period) == (
+        "2013-12", "2014-01")
+    start = by_key[("101", "Kun start")]
+    assert (start.n_baseline, start.n_followup, start.p_value) == (2, 0, None)
+
+
+def test_sql_path_reruns_identically(stats_db):
+    with psycopg.connect(stats_db, autocommit=True) as conn:
+        first = absence.sql_employee_tests(conn)
+        absence.run(conn)
+        stored = conn.execute(f"select * from {absence.TABLE}").fetchall()
+        absence.run(conn)
+        again = conn.execute(f"select * from {absence.TABLE}").fetchall()
+        second = absence.sql_employee_tests(conn)
+    assert first == second  # bit for bit
+    assert stored == again

@@ -7,6 +7,7 @@ Employee numbers are pseudonymised here (keyed HMAC-SHA256): they never reach th
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from trivsel.sources._absence_common import absence_codes, csv_rows, danish_decimal, unit_lookup
 from trivsel.sources.base import Column, DeliveryContext, RawTable, Scheme
+from trivsel.sources.bulk import BulkFallback, BulkPlan
 
 HEADER = ("Medarbejdernr", "Enhed", "Måned", "Fraværskode", "Fraværstekst", "Fraværstimer", "Normtimer",
           "Årsværk")
@@ -133,3 +135,246 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
         if ok:
             yield "hr_payroll_absence", (row, pseudonym, unit_text, month_start, code, rec["Fraværstekst"] or None,
                                          hours, contractual, fte)
+
+
+# --- the set-based path (trivsel.sources.bulk) -----------------------------------------------------------
+#
+# The same checks as `parse`, in SQL over the COPYed file. What only Python does exactly (str.casefold and
+# str.upper of units and codes, the repr() in their reasons, the keyed pseudonyms) is computed in Python
+# once per *distinct* value in `prepare` and joined in. Anything PostgreSQL's COPY might read differently
+# from csv.reader makes the plan step aside (None) or the loader fall back, so the parser decides it.
+#
+# `prepare` builds, in temporary tables dropped at commit: bulk_pseudonym / bulk_unit / bulk_code (the
+# distinct values), bulk_rows (one typed row per data row, one pass over the landing table) and bulk_issue
+# (every problem, one pass over bulk_rows plus one sort for the duplicate and denominator rules). The checks
+# then only read bulk_issue, one SELECT per parser check in the parser's order.
+
+#: landing identifiers of the file's columns
+_IDENT = {"Medarbejdernr": "medarbejdernr", "Enhed": "enhed", "Måned": "maaned", "Fraværskode": "fravaerskode",
+          "Fraværstekst": "fravaerstekst", "Fraværstimer": "fravaerstimer", "Normtimer": "normtimer",
+          "Årsværk": "aarsvaerk"}
+#: what str.strip() removes from cp1252 text (ASCII whitespace, 0x1C-0x1F, NBSP)
+_WS = "".join(ch for ch in bytes(range(256)).decode("cp1252", errors="ignore") if ch.isspace())
+#: byte classes for the encoding pre-scan: L = a UTF-8 lead byte, C = a continuation byte, X = NUL or a byte
+#: cp1252 does not define. "LC" (a UTF-8 multibyte sequence) or X: the Python parser decides the file.
+_CLASSES = bytes(b"X"[0] if b in (0x00, 0x81, 0x8D, 0x8F, 0x90, 0x9D) else b"L"[0] if 0xC2 <= b <= 0xF4
+                 else b"C"[0] if 0x80 <= b <= 0xBF else b"a"[0] for b in range(256))
+#: a quoted field that csv.reader and COPY read alike: the whole field quoted, no line break inside
+_QUOTED_RE = re.compile(rb'(?:^|(?<=;))"(?:[^"\r\n]|"")*"(?=;|\r?$)', re.MULTILINE)
+_SCAN_CHUNK = 8 * 1024 * 1024
+# danish_decimal's patterns with ASCII digits (\d matches no other digit in cp1252 text); the first is a fast
+# path for the usual '7,40' / '12' that gives the same value.
+_PLAIN_SQL = r"^[0-9]+(,[0-9]+)?$"
+_NUMBER_SQL = r"^-?[0-9]{1,3}(\.[0-9]{3})*(,[0-9]+)?$|^-?[0-9]+([.,][0-9]+)?$"
+_THOUSANDS_SQL = r"^-?[0-9]{1,3}(\.[0-9]{3})+$"
+_MONTH_SQL = r"^[0-9]{4}-?[0-9]{2}$"
+_NUMBER_COLUMNS = (("Fraværstimer", "hours", MAX_MONTH_HOURS, "hours in a month"),
+                   ("Normtimer", "contractual", MAX_MONTH_HOURS, "hours in a month"),
+                   ("Årsværk", "fte", MAX_FTE, "FTE for one employee"))
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _suspect_bytes(path: Path) -> bool:
+    """Whether the file has bytes only the Python parser judges exactly: possible UTF-8, undefined cp1252
+    bytes, NUL, or a double quote other than around a whole one-line field. C-speed (translate, find)."""
+    tail = b""
+    quotes = False
+    with path.open("rb") as fh:
+        while chunk := fh.read(_SCAN_CHUNK):
+            classes = (tail + chunk).translate(_CLASSES)
+            if b"LC" in classes or b"X" in classes:
+                return True
+            quotes = quotes or b'"' in chunk
+            tail = chunk[-1:]
+    if quotes:
+        data = path.read_bytes()
+        if b'"' in _QUOTED_RE.sub(b"", data):
+            return True
+    return False
+
+
+def _header(path: Path) -> list[str] | None:
+    """The header row's column names in file order, as csv_rows reads them (None: unsure)."""
+    with path.open("rb") as fh:
+        first = fh.readline()
+    try:
+        fields = next(csv.reader([first.decode("cp1252")], delimiter=";"), [])
+    except (csv.Error, UnicodeDecodeError):
+        return None
+    return [f.strip() for f in fields]
+
+
+def _number_sql(t: str) -> str:
+    """danish_decimal of the stripped text t, as numeric; null when it is not a number. (U+2212 cannot occur:
+    cp1252 has no such character.)"""
+    n = f"replace({t}, ' ', '')"
+    return (f"case when {n} ~ {_lit(_PLAIN_SQL)} then replace({n}, ',', '.')::numeric "
+            f"when {n} ~ {_lit(_NUMBER_SQL)} then (case when strpos({n}, ',') > 0 "
+            f"then replace(replace({n}, '.', ''), ',', '.') when {n} ~ {_lit(_THOUSANDS_SQL)} "
+            f"then replace({n}, '.', '') else {n} end)::numeric end")
+
+
+def bulk_plan(path: Path, ctx: DeliveryContext) -> BulkPlan | None:
+    """`parse`, set-based (see trivsel.sources.bulk). None when the Python parser must take the file."""
+    rows = csv_rows(path, HEADER)
+    try:
+        next(rows, None)  # the header checks (and the first rows' encoding), raising as parse would
+    finally:
+        rows.close()
+    if ctx.pseudonym_key is None or _suspect_bytes(path):
+        return None
+    header = _header(path)
+    if header is None or sorted(header) != sorted(HEADER):
+        return None  # a column twice: csv_rows reads the first one, COPY cannot tell
+    codes = absence_codes(SCHEME.name)
+    units = unit_lookup(ctx)
+
+    def stripped(name: str) -> str:
+        return f"btrim(coalesce(l.{_IDENT[name]}, ''), %(ws)s)"
+
+    def copy_distinct(conn, table: str, name: str, make_row, *, empty: bool = False) -> None:
+        where = "" if empty else f" where {stripped(name)} <> ''"
+        with conn.cursor() as cur:
+            values = [r[0] for r in cur.execute(
+                f"select distinct {stripped(name)} from bulk_landing l{where}", {"ws": _WS})]
+            with cur.copy(f"copy {table} from stdin") as copy:
+                for value in values:
+                    copy.write_row(make_row(value))
+
+    # Every problem, numbered in the parser's order within a row.
+    checks: list[tuple[str, str, str]] = [  # (column, reason or null, value)
+        ("'Medarbejdernr'", "case when employee = '' then 'empty employee number' end", "null"),
+        ("'Enhed'", "unit_reason", "unit_text"),
+        ("'Måned'", "case when not month_ok then 'not a month (YYYY-MM)' when to_char(month_start, "
+                    "'YYYY-MM') <> %(period)s::text then 'month ' || to_char(month_start, 'YYYY-MM') || "
+                    "' is not the delivery''s period ' || %(period)s::text end", "month_text"),
+    ]
+    for column, name, _bound, _why in _NUMBER_COLUMNS:
+        checks.append((_lit(column), f"case when {name} is null then 'not a number (decimal comma expected)' "
+                                     f"when {name} < 0 then "
+                                     f"{_lit(f'negative {column}: hours and FTE cannot be negative')} end",
+                       f"{name}_text"))
+    for column, name, bound, why in _NUMBER_COLUMNS:
+        checks.append((_lit(column), f"case when {name} > {bound} then {_lit(f'absurd {column} ')} || "
+                                     f"{name}::text || {_lit(f': more than {bound} {why}')} end",
+                       f"{name}_text"))
+    checks += [
+        ("'Fraværskode'", "case when code_text = '' and hours > 0 then 'empty absence code with ' || "
+                          "hours_text || ' absence hours' when code_text <> '' then code_reason end",
+         "case when code_text <> '' then code_text end"),
+        # the parser checks these for every row with an employee number, whatever else is wrong with it
+        ("'Medarbejdernr'", "case when employee <> '' and dup_first <> source_row then 'the same employee, "
+                            "month and absence code ' || coalesce(code, '(none)') || ' as row ' || dup_first || "
+                            "' (duplicate employee-month)' end", "null"),
+        ("'Normtimer'", "case when employee <> '' and contractual >= 0 and fte >= 0 and "
+                        "(contractual <> den_first[2] or fte <> den_first[3]) then 'contractual hours or FTE "
+                        "differ from row ' || den_first[1] || ' for the same employee-month' end", "null"),
+    ]
+
+    def prepare(conn) -> None:
+        p = {"ws": _WS, "period": ctx.period}
+        if conn.info.parameter_status("server_encoding") != "UTF8":
+            raise BulkFallback("the server encoding is not UTF8")
+        if conn.execute("select exists (select 1 from bulk_landing l where "
+                        + " or ".join(f"octet_length(l.{i}) >= %(limit)s" for i in _IDENT.values()) + ")",
+                        {"limit": csv.field_size_limit()}).fetchone()[0]:
+            raise BulkFallback("a field longer than csv's field size limit")
+        # Rows of nothing but whitespace (NBSP, 0x1C-0x1F too) are skipped by the parser.
+        conn.execute("delete from bulk_landing l where " + " and ".join(f"{stripped(h)} = ''" for h in HEADER), p)
+        for table in ("bulk_pseudonym", "bulk_unit", "bulk_code", "bulk_rows", "bulk_issue"):
+            conn.execute(f"drop table if exists {table}")
+        # Pseudonyms, with the key that never leaves this process; a small integer per pseudonym for cheap
+        # grouping ('007' and '7' are one employee).
+        conn.execute("create temp table bulk_pseudonym (employee_number text primary key, "
+                     "employee_pseudonym text not null, employee_key integer not null) on commit drop")
+        keys: dict[str, int] = {}
+
+        def pseudonym_row(number: str) -> tuple:
+            pseudonym = ctx.pseudonymise(number)
+            return number, pseudonym, keys.setdefault(pseudonym, len(keys))
+
+        copy_distinct(conn, "bulk_pseudonym", "Medarbejdernr", pseudonym_row)
+        # Units and codes: Python's casefold/upper and repr, once per distinct value.
+        conn.execute("create temp table bulk_unit (unit_text text primary key, reason text) on commit drop")
+        copy_distinct(conn, "bulk_unit", "Enhed", lambda unit_text: (
+            unit_text, None if unit_text.casefold() in units else
+            f"unknown unit {unit_text!r} for municipality {ctx.municipality_code} (not a unit in "
+            f"config/municipalities.yml nor an alias in dbt/seeds/common/unit_aliases.csv)"), empty=True)
+        conn.execute("create temp table bulk_code (code_text text primary key, code text not null, reason text) "
+                     "on commit drop")
+        copy_distinct(conn, "bulk_code", "Fraværskode", lambda code_text: (
+            code_text, code_text.upper(), None if code_text.upper() in codes else
+            f"unknown absence code {code_text.upper()!r} (known: {', '.join(sorted(codes))}; see "
+            f"dbt/seeds/absence/absence_codes.csv)"))
+        # One typed row per data row: stripped texts, parsed month and numbers (null = not a number).
+        conn.execute("""create temp table bulk_rows (
+            source_row bigint, employee text, employee_pseudonym text, employee_key integer, unit_text text,
+            unit_reason text, month_text text, month_ok boolean, month_start date, code_text text, code text,
+            code_reason text, absence_text text, hours_text text, contractual_text text, fte_text text,
+            hours numeric, contractual numeric, fte numeric) on commit drop""")
+        conn.execute(f"""
+            insert into bulk_rows
+            select s.source_row, s.employee, e.employee_pseudonym, e.employee_key, s.unit_text, u.reason,
+                   s.month_text, s.month_ok,
+                   case when s.month_ok then make_date(left(s.month_text, 4)::int, right(s.month_text, 2)::int, 1)
+                   end,
+                   s.code_text, c.code, c.reason, s.absence_text, s.hours_text, s.contractual_text, s.fte_text,
+                   {_number_sql('s.hours_text')}, {_number_sql('s.contractual_text')}, {_number_sql('s.fte_text')}
+            from (select t.*, t.month_text ~ {_lit(_MONTH_SQL)} and right(t.month_text, 2) between '01' and '12'
+                              as month_ok
+                  from (select l.source_row, {stripped('Medarbejdernr')} as employee,
+                               {stripped('Enhed')} as unit_text, {stripped('Måned')} as month_text,
+                               {stripped('Fraværskode')} as code_text, {stripped('Fraværstekst')} as absence_text,
+                               {stripped('Fraværstimer')} as hours_text,
+                               {stripped('Normtimer')} as contractual_text, {stripped('Årsværk')} as fte_text
+                        from bulk_landing l offset 0) as t offset 0) as s
+            left join bulk_pseudonym e on e.employee_number = s.employee
+            left join bulk_unit u on u.unit_text = s.unit_text
+            left join bulk_code c on c.code_text = s.code_text""", p)
+        if conn.execute("select exists (select 1 from bulk_rows where month_ok and month_text < '1000')"
+                        ).fetchone()[0]:
+            raise BulkFallback("a month before year 1000")  # date() refuses year 0, strftime does not pad
+
+        # Only rows with a problem are expanded into one candidate issue per check (the usual file has none).
+        suspect = (f"employee = '' or unit_reason is not null or not month_ok "
+                   f"or to_char(month_start, 'YYYY-MM') <> %(period)s::text "
+                   f"or not coalesce(hours >= 0 and contractual >= 0 and fte >= 0, false) "
+                   f"or hours > {MAX_MONTH_HOURS} or contractual > {MAX_MONTH_HOURS} or fte > {MAX_FTE} "
+                   f"or (code_text = '' and hours > 0) or code_reason is not null")
+        values = ", ".join(f"({k}, {col}, {reason}, {value})" for k, (col, reason, value) in enumerate(checks))
+        conn.execute(f"""
+            create temp table bulk_issue on commit drop as
+            select r.source_row, x.check_order, x.column_name, x.reason, x.value
+            from (select b.*, w.dup_first, w.den_first
+                  from bulk_rows b
+                  left join (
+                    -- duplicates and differing denominators: windows over a narrow projection
+                    select source_row, dup_first, den_first from (
+                      select source_row, contractual, fte,
+                             min(source_row) over (partition by employee_key, month_text collate "C",
+                                                                coalesce(code, '') collate "C") as dup_first,
+                             min(array[source_row, contractual, fte]) filter (
+                                 where contractual >= 0 and fte >= 0)
+                               over (partition by employee_key, month_text collate "C") as den_first
+                      from bulk_rows where employee <> '') as n
+                    where dup_first <> source_row
+                       or (contractual >= 0 and fte >= 0
+                           and (contractual <> den_first[2] or fte <> den_first[3]))) as w using (source_row)
+                  where w.source_row is not null or {suspect}) as r
+            cross join lateral (values {values}) as x(check_order, column_name, reason, value)
+            where x.reason is not null""".replace("%(period)s", _lit(ctx.period)))
+
+    return BulkPlan(
+        landing_columns=[_IDENT[h] for h in header],
+        copy_options="format csv, header true, delimiter ';', encoding 'WIN1252'",
+        # one SELECT per parser check, in its order (bulk.run orders by row, then by check)
+        checks=[f"select source_row, column_name, reason, value from bulk_issue where check_order = {k}"
+                for k in range(len(checks))],
+        inserts={"hr_payroll_absence": (
+            "select source_row, employee_pseudonym, unit_text, month_start, code, nullif(absence_text, ''), "
+            "hours, contractual, fte from bulk_rows")},
+        prepare=prepare)

@@ -6,15 +6,23 @@ split in halves (the middle month of an odd count is left out). Each employee's 
 mean sick days per month over the months they appear in; Welch's t-test and Mann–Whitney U compare the two
 halves (independent-samples view, as the survey tests), with Hedges' g. Columns as the survey tests
 (reporting.survey_item_change) where they apply. The math is trivsel.stats.survey's.
+
+Memory is bounded: the per-employee means are computed in SQL (VALUES_SQL) and streamed through a
+server-side cursor in a fixed order, so only one (municipality, scope)'s two float arrays are in Python at a
+time. employee_tests() is the in-Python reference implementation (the tests compare the two).
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from psycopg import sql
+from psycopg.rows import tuple_row
 
 from trivsel.stats import reporting_table
 from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, welch_test
@@ -22,6 +30,7 @@ from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, we
 TABLE = "reporting.absence_employee_test"
 ALL_UNITS = "(all units)"
 METRIC = "sick_days_per_employee_month"
+SOURCE = "marts.fct_absence_employee_month"
 
 
 @dataclass
@@ -102,36 +111,131 @@ def employee_tests(rows: list[tuple[str, str, str, str, float]],
                     b.append(float(np.mean(in_b)))
             if not a and not b:
                 continue
-            w = welch_test(a, b)
-            e = hedges_g(a, b)
-            mean_a = float(np.mean(a)) if a else math.nan
-            mean_b = float(np.mean(b)) if b else math.nan
-            out.append(EmployeeTest(
-                municipality_code=code, scope=scope, metric=METRIC,
-                baseline_period=_label(base), followup_period=_label(follow),
-                n_baseline=len(a), n_followup=len(b),
-                mean_baseline=_num(mean_a), mean_followup=_num(mean_b), mean_diff=_num(mean_b - mean_a),
-                t_statistic=_num(w.t), welch_df=_num(w.df), p_value=_num(w.p),
-                significant=None if math.isnan(w.p) else bool(w.p <= alpha),
-                mannwhitney_p=_num(mannwhitney_p(a, b)),
-                effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
-            ))
+            out.append(_scope_test(code, scope, _label(base), _label(follow), a, b, alpha))
     return out
 
 
-ROWS_SQL = """
-    select municipality_code, unit_name, month, employee_pseudonym, sick_days
-    from marts.fct_absence_employee_month
-    -- a fixed order: float sums come out bit-identical on every re-run
-    order by municipality_code, unit_name, month, employee_pseudonym
+def _scope_test(code: str, scope: str, baseline_period: str, followup_period: str,
+                a: Sequence[float], b: Sequence[float], alpha: float) -> EmployeeTest:
+    """The tests on one (municipality, scope): a, b are the employees' mean sick days in each half."""
+    w = welch_test(a, b)
+    e = hedges_g(a, b)
+    mean_a = float(np.mean(a)) if len(a) else math.nan
+    mean_b = float(np.mean(b)) if len(b) else math.nan
+    return EmployeeTest(
+        municipality_code=code, scope=scope, metric=METRIC,
+        baseline_period=baseline_period, followup_period=followup_period,
+        n_baseline=len(a), n_followup=len(b),
+        mean_baseline=_num(mean_a), mean_followup=_num(mean_b), mean_diff=_num(mean_b - mean_a),
+        t_statistic=_num(w.t), welch_df=_num(w.df), p_value=_num(w.p),
+        significant=None if math.isnan(w.p) else bool(w.p <= alpha),
+        mannwhitney_p=_num(mannwhitney_p(a, b)),
+        effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
+    )
+
+
+# One row per (municipality, scope, employee) that appears in either half: the employee's mean sick days over
+# the months of each half they appear in (NULL where they do not). The same halves as split_halves(): per
+# municipality the distinct months in order, the middle one of an odd count in neither half. A mean over the
+# months an employee appears in of their sick days that month (summed over units for the all-units scope,
+# per unit for a unit scope) is their total sick days in the half / the number of distinct months they
+# appear in it, so one grouping (sets: with unit_name for the unit scopes, without for all units) does both.
+# Sums and quotients are taken in numeric (exact, so independent of the order rows are summed in) and cast
+# to double precision once; every sort uses the "C" collation (code-point order, as Python's sorted()), so
+# the rows come in one fixed order and re-runs are byte-identical.
+VALUES_SQL = """
+    with months as (
+        select municipality_code, month,
+               row_number() over (partition by municipality_code order by month) as rn,
+               count(*) over (partition by municipality_code) as n_months
+        from (select distinct municipality_code::text collate "C" as municipality_code,
+                              month::text collate "C" as month
+              from {source}) as distinct_months
+    ),
+    halves as (
+        select municipality_code, month,
+               case when rn <= n_months / 2 then 1 else 2 end as half
+        from months
+        where n_months >= 2 and (rn <= n_months / 2 or rn > n_months - n_months / 2)
+    ),
+    labels as (
+        select municipality_code,
+               min(month) filter (where half = 1) as first_a,
+               max(month) filter (where half = 1) as last_a,
+               min(month) filter (where half = 2) as first_b,
+               max(month) filter (where half = 2) as last_b
+        from halves
+        group by municipality_code
+    ),
+    in_halves as (
+        select h.municipality_code, s.unit_name::text collate "C" as unit_name,
+               s.employee_pseudonym::text collate "C" as employee_pseudonym, h.month, h.half,
+               s.sick_days::numeric as sick_days
+        from {source} as s
+        join halves as h on h.municipality_code = s.municipality_code::text collate "C"
+                        and h.month = s.month::text collate "C"
+    ),
+    employee as (
+        select municipality_code,
+               case when grouping(unit_name) = 1 then %(all_units)s collate "C" else unit_name end as scope,
+               employee_pseudonym,
+               (sum(sick_days) filter (where half = 1)
+                / count(distinct month) filter (where half = 1))::double precision as value_a,
+               (sum(sick_days) filter (where half = 2)
+                / count(distinct month) filter (where half = 2))::double precision as value_b
+        from in_halves
+        group by grouping sets ((municipality_code, employee_pseudonym, unit_name),
+                                (municipality_code, employee_pseudonym))
+    )
+    select e.municipality_code, e.scope,
+           case when l.first_a = l.last_a then l.first_a else l.first_a || '..' || l.last_a end as baseline_period,
+           case when l.first_b = l.last_b then l.first_b else l.first_b || '..' || l.last_b end as followup_period,
+           e.value_a, e.value_b
+    from employee as e
+    join labels as l on l.municipality_code = e.municipality_code
+    order by e.municipality_code collate "C", e.scope collate "C", e.employee_pseudonym collate "C"
 """
 
+FETCH_ROWS = 20_000
 
-def run(conn) -> int:
-    """Read marts.fct_absence_employee_month, replace reporting.absence_employee_test in one transaction."""
-    with conn.cursor() as cur:
-        cur.execute(ROWS_SQL)
-        rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
-    tests = employee_tests(rows)
+
+def _values_query(source: str) -> sql.Composed:
+    return sql.SQL(VALUES_SQL).format(source=sql.Identifier(*source.split(".")))
+
+
+def _stream_tests(rows: Iterable[tuple], alpha: float) -> Iterator[EmployeeTest]:
+    """rows: (municipality_code, scope, baseline_period, followup_period, value_a, value_b) ordered by
+    municipality and scope; yields one test per (municipality, scope), holding only that scope's values."""
+    key = None
+    a, b = array("d"), array("d")
+    labels = ("", "")
+    for code, scope, baseline_period, followup_period, value_a, value_b in rows:
+        if (code, scope) != key:
+            if key is not None:
+                yield _scope_test(*key, *labels, np.frombuffer(a), np.frombuffer(b), alpha)
+            key, labels = (code, scope), (baseline_period, followup_period)
+            a, b = array("d"), array("d")
+        if value_a is not None:
+            a.append(value_a)
+        if value_b is not None:
+            b.append(value_b)
+    if key is not None:
+        yield _scope_test(*key, *labels, np.frombuffer(a), np.frombuffer(b), alpha)
+
+
+def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL) -> list[EmployeeTest]:
+    """employee_tests() over `source` (a relation shaped as marts.fct_absence_employee_month), with the
+    per-employee means computed in the database and streamed through a server-side cursor."""
+    # A server-side cursor lives in a transaction (a savepoint if one is already open).
+    with conn.transaction(), conn.cursor(name="absence_employee_values", row_factory=tuple_row) as cur:
+        cur.itersize = FETCH_ROWS
+        cur.execute(_values_query(source), {"all_units": ALL_UNITS})
+        return list(_stream_tests(cur, alpha))
+
+
+def run(conn, source: str = SOURCE) -> int:
+    """Read `source` (marts.fct_absence_employee_month), replace reporting.absence_employee_test in one
+    transaction."""
+    tests = sql_employee_tests(conn, source)
     return reporting_table.replace(conn, TABLE, EmployeeTest, tests, COLUMN_TYPES,
                                    ("municipality_code", "scope", "metric", "baseline_period", "followup_period"))
