@@ -191,3 +191,199 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
                                row=line + 1) from exc
         except csv.Error as exc:
             raise FileRejected(f"malformed CSV near line {line}: {exc}", row=line) from exc
+
+
+# --- the set-based path for large files (trivsel.sources.bulk) ----------------------------------------
+#
+# The same checks and the same long rows as `parse`, computed in SQL over the file COPYed as delivered. Where
+# COPY could read the file differently from Python's csv module, the plan is not made (None) or the loader
+# falls back (BulkFallback): the parser stays the reference for every odd file.
+
+#: Every character Python's str.split()/str.strip() treat as whitespace (== chr(c).isspace()).
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+#: A run of them, as a PostgreSQL regular expression (a bracket expression of the literal characters).
+PY_WHITESPACE_RUN = "[" + PY_WHITESPACE + "]+"
+ROW_TABLE = "bulk_survey_row"
+BAD_TABLE = "bulk_survey_bad_label"
+
+
+def _quotes_read_alike(path: Path, delimiter: str) -> bool:
+    """True when every double quote in the file sits in a well-formed quoted field on one line: then COPY's
+    CSV mode and Python's csv module read the same fields (they differ on quotes inside unquoted fields, text
+    after a closing quote and quoted line breaks)."""
+    from trivsel.sources.bulk import COPY_CHUNK
+
+    with path.open("rb") as fh:
+        if not any(b'"' in chunk for chunk in iter(lambda: fh.read(COPY_CHUNK), b"")):
+            return True
+    d = re.escape(delimiter.encode())
+    field = rb'(?:"(?:[^"\r\n]|"")*"|[^"\r\n' + d + rb"]*)"
+    line_re = re.compile(rb"^" + field + rb"(?:" + d + field + rb")*(?:\r?\n)?\Z")
+    with path.open("rb") as fh:
+        for line in fh:
+            if b'"' in line and line_re.match(line) is None:
+                return False
+    return True
+
+
+def bulk_plan(path: Path, ctx: DeliveryContext):
+    """The set-based plan for `path` (see trivsel.sources.bulk), or None when the parser must read it."""
+    from psycopg import sql
+
+    from trivsel.sources.bulk import LANDING, BulkFallback, BulkPlan
+
+    items = load_items()
+    scales = load_scale_labels()
+    try:
+        with open_text(path) as fh:
+            header, delimiter = read_header(fh, path)
+    except FileRejected as exc:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            return None  # the parser words it (and finds where)
+        raise
+    # Header checks exactly as in `parse`.
+    missing = [c for c in (*BASE_COLUMNS, *items) if c not in header]
+    if missing:
+        raise FileRejected(f"missing columns: {', '.join(missing)}", row=1)
+    unknown = [c for c in header if c not in BASE_COLUMNS and c not in items]
+    if unknown:
+        raise FileRejected(f"unknown columns (not an item in survey_items.csv): {', '.join(unknown)}", row=1)
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise FileRejected(f"duplicated columns: {', '.join(duplicated)}", row=1)
+
+    with path.open("rb") as fh:
+        first = fh.readline()
+    body = first[:-2] if first.endswith(b"\r\n") else first[:-1] if first.endswith(b"\n") else first
+    if b'"' in first or b"\r" in body or not _quotes_read_alike(path, delimiter):
+        return None
+
+    cols = [f"c{i}" for i in range(len(header))]
+    col = {name: sql.Identifier(cols[i]) for i, name in enumerate(header)}
+    item_columns = [c for c in header if c in items]
+
+    def norm(expr):  # " ".join(value.split())
+        return sql.SQL("btrim(regexp_replace({}, %(ws_run)s, ' ', 'g'), ' ')").format(expr)
+
+    landing = sql.Identifier(LANDING)
+    rows = sql.Identifier("pg_temp", ROW_TABLE)
+    bad = sql.Identifier("pg_temp", BAD_TABLE)
+    units = ctx.unit_names
+    params: dict[str, object] = {
+        "ws": PY_WHITESPACE,
+        "ws_run": PY_WHITESPACE_RUN,
+        "period": ctx.period,
+        "units": list(units),
+        "check_units": bool(units),
+        "unit_reason": f"unknown unit (known: {', '.join(units)})",
+        "wave_reason": f"wave does not match the delivery's period {ctx.period}",
+        # labels that are their own normal form: a value equal to one needs no normalising
+        "plain_labels": sorted({lab for s in scales.values() for lab in s if lab and normalise_label(lab) == lab}),
+    }
+    scale_param = {}
+    for k, name in enumerate(sorted(scales)):
+        scale_param[name] = f"scale_{k}"
+        params[f"scale_{k}"] = list(scales[name])
+        params[f"scale_{k}_plain"] = [lab for lab in scales[name] if lab and normalise_label(lab) == lab]
+
+    def prepare(conn) -> None:
+        all_cols = sql.SQL(", ").join(col.values())
+        # Python's csv refuses fields over its limit; the parser says how.
+        limit = csv.field_size_limit()
+        too_long = conn.execute(sql.SQL("select exists (select 1 from {} where greatest({}) > %s)").format(
+            landing, sql.SQL(", ").join(sql.SQL("octet_length({})").format(c) for c in col.values())),
+            (limit,)).fetchone()[0]
+        if too_long:
+            raise BulkFallback(f"a field longer than csv.field_size_limit() ({limit})")
+        # Rows of nothing but (Python's) whitespace and separators are blank lines to the parser.
+        # (a blank respondent first: the cheap test that rules out nearly every row)
+        conn.execute(sql.SQL("delete from {} where btrim(coalesce({}, ''), %(ws)s) = '' "
+                             "and btrim(concat({}), %(ws)s) = ''").format(landing, col[RESPONDENT_COLUMN], all_cols),
+                     {"ws": PY_WHITESPACE})
+        wave = sql.SQL("btrim(coalesce({}, ''), %(ws)s)").format(col[WAVE_COLUMN])
+        waves = [r[0] for r in conn.execute(sql.SQL("select distinct {} from {}").format(wave, landing),
+                                            {"ws": PY_WHITESPACE})]
+        valid = [w for w in waves if WAVE_PATTERN.match(w)]  # Python's \d, exactly
+        conn.execute(sql.SQL("drop table if exists {}").format(rows))
+        conn.execute(sql.SQL(
+            """create temp table {rows} on commit drop as
+               select source_row, respondent, unit, wave,
+                      min(source_row) over (partition by respondent) as first_line,
+                      unit = '' or (%(check_units)s and unit <> all(%(units)s::text[])) as unit_bad,
+                      not (wave = any(%(valid)s::text[])) as wave_malformed,
+                      wave <> %(period)s as wave_other
+               from (select source_row,
+                            btrim(coalesce({r}, ''), %(ws)s) as respondent,
+                            {unit} as unit,
+                            btrim(coalesce({w}, ''), %(ws)s) as wave
+                     from {landing}) as s""").format(
+            rows=rows, landing=landing, r=col[RESPONDENT_COLUMN], w=col[WAVE_COLUMN],
+            unit=norm(sql.SQL("coalesce({}, '')").format(col[UNIT_COLUMN]))),
+            {**params, "valid": valid})
+        conn.execute(sql.SQL("alter table {} add primary key (source_row)").format(rows))
+        conn.execute(sql.SQL("analyze {}").format(rows))
+        # Unknown labels, all items in one pass over the landing table (the checks below only pick per item):
+        # a value equal to one of its scale's normalised labels is fine without normalising.
+        conn.execute(sql.SQL("drop table if exists {}").format(bad))
+        conn.execute(sql.SQL(
+            """create temp table {bad} on commit drop as
+               select source_row, k, label
+               from (select l.source_row, u.k, u.labels,
+                            case when u.raw is null or u.raw = any(u.plain) then '' else {norm} end as label
+                     from (select * from {landing} where {suspicious}) as l
+                     cross join lateral (values {values}) as u(k, raw, plain, labels)) as v
+               where label <> '' and label <> all(labels)""").format(
+            bad=bad, landing=landing, norm=norm(sql.SQL("u.raw")),
+            # rows with any value that is neither blank (null) nor a plain label of its scale: usually few
+            suspicious=sql.SQL(" or ").join(
+                sql.SQL("{c} <> all(%({p}_plain)s::text[])").format(
+                    c=col[code], p=sql.SQL(scale_param[items[code]["scale"]])) for code in item_columns),
+            values=sql.SQL(", ").join(
+                sql.SQL("({k}, l.{c}, %({p}_plain)s::text[], %({p})s::text[])").format(
+                    k=sql.Literal(k), c=col[code], p=sql.SQL(scale_param[items[code]["scale"]]))
+                for k, code in enumerate(item_columns))),
+            params)
+
+    def render(q) -> str:
+        return q.as_string(None)
+
+    first_ok = sql.SQL("respondent <> '' and source_row = first_line")
+    checks = [
+        sql.SQL("select source_row, {c}::text, 'respondent id is missing'::text, null::text from {rows} "
+                "where respondent = ''").format(c=sql.Literal(RESPONDENT_COLUMN), rows=rows),
+        sql.SQL("select source_row, {c}::text, 'respondent id repeats line ' || first_line, respondent from {rows} "
+                "where respondent <> '' and source_row > first_line").format(c=sql.Literal(RESPONDENT_COLUMN),
+                                                                             rows=rows),
+        sql.SQL("select source_row, {c}::text, case when unit = '' then 'unit is missing' "
+                "else %(unit_reason)s::text end, unit from {rows} where {ok} and unit_bad").format(
+            c=sql.Literal(UNIT_COLUMN), rows=rows, ok=first_ok),
+        sql.SQL("select source_row, {c}::text, case when wave_malformed then 'wave is not YYYY-MM' "
+                "else %(wave_reason)s::text end, wave from {rows} where {ok} and (wave_malformed or wave_other)"
+                ).format(c=sql.Literal(WAVE_COLUMN), rows=rows, ok=first_ok),
+    ]
+    for k, code in enumerate(item_columns):
+        checks.append(sql.SQL(
+            "select b.source_row, {code}::text, {reason}::text, b.label from {bad} as b "
+            "where b.k = {k} and exists (select 1 from {rows} as r where r.source_row = b.source_row "
+            "and r.respondent <> '' and r.source_row = r.first_line and not r.unit_bad and not r.wave_malformed "
+            "and not r.wave_other)"
+        ).format(code=sql.Literal(code), reason=sql.Literal(f"unknown answer label for scale {items[code]['scale']}"),
+                 bad=bad, k=sql.Literal(k), rows=rows))
+    pairs = sql.SQL(", ").join(sql.SQL("({}::text, l.{})").format(sql.Literal(code), col[code])
+                               for code in item_columns)
+    insert = sql.SQL(
+        "select l.source_row, r.respondent, r.unit, r.wave, v.item_code, "
+        "case when v.raw is null then null when v.raw = any(%(plain_labels)s::text[]) then v.raw "
+        "else nullif({norm}, '') end "
+        "from {landing} as l join {rows} as r on r.source_row = l.source_row "
+        "cross join lateral (values {pairs}) as v(item_code, raw)").format(
+        norm=norm(sql.SQL("v.raw")), landing=landing, rows=rows, pairs=pairs)
+    return BulkPlan(
+        landing_columns=cols,
+        copy_options=f"format csv, header true, delimiter '{delimiter}', encoding 'UTF8'",
+        checks=[render(c) for c in checks],
+        inserts={"survey_answer_csv": render(insert)},
+        params=params,
+        prepare=prepare,
+    )
