@@ -1,8 +1,29 @@
 -- One row per employee × month from the payroll extract: contractual hours, FTE and absence hours by kind.
 -- Sick hours are the hours of the codes the absence_codes seed counts as sick leave (own sickness, full
 -- and partial). Employees without absence are here too, with 0 sick hours: they are the denominator.
-with payroll as (
+-- Incremental by delivery (macros/incremental_by_delivery.sql): a run adds the loaded deliveries not yet in
+-- the table; the pre-hook first deletes deliveries no longer loaded (superseded, removed) and deliveries
+-- derived with other reference data (reference_fingerprint: absence_codes, int_units, hours per day).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='delivery_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['delivery_id']}],
+        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, absence_payroll_deliveries()) }}{% endif %}"
+    )
+}}
+
+with deliveries as (
+    {{ absence_payroll_deliveries() }}
+),
+
+payroll as (
     select * from {{ ref('stg_hr_payroll_csv__hr_payroll_absence') }}
+    {% if is_incremental() -%}
+    where {{ new_deliveries_filter(this, 'select * from deliveries') }}
+    {%- endif %}
 ),
 
 codes as (
@@ -59,8 +80,11 @@ final as (
         coalesce(per_employee_month.partial_sickness_hours, 0) as partial_sickness_hours,
         coalesce(per_employee_month.other_absence_hours, 0) as other_absence_hours,
         coalesce(per_employee_month.absence_hours, 0) as absence_hours,
-        coalesce(per_employee_month.sick_hours, 0) / {{ var('absence_hours_per_day', 7.4) }} as sick_days
+        coalesce(per_employee_month.sick_hours, 0) / {{ var('absence_hours_per_day', 7.4) }} as sick_days,
+        deliveries.reference_fingerprint
     from per_employee_month
+    inner join deliveries
+        on deliveries.delivery_id = per_employee_month.delivery_id
     left join units
         on units.municipality_code = per_employee_month.municipality_code
         and lower(units.name_as_registered) = lower(trim(per_employee_month.unit_text))

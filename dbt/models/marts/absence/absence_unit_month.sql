@@ -1,7 +1,9 @@
 -- Sick leave per unit and month from the monthly deliveries: employee-level payroll extracts (hours, FTE,
 -- sick-leave %, sick days per FTE) and the month sheets of HR statistics workbooks (sick-leave % only).
-with employee_months as (
-    select * from {{ ref('int_absence__employee_month') }}
+-- The payroll figures add up the per-delivery sums of int_absence__delivery_unit_month (incremental), not
+-- the employee-months themselves: a rebuild reads units × months, not employees × months.
+with delivery_unit_months as (
+    select * from {{ ref('int_absence__delivery_unit_month') }}
 ),
 
 workbook as (
@@ -24,7 +26,7 @@ payroll_unit_months as (
         month_start,
         'hr_payroll_csv' as source_scheme,
         'payroll_extract' as source_system,
-        count(distinct employee_pseudonym) as n_employees,
+        sum(n_employees)::bigint as n_employees,
         sum(sick_hours) as sick_hours,
         sum(contractual_hours) as contractual_hours,
         sum(fte) as fte,
@@ -33,7 +35,7 @@ payroll_unit_months as (
         'reported' as value_status,
         null::text as value_text,
         max(delivery_id) as delivery_id
-    from employee_months
+    from delivery_unit_months
     group by municipality_code, unit_name, month_start
 ),
 

@@ -1,7 +1,24 @@
 -- One row per (pseudonymised) employee × unit × month from the payroll extracts: the grain the sick-leave
 -- statistics (plugins/trivsel/stats/absence.py) test on. No clear employee number exists anywhere.
+-- Incremental by delivery, following int_absence__employee_month (macros/incremental_by_delivery.sql): a
+-- run adds its deliveries not yet here; the pre-hook first deletes the deliveries whose
+-- (delivery_id, reference_fingerprint) is no longer in it.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='delivery_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['delivery_id']}],
+        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, delivery_fingerprints(ref('int_absence__employee_month'))) }}{% endif %}"
+    )
+}}
+
 with employee_months as (
     select * from {{ ref('int_absence__employee_month') }}
+    {% if is_incremental() -%}
+    where {{ new_deliveries_filter(this, delivery_fingerprints(ref('int_absence__employee_month'))) }}
+    {%- endif %}
 ),
 
 final as (
@@ -16,7 +33,8 @@ final as (
         sick_hours,
         sick_days,
         other_absence_hours,
-        delivery_id
+        delivery_id,
+        reference_fingerprint
     from employee_months
 )
 

@@ -1,0 +1,74 @@
+{#-
+  Incremental models keyed by delivery (the absence employee-month chain).
+
+  Every row of such a model carries the delivery_id it was derived from and a reference_fingerprint: an
+  md5 of the reference data it was derived with. All rows of one delivery are written together and share
+  one fingerprint, so the state of a model is the small set of (delivery_id, reference_fingerprint) pairs
+  it holds. An incremental run
+    1. deletes (pre-hook, delete_stale_deliveries) every delivery whose pair is not among the pairs the
+       model should hold now: a delivery no longer 'loaded' (superseded by a correction, quarantined,
+       removed) or one derived with reference data that has changed since;
+    2. selects only the deliveries not (or no longer) in the model (new_deliveries_filter).
+  The result equals a full rebuild; a run with nothing new or stale touches no rows.
+
+  delivery_fingerprints(relation): the distinct (delivery_id, reference_fingerprint) pairs of a relation
+    that has an index on delivery_id, read by a loose index scan (one index probe per delivery, not a scan
+    of the table's millions of rows).
+  delete_stale_deliveries(relation, current): delete the rows of relation whose delivery's pair is not in
+    `current`, a query returning (delivery_id, reference_fingerprint).
+  new_deliveries_filter(relation, current): a condition on delivery_id: a delivery of `current` that is
+    not in relation (the upstream's delivery_id index serves it).
+-#}
+{% macro delivery_fingerprints(relation) -%}
+    with recursive delivery_ids as (
+        select min(delivery_id) as delivery_id
+        from {{ relation }}
+        union all
+        select (
+            select min(next_row.delivery_id)
+            from {{ relation }} as next_row
+            where next_row.delivery_id > delivery_ids.delivery_id
+        )
+        from delivery_ids
+        where delivery_ids.delivery_id is not null
+    )
+
+    select
+        delivery_ids.delivery_id,
+        (
+            select any_row.reference_fingerprint
+            from {{ relation }} as any_row
+            where any_row.delivery_id = delivery_ids.delivery_id
+            limit 1
+        ) as reference_fingerprint
+    from delivery_ids
+    where delivery_ids.delivery_id is not null
+{%- endmacro %}
+
+{% macro delete_stale_deliveries(relation, current) -%}
+    delete from {{ relation }}
+    where delivery_id in (
+        select present.delivery_id
+        from ({{ delivery_fingerprints(relation) }}) as present
+        where not exists (
+            select 1
+            from ({{ current }}) as wanted
+            where wanted.delivery_id = present.delivery_id
+                and wanted.reference_fingerprint = present.reference_fingerprint
+        )
+    )
+{%- endmacro %}
+
+{#- = any(array(...)): an index scan of the upstream rows of the few new deliveries, where a semi-join is
+    planned as a scan of every delivery's rows -#}
+{% macro new_deliveries_filter(relation, current) -%}
+    delivery_id = any(array(
+        select wanted.delivery_id
+        from ({{ current }}) as wanted
+        where not exists (
+            select 1
+            from {{ relation }} as present
+            where present.delivery_id = wanted.delivery_id
+        )
+    ))
+{%- endmacro %}
