@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -59,8 +61,20 @@ def _gx():
     for name in ("great_expectations", "great_expectations._docs_decorators"):
         logging.getLogger(name).setLevel(logging.WARNING)
     import great_expectations as gx
+    from great_expectations.expectations import expectation
 
+    # GX derives an expectation's type from its class name with two regex substitutions each time it
+    # builds the expectation's configuration, which it does about ten times per kwarg while planning a
+    # validation: about a tenth of a small delivery's validation. The function is pure: remember its answers.
+    if getattr(expectation, "camel_to_snake", None) is _camel_to_snake_uncached():
+        expectation.camel_to_snake = lru_cache(maxsize=4096)(expectation.camel_to_snake)
     return gx
+
+
+def _camel_to_snake_uncached():
+    from great_expectations import util
+
+    return getattr(util, "camel_to_snake", None)
 
 
 def _context(url: str):
@@ -73,11 +87,107 @@ def _context(url: str):
     return ctx, ds
 
 
-@lru_cache(maxsize=2)
+class _Warehouse:
+    """What validating deliveries in one warehouse keeps per process (see _warehouse)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ds = _context(url)[1]
+        # Per process, not per delivery: each table gets one view name, registered once as a table asset
+        # with one batch definition, and the view is pointed at the delivery being validated. Registering
+        # an asset, a batch definition and deleting it again made GX re-serialise its whole config three
+        # times per delivery. The random part keeps processes (and hosts) apart in the shared gx schema.
+        self.token = secrets.token_hex(4)
+        self.batches: dict[str, Any] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        self.lock = threading.Lock()
+        self.conn = None  # psycopg connection for the views' DDL, reused across deliveries
+        self.schema_ready = False
+
+    def table_lock(self, table: str) -> threading.Lock:
+        with self.lock:
+            return self.locks.setdefault(table, threading.Lock())
+
+    def view_name(self, table: str) -> str:
+        return f"{table}__{self.token}"
+
+    def batch_definition(self, table: str):
+        with self.lock:
+            bd = self.batches.get(table)
+            if bd is None:
+                asset = self.ds.add_table_asset(name=table, table_name=self.view_name(table),
+                                                schema_name=GX_SCHEMA)
+                bd = self.batches[table] = asset.add_batch_definition_whole_table("delivery")
+            return bd
+
+    def ddl(self, statement) -> None:
+        """Run one DDL statement on the reused connection; reconnect once if the warehouse dropped it."""
+        import psycopg
+
+        for attempt in (1, 2):
+            with self.lock:
+                if self.conn is None or self.conn.closed:
+                    self.conn = psycopg.connect(self.url, autocommit=True)
+                    self.schema_ready = False
+                conn = self.conn
+                try:
+                    if not self.schema_ready:
+                        _ensure_gx_schema(conn)
+                        self.schema_ready = True
+                    try:
+                        conn.execute(statement)
+                    except psycopg.errors.InvalidSchemaName:  # the gx schema was dropped since: recreate it
+                        _ensure_gx_schema(conn)
+                        conn.execute(statement)
+                    return
+                except psycopg.OperationalError:
+                    self.close()
+                    if attempt == 2:
+                        raise
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+
+
+_warehouses: dict[tuple[int, str], _Warehouse] = {}
+_warehouses_lock = threading.Lock()
+
+
+def _warehouse(url: str) -> _Warehouse:
+    """One GX context, PostgreSQL datasource, view connection and set of table assets per process and
+    warehouse: building them costs about as much as validating a small delivery, and an ingest task
+    validates every delivery of its municipality. Keyed by pid too: nothing is shared across a fork (a
+    parent's entries stay referenced, unused, so that the child never closes the parent's connection)."""
+    key = (os.getpid(), url)
+    with _warehouses_lock:
+        wh = _warehouses.get(key)
+        if wh is None:
+            if sum(pid == key[0] for pid, _ in _warehouses) >= 2:
+                _forget_all()
+            wh = _warehouses[key] = _Warehouse(url)
+        return wh
+
+
+def _forget(url: str) -> None:
+    with _warehouses_lock:
+        wh = _warehouses.pop((os.getpid(), url), None)
+    if wh is not None:
+        wh.close()
+
+
+def _forget_all() -> None:
+    for key in [k for k in _warehouses if k[0] == os.getpid()]:
+        _warehouses.pop(key).close()
+
+
 def _datasource(url: str):
-    """One GX context and PostgreSQL datasource per process and warehouse: building them costs about as much
-    as validating a small delivery, and an ingest task validates every delivery of its municipality."""
-    return _context(url)[1]
+    """The process's GX PostgreSQL datasource for this warehouse."""
+    return _warehouse(url).ds
 
 
 def _describe(result) -> Failure:
@@ -104,69 +214,128 @@ def _describe(result) -> Failure:
 GX_SCHEMA = "gx"
 
 
-def _delivery_view(url: str, table: str, delivery_id: int) -> str:
-    import psycopg
+def _ensure_gx_schema(conn) -> None:
     from psycopg import sql
 
-    name = f"{table}__{int(delivery_id)}"
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+    with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:schema'))")
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(GX_SCHEMA)))
-        conn.execute(sql.SQL("create or replace view {}.{} as select * from raw.{} where delivery_id = {}").format(
-            sql.Identifier(GX_SCHEMA), sql.Identifier(name), sql.Identifier(table), sql.Literal(int(delivery_id))))
+
+
+def _point_view(wh: _Warehouse, table: str, delivery_id: int) -> str:
+    """(Re)create the process's view of `table` as the delivery's rows. `create or replace` cannot drop
+    columns, so the view is always dropped after use and created afresh here: it has the table's columns."""
+    from psycopg import sql
+
+    name = wh.view_name(table)
+    wh.ddl(sql.SQL("create or replace view {}.{} as select * from raw.{} where delivery_id = {}").format(
+        sql.Identifier(GX_SCHEMA), sql.Identifier(name), sql.Identifier(table), sql.Literal(int(delivery_id))))
     return name
 
 
-def _drop_view(url: str, name: str) -> None:
-    import psycopg
+def _drop_view(wh: _Warehouse, name: str) -> None:
     from psycopg import sql
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop view if exists {}.{}").format(sql.Identifier(GX_SCHEMA), sql.Identifier(name)))
+    wh.ddl(sql.SQL("drop view if exists {}.{}").format(sql.Identifier(GX_SCHEMA), sql.Identifier(name)))
+
+
+def _suite_file_stamp(path: Path):
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=128)
+def _cached_suite(path: Path, stamp) -> dict[str, Any] | None:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _suite_spec(table: str) -> dict[str, Any] | None:
+    """load_suite, without re-reading a suite file that has not changed."""
+    path = suite_path(table)
+    stamp = _suite_file_stamp(path)
+    return None if stamp is None else _cached_suite(path, stamp)
+
+
+def _build_suite(name: str, spec: dict[str, Any], params: dict[str, Any]):
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = ExpectationSuite(name=name)
+    for e in spec.get("expectations", []):
+        suite.add_expectation_configuration(
+            ExpectationConfiguration(type=e["type"], kwargs=_fill(e.get("kwargs", {}), params),
+                                     meta=e.get("meta") or {}))
+    return suite
+
+
+def _key(cfg) -> str:
+    """An expectation's identity in a result: its type and kwargs, without the batch_id GX adds."""
+    kwargs = {k: v for k, v in dict(cfg.kwargs).items() if k != "batch_id"}
+    return json.dumps([cfg.type, kwargs], sort_keys=True, default=repr)
+
+
+def _validate(batch, suite):
+    """The suite's failed results, as a SUMMARY validation of the whole suite would report them, in its order.
+
+    Pass/fail first (BOOLEAN_ONLY: no example rows fetched), then SUMMARY for the failed expectations only.
+    Returns (expectations evaluated, failed results)."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    first = batch.validate(suite, result_format="BOOLEAN_ONLY")
+    if first.success:
+        return len(first.results), []
+    failed = [r for r in first.results if not r.success]
+    wanted = {_key(r.expectation_config) for r in failed}
+    subset = [e for e in suite.expectations if _key(e.configuration) in wanted]
+    detail = None
+    if len(subset) == len(wanted) == len(failed):
+        # Results come grouped by column (and errors first), so the subset's order can differ from the
+        # full run's: put the detailed results back in the full run's order.
+        second = batch.validate(ExpectationSuite(name=suite.name, expectations=subset), result_format="SUMMARY")
+        by_key = {_key(r.expectation_config): r for r in second.results}
+        if len(by_key) == len(second.results) and set(by_key) == wanted:
+            detail = [by_key[_key(r.expectation_config)] for r in failed]
+    if detail is None:  # cannot tell the failed expectations apart: the whole suite again, as it always was
+        second = batch.validate(suite, result_format="SUMMARY")
+        return len(second.results), [r for r in second.results if not r.success]
+    return len(first.results), [r for r in detail if not r.success]
 
 
 def validate_delivery(url: str, delivery_id: int, tables: list[str], params: dict[str, Any]) -> list[Failure]:
     """Validate one delivery's rows in each raw table that has a suite. Returns the failures (empty = pass)."""
-    from great_expectations.core.expectation_suite import ExpectationSuite
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
-    suites = {t: load_suite(t) for t in tables}
+    suites = {t: _suite_spec(t) for t in tables}
     if not any(suites.values()):
         return []
-    ds = _datasource(url)
+    wh = _warehouse(url)
     failures: list[Failure] = []
     for table, spec in suites.items():
         if spec is None:
             continue
-        suite = ExpectationSuite(name=spec.get("name", table))
-        for e in spec.get("expectations", []):
-            suite.add_expectation_configuration(
-                ExpectationConfiguration(type=e["type"], kwargs=_fill(e.get("kwargs", {}), params),
-                                         meta=e.get("meta") or {}))
+        suite = _build_suite(spec.get("name", table), spec, params)
         # A view of the delivery's rows, validated as a table asset: a query asset makes GX run the query
         # itself and fetch every row into memory (a 200 MB delivery cost 300 MB of RSS); a table asset
-        # only reads the catalog and runs aggregates.
-        view = _delivery_view(url, table, delivery_id)
-        try:
-            asset = ds.add_table_asset(name=f"{table}_{delivery_id}", table_name=view, schema_name=GX_SCHEMA)
-            batch = asset.add_batch_definition_whole_table("delivery").get_batch()
-            # Pass/fail first (a third cheaper: no example rows fetched); the examples only when needed.
-            result = batch.validate(suite, result_format="BOOLEAN_ONLY")
-            if not result.success:
-                result = batch.validate(suite, result_format="SUMMARY")
-        except Exception:
-            _datasource.cache_clear()  # e.g. the warehouse restarted: the next delivery builds a fresh one
-            raise
-        finally:
-            if f"{table}_{delivery_id}" in ds.get_asset_names():
-                ds.delete_asset(f"{table}_{delivery_id}")  # the datasource is reused: don't let it grow
-            _drop_view(url, view)
-        for r in result.results:
-            if not r.success:
-                f = _describe(r)
-                failures.append(Failure(table, f.expectation, f.column, f.reason, f.examples))
-        log.info("GX %s (delivery %s): %d expectations, %d failed", table, delivery_id,
-                 len(result.results), sum(not r.success for r in result.results))
+        # only reads the catalog and runs aggregates. The view name is this process's for the table, so
+        # two threads of one process take turns on it.
+        with wh.table_lock(table):
+            try:
+                view = _point_view(wh, table, delivery_id)
+                try:
+                    # registered on first use, which checks that the view exists: so only now
+                    batch = wh.batch_definition(table).get_batch()
+                    evaluated, failed = _validate(batch, suite)
+                finally:
+                    _drop_view(wh, view)
+            except Exception:
+                _forget(url)  # e.g. the warehouse restarted: the next delivery builds a fresh context
+                raise
+        for r in failed:
+            f = _describe(r)
+            failures.append(Failure(table, f.expectation, f.column, f.reason, f.examples))
+        log.info("GX %s (delivery %s): %d expectations, %d failed", table, delivery_id, evaluated, len(failed))
     return failures
 
 
