@@ -54,7 +54,7 @@ docs: install
 	$(BIN)/trivsel docs
 
 bench: install
-	$(BIN)/python -m trivsel.bench
+	$(BIN)/python -m trivsel.bench --months 12
 
 clean:
 	-$(BIN)/trivsel warehouse stop

@@ -2,7 +2,7 @@
 
     python -m trivsel.bench                       scales 1, 2, 4; figures to bench/results.json
     python -m trivsel.bench --scales 0.02         a quick look while developing
-    python -m trivsel.bench --scales 0.25 --months 12   also the 13th month against the first (at scale 0.25)
+    python -m trivsel.bench --months 12           also, after scale 1: 12 months loaded, the 13th against the first
 
 Every scale empties the warehouse's raw, audit and quarantine tables and the inbox, so by default it keeps its
 own state in .local/bench with the embedded warehouse on port 55439; set TRIVSEL_HOME and TRIVSEL_PG_PORT to
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", type=float, nargs="+", default=[1, 2, 4])
     p.add_argument("--period", default="2015-12")
     p.add_argument("--months", type=int, default=0,
-                   help="after the last scale, load this many months more, then compare the next with the first")
+                   help="after the first scale, load this many months more, then compare the next with the first")
     p.add_argument("--out", default=str(settings.ROOT / "bench" / "results.json"))
     p.add_argument("--report", action="store_true", help="only print the table of an existing --out file")
     args = p.parse_args(argv)
@@ -59,15 +59,16 @@ def main(argv: list[str] | None = None) -> int:
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "period": args.period,
            "scales": [], "months": None}
     results = []
+    months = None
     for scale in args.scales:
         results.append(run.bench_scale(scale, args.period, out.parent))
         doc["scales"] = results
         _write(out, doc)
-    months = None
-    if args.months:
-        # on top of the last scale's month, still in the warehouse
-        months = run.bench_history(results[-1], args.months)
-        doc["months"] = months
+        if args.months and months is None:
+            # on top of the first scale's month, still in the warehouse (the next scale empties it)
+            months = run.bench_history(results[0], args.months)
+            doc["months"] = months
+            _write(out, doc)
     doc["targets"] = run.targets(results, months)
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _write(out, doc)

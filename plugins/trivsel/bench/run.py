@@ -103,13 +103,19 @@ def reset(period: str) -> None:
     airflow_env.ensure_metadata_db()
     with warehouse.connect(autocommit=True) as conn:
         schema.ensure(conn)
-        # Empty what the loader writes; the dbt relations stay (every model is rebuilt as a table anyway).
+        # Empty what the loader writes; the dbt relations stay (the table models are rebuilt every run).
         tables = [f'"{s}"."{t}"' for s, t in conn.execute(
             "select schemaname, tablename from pg_tables where schemaname in ('raw', 'audit', 'quarantine')"
             " and tablename not like 'config\\_%'")]
         conn.execute("drop schema if exists bench_floor cascade")
+        # Incremental dbt models (keyed by delivery) are emptied too, so each scale's first month builds them
+        # from nothing; delivery ids are not restarted, so no new delivery can be mistaken for an old one.
+        tables += [f'"{s}"."{t}"' for s, t in conn.execute(
+            "select table_schema, table_name from information_schema.columns"
+            " where column_name = 'reference_fingerprint' and table_schema not in ('raw', 'audit', 'quarantine')"
+            " and table_name in (select tablename from pg_tables where schemaname = table_schema)")]
         if tables:
-            conn.execute("truncate " + ", ".join(tables) + " restart identity cascade")
+            conn.execute("truncate " + ", ".join(tables) + " cascade")
         fresh = conn.execute("select to_regclass('marts.fct_survey_answer') is null").fetchone()[0]
     if fresh:
         # On an empty warehouse Cosmos' per-model `dbt build` runs relationship tests of a model before the
