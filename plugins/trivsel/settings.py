@@ -27,7 +27,7 @@ ENVIRONMENT: dict[str, str] = {
     "TRIVSEL_AIRFLOW_PORT": "port of the local Airflow API server and UI, `trivsel airflow up` (default 8080)",
     "TRIVSEL_AIRFLOW_HOST": "address the local API server listens on (default 127.0.0.1)",
     "TRIVSEL_BULK_FROM_BYTES": "smallest file (bytes) a scheme with a set-based path loads set-based "
-    "(default 1048576; 0 = always, off = never)",
+    "(default 65536; 0 = always, off = never)",
 }
 
 #: Airflow connection ids the code looks up (before falling back to the environment).

@@ -5,7 +5,7 @@ survey's wide-to-long reshape). That is the reference behaviour and the one that
 diagnostics, but a national month is ~4 million raw rows and the interpreter costs ~100x a bare COPY.
 
 A scheme module may therefore also offer ``bulk_plan(path, ctx) -> BulkPlan | None``. The loader uses it for
-files of at least ``TRIVSEL_BULK_FROM_BYTES`` (default 1 MiB; 0 = always, ``off`` = never):
+files of at least ``TRIVSEL_BULK_FROM_BYTES`` (default 64 KiB; 0 = always, ``off`` = never):
 
 1. ``bulk_plan`` reads the header in Python and raises ``FileRejected`` exactly as ``parse`` would; it returns
    ``None`` when the file is not a candidate (the loader then runs ``parse``).
@@ -43,7 +43,7 @@ from trivsel.sources.base import LOAD_COLUMNS, RowIssue, Scheme
 log = logging.getLogger(__name__)
 
 LANDING = "bulk_landing"
-DEFAULT_FROM_BYTES = 1024 * 1024
+DEFAULT_FROM_BYTES = 64 * 1024  # measured: the set-based path is faster from a few hundred rows on
 COPY_CHUNK = 1024 * 1024
 
 
