@@ -22,6 +22,14 @@ os.environ.setdefault("TRIVSEL_TASK_RETRIES", "0")
 os.environ.pop("WAREHOUSE_URL", None) if os.environ.get("TRIVSEL_TEST_EXTERNAL") != "1" else None
 
 
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """monkeypatch for module-scoped fixtures (environment of a module's throwaway database)."""
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def test_home() -> Path:
     return TEST_HOME

@@ -7,10 +7,10 @@ import dataclasses
 import math
 import random
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import throwaway_db
 from scipy import stats as st
 
 from trivsel.stats import absence
@@ -91,11 +91,7 @@ def _synthetic_rows() -> list[tuple[str, str, str, str, Decimal]]:
 def stats_db(warehouse_url):
     """A database of its own in the session's server, with a marts.fct_absence_employee_month of
     synthetic rows."""
-    admin = urlsplit(warehouse_url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('drop database if exists "absence_stats" with (force)')
-        conn.execute('create database "absence_stats"')
-    url = urlsplit(warehouse_url)._replace(path="/absence_stats").geturl()
+    url = throwaway_db.create(warehouse_url, "absence_stats", rails=False)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("create schema marts")
         conn.execute("""create table marts.fct_absence_employee_month (
@@ -109,8 +105,7 @@ def stats_db(warehouse_url):
             for code, unit, month, employee, days in _synthetic_rows():
                 copy.write_row((code, unit, f"{month}-01", month, employee, days * Decimal("7.4"), days))
     yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('drop database if exists "absence_stats" with (force)')
+    throwaway_db.drop(warehouse_url, "absence_stats")
 
 
 def _assert_same(got: list[absence.EmployeeTest], want: list[absence.EmployeeTest]) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import throwaway_db
 import yaml
 from absence_helpers import KEY
 
-from trivsel import loading, schema
+from trivsel import loading
 from trivsel.bench.generate import Muni, write_absence
 from trivsel.config import parse_config
 from trivsel.sources import bulk, hr_payroll_csv
@@ -31,25 +31,9 @@ MODES = {"bulk": "0", "python": "off"}
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def env(warehouse_url, tmp_path_factory, monkeypatch_module):
     """Two throwaway databases (one per path), an inbox and an archive, and municipality 169 as configured."""
-    admin = urlsplit(warehouse_url)._replace(path="/postgres").geturl()
-    urls = {}
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for mode, db in DATABASES.items():
-            conn.execute(f'drop database if exists "{db}" with (force)')
-            conn.execute(f'create database "{db}"')
-            urls[mode] = urlsplit(warehouse_url)._replace(path=f"/{db}").geturl()
-    for url in urls.values():
-        with psycopg.connect(url, autocommit=True) as conn:
-            schema.ensure(conn)
+    urls = {mode: throwaway_db.create(warehouse_url, db) for mode, db in DATABASES.items()}
     inbox = tmp_path_factory.mktemp("inbox")
     monkeypatch_module.setenv("TRIVSEL_INBOX", str(inbox))
     monkeypatch_module.setenv("TRIVSEL_ARCHIVE", str(tmp_path_factory.mktemp("archive")))
@@ -58,9 +42,7 @@ def env(warehouse_url, tmp_path_factory, monkeypatch_module):
     muni = next(m for m in config.municipalities if m.code == "169")
     yield {"urls": urls, "muni": muni, "inbox": inbox}
     monkeypatch_module.undo()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for db in DATABASES.values():
-            conn.execute(f'drop database if exists "{db}" with (force)')
+    throwaway_db.drop(warehouse_url, *DATABASES.values())
 
 
 class Route:

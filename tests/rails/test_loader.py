@@ -8,12 +8,12 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import throwaway_db
 
-from trivsel import loading, schema
+from trivsel import loading
 from trivsel.config import parse_config
 from trivsel.sources import base, bulk
 
@@ -72,30 +72,14 @@ def rails(warehouse_url, tmp_path_factory, monkeypatch_module):
     }]})
     inbox = tmp_path_factory.mktemp("inbox")
     archive = tmp_path_factory.mktemp("archive")
-    # A database of its own in the session's server: these test deliveries never reach the shared
-    # demo warehouse that the e2e tests read.
-    admin = urlsplit(warehouse_url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('drop database if exists "rails_loader" with (force)')
-        conn.execute('create database "rails_loader"')
-    url = urlsplit(warehouse_url)._replace(path="/rails_loader").geturl()
+    url = throwaway_db.create(warehouse_url, "rails_loader")
     monkeypatch_module.setenv("WAREHOUSE_URL", url)
     monkeypatch_module.setenv("TRIVSEL_INBOX", str(inbox))
     monkeypatch_module.setenv("TRIVSEL_ARCHIVE", str(archive))
-    with psycopg.connect(url, autocommit=True) as conn:
-        schema.ensure(conn)
     yield types.SimpleNamespace(config=config, inbox=inbox / "999" / "incidents", archive=archive, url=url)
     sys.modules.pop("trivsel.sources.rails_test_csv", None)
     monkeypatch_module.undo()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('drop database if exists "rails_loader" with (force)')
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
+    throwaway_db.drop(warehouse_url, "rails_loader")
 
 
 def deliver(rails, name: str, content: str, period: str | None = PERIOD) -> Path:

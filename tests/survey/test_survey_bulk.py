@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import throwaway_db
 from _survey_helpers import seed
 
-from trivsel import loading, schema
+from trivsel import loading
 from trivsel.bench import generate
 from trivsel.config import parse_config
 from trivsel.sources import bulk
@@ -32,24 +32,8 @@ HEADER = ["respondent", "enhed", "maaling", *ITEMS]
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def env(warehouse_url, tmp_path_factory, monkeypatch_module):
-    admin = urlsplit(warehouse_url)._replace(path="/postgres").geturl()
-    urls = {}
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for mode, db in DATABASES.items():
-            conn.execute(f'drop database if exists "{db}" with (force)')
-            conn.execute(f'create database "{db}"')
-            urls[mode] = urlsplit(warehouse_url)._replace(path=f"/{db}").geturl()
-    for url in urls.values():
-        with psycopg.connect(url, autocommit=True) as conn:
-            schema.ensure(conn)
+    urls = {mode: throwaway_db.create(warehouse_url, db) for mode, db in DATABASES.items()}
     monkeypatch_module.setenv("TRIVSEL_INBOX", str(tmp_path_factory.mktemp("inbox")))
     monkeypatch_module.setenv("TRIVSEL_ARCHIVE", str(tmp_path_factory.mktemp("archive")))
     config = parse_config({"municipalities": [{
@@ -59,9 +43,7 @@ def env(warehouse_url, tmp_path_factory, monkeypatch_module):
     }]})
     yield {"urls": urls, "muni": config.municipality(CODE), "files": tmp_path_factory.mktemp("files")}
     monkeypatch_module.undo()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for db in DATABASES.values():
-            conn.execute(f'drop database if exists "{db}" with (force)')
+    throwaway_db.drop(warehouse_url, *DATABASES.values())
 
 
 def ingest(env, mode: str, path: Path, monkeypatch, spy: list):
