@@ -3,8 +3,39 @@
 -- rule), and value_incl_excluded with the excluded figures added (Fredericia 2012: 6.91 and 9.48).
 -- comparable_with_previous is false in a year a recorded comparability break starts (for the whole
 -- municipality, or for the unit), null where there is no earlier year.
-with figures as (
+-- Figures computed from the monthly payroll (int_absence__payroll_unit_year) join the delivered yearly
+-- figures: a yearly scheme (hr_unit_year_summary, the hr_unit_workbook year sheet) takes precedence for the
+-- municipality × year × metric it delivers, so an average is never a mix of delivered and computed unit
+-- figures and the delivered figures stay exactly as delivered; the payroll fills the municipality-years
+-- and metrics no yearly scheme delivers. months_delivered: months of payroll behind the figure (12 for a
+-- yearly scheme); is_part_year when fewer than 12.
+with delivered_figures as (
     select * from {{ ref('int_absence__unit_year_figures') }}
+),
+
+payroll_figures as (
+    select * from {{ ref('int_absence__payroll_unit_year') }}
+),
+
+figures as (
+    select
+        municipality_code, unit_name, year, metric, value_text, value, value_status, excluded_value, fte,
+        source_scheme, source_system, 12 as months_delivered
+    from delivered_figures
+
+    union all
+
+    select
+        municipality_code, unit_name, year, metric, value_text, value, value_status, excluded_value, fte,
+        source_scheme, source_system, months_delivered
+    from payroll_figures
+    where not exists (
+        select 1
+        from delivered_figures
+        where delivered_figures.municipality_code = payroll_figures.municipality_code
+            and delivered_figures.year = payroll_figures.year
+            and delivered_figures.metric = payroll_figures.metric
+    )
 ),
 
 breaks as (
@@ -27,7 +58,8 @@ unit_rows as (
         null::bigint as n_units_excluded,
         fte,
         source_scheme,
-        source_system
+        source_system,
+        months_delivered
     from figures
 ),
 
@@ -48,7 +80,9 @@ average_rows as (
         count(*) filter (where value_status = 'excluded') as n_units_excluded,
         sum(fte) as fte,
         string_agg(distinct source_scheme, ', ') as source_scheme,
-        string_agg(distinct source_system, ', ') as source_system
+        string_agg(distinct source_system, ', ') as source_system,
+        -- the average is a part year when any of its units is
+        min(months_delivered) as months_delivered
     from figures
     group by municipality_code, year, metric
 ),
@@ -97,6 +131,8 @@ final as (
         fte,
         source_scheme,
         source_system,
+        months_delivered::integer as months_delivered,
+        months_delivered < 12 as is_part_year,
         case
             when break_id is not null then false
             when has_earlier_year then true

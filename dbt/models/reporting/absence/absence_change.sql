@@ -1,8 +1,11 @@
 -- Change in sick leave per unit and '(average)' × metric × follow-up year: follow-up value − mean of the
 -- baseline years (the report's rule; negative = less sick leave). Baseline and follow-up years are the
 -- dbt vars absence_baseline_years and absence_followup_years (the report's: 2010-2012 and 2013).
--- Withheld (computable = false, change null) across a recorded comparability break, naming the break, or
--- when a baseline or follow-up value is not reported.
+-- Where a municipality's sick-leave data start later than the configured baseline years (its first year in
+-- absence_unit_year), the baseline is the configured years from that first year on, and baseline_years says
+-- which; with none of them delivered, no change. Withheld (computable = false, change null, reason) across a
+-- recorded comparability break, naming the break; when a baseline or follow-up value is not reported; and
+-- when a figure it would be computed from is a part year (fewer than 12 months of payroll).
 {%- set baseline_years = var('absence_baseline_years') %}
 {%- set followup_years = var('absence_followup_years') %}
 with unit_years as (
@@ -17,6 +20,25 @@ followup_years as (
     select unnest(array[{{ followup_years | join(', ') }}]::int[]) as followup_year
 ),
 
+configured_baseline as (
+    select unnest(array[{{ baseline_years | join(', ') }}]::int[]) as year
+),
+
+municipality_baseline as (
+    select
+        first_years.municipality_code,
+        first_years.first_year,
+        array_agg(configured_baseline.year order by configured_baseline.year)
+            filter (where configured_baseline.year >= first_years.first_year) as years
+    from (
+        select municipality_code, min(year) as first_year
+        from unit_years
+        group by municipality_code
+    ) as first_years
+    cross join configured_baseline
+    group by first_years.municipality_code, first_years.first_year
+),
+
 series as (
     select distinct municipality_code, unit_name, is_average, metric
     from unit_years
@@ -24,16 +46,20 @@ series as (
 
 baseline as (
     select
-        municipality_code,
-        unit_name,
-        metric,
-        avg(value) filter (where value_status = 'reported') as baseline_mean,
-        count(*) filter (where value_status = 'reported') as n_baseline_reported,
-        string_agg(year::text, ', ' order by year) filter (where value_status = 'reported')
-            as baseline_years_reported
+        unit_years.municipality_code,
+        unit_years.unit_name,
+        unit_years.metric,
+        avg(unit_years.value) filter (where unit_years.value_status = 'reported') as baseline_mean,
+        count(*) filter (where unit_years.value_status = 'reported') as n_baseline_reported,
+        string_agg(unit_years.year::text, ', ' order by unit_years.year)
+            filter (where unit_years.value_status = 'reported') as baseline_years_reported,
+        string_agg(unit_years.year || ' (' || unit_years.months_delivered || ' of 12 months)', ', '
+            order by unit_years.year) filter (where unit_years.is_part_year) as baseline_part_years
     from unit_years
-    where year in ({{ baseline_years | join(', ') }})
-    group by municipality_code, unit_name, metric
+    inner join municipality_baseline
+        on municipality_baseline.municipality_code = unit_years.municipality_code
+        and unit_years.year = any(municipality_baseline.years)
+    group by unit_years.municipality_code, unit_years.unit_name, unit_years.metric
 ),
 
 keyed as (
@@ -42,9 +68,15 @@ keyed as (
         series.unit_name,
         series.is_average,
         series.metric,
-        followup_years.followup_year
+        followup_years.followup_year,
+        municipality_baseline.first_year,
+        coalesce(array_length(municipality_baseline.years, 1), 0) as n_baseline_years,
+        coalesce(array_to_string(municipality_baseline.years, ', '), 'none') as baseline_years,
+        coalesce(municipality_baseline.years[1], {{ baseline_years | min }}) as first_baseline_year
     from series
     cross join followup_years
+    inner join municipality_baseline
+        on municipality_baseline.municipality_code = series.municipality_code
 ),
 
 joined as (
@@ -53,8 +85,11 @@ joined as (
         baseline.baseline_mean,
         coalesce(baseline.n_baseline_reported, 0) as n_baseline_reported,
         baseline.baseline_years_reported,
+        baseline.baseline_part_years,
         followup.value as followup_value,
         coalesce(followup.value_status, 'not_delivered') as followup_status,
+        followup.is_part_year as followup_is_part_year,
+        followup.months_delivered as followup_months_delivered,
         (
             select string_agg(
                 'comparability break ' || breaks.break_id || ' (' || breaks.break_year || '): '
@@ -64,7 +99,7 @@ joined as (
             from breaks
             where breaks.municipality_code = keyed.municipality_code
                 and (breaks.unit_name is null or breaks.unit_name = keyed.unit_name)
-                and breaks.break_year > {{ baseline_years | min }}
+                and breaks.break_year > keyed.first_baseline_year
                 and breaks.break_year <= keyed.followup_year
         ) as break_reason,
         (
@@ -72,7 +107,7 @@ joined as (
             from breaks
             where breaks.municipality_code = keyed.municipality_code
                 and (breaks.unit_name is null or breaks.unit_name = keyed.unit_name)
-                and breaks.break_year > {{ baseline_years | min }}
+                and breaks.break_year > keyed.first_baseline_year
                 and breaks.break_year <= keyed.followup_year
         ) as break_id
     from keyed
@@ -94,9 +129,17 @@ judged as (
             when break_reason is not null then break_reason
             when followup_status <> 'reported'
                 then 'follow-up year ' || followup_year || ' is ' || followup_status
-            when n_baseline_reported < {{ baseline_years | length }}
+            when n_baseline_years = 0
+                then 'no baseline year delivered: sick-leave data start in ' || first_year
+                    || ', after the baseline years {{ baseline_years | join(", ") }}'
+            when followup_is_part_year
+                then 'follow-up year ' || followup_year || ' is a part year (' || followup_months_delivered
+                    || ' of 12 months delivered)'
+            when baseline_part_years is not null
+                then 'baseline part year: ' || baseline_part_years || ' delivered'
+            when n_baseline_reported < n_baseline_years
                 then 'baseline years reported: ' || coalesce(baseline_years_reported, 'none')
-                    || ' of {{ baseline_years | join(", ") }}'
+                    || ' of ' || baseline_years
         end as reason
     from joined
 ),
@@ -107,7 +150,7 @@ final as (
         unit_name,
         is_average,
         metric,
-        '{{ baseline_years | join(", ") }}' as baseline_years,
+        baseline_years,
         followup_year,
         round(baseline_mean, 4) as baseline_mean,
         followup_value,
