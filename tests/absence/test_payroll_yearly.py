@@ -154,6 +154,7 @@ def built(warehouse_url, tmp_path_factory, monkeypatch_module):
     """The deliveries loaded and the absence, incident and certified absence models built."""
     from trivsel import loading
     from trivsel.config import load_config
+    from trivsel.keys import pseudonym_key
 
     tmp = tmp_path_factory.mktemp("payroll_yearly")
     url = throwaway_db.create(warehouse_url, DB)
@@ -177,17 +178,18 @@ def built(warehouse_url, tmp_path_factory, monkeypatch_module):
 
     config = load_config()
     loading.sync_config(config)
+    key = pseudonym_key()
     with psycopg.connect(url, autocommit=True) as conn:
         for code, deliveries in files.items():
             muni = config.municipality(code)
             for path, period in deliveries:
-                out = loading.ingest_file(conn, path, muni, "hr_absence", period, "test-payroll-yearly")
+                out = loading.ingest_file(conn, path, muni, "hr_absence", period, "test-payroll-yearly", key)
                 assert out.status == "loaded", out.line()
         out = loading.ingest_file(conn, incident, config.municipality(PAYROLL), "incidents", "2012-12",
-                                  "test-payroll-yearly")
+                                  "test-payroll-yearly", key)
         assert out.status == "loaded", out.line()
 
-    _dbt(tmp, "build", "--select", "+absence_change", "+incident_rate_year")
+    _dbt(tmp, "build", "--select", "+absence_change", "+incident_rate_year", "absence_unit_month", "--indirect-selection", "cautious")
     _dbt(tmp, "build", "--select", "cert_absence_unit_year", "cert_absence_change",
          "--vars", json.dumps({"small_cell_threshold": 5}))
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
