@@ -263,7 +263,7 @@ def section_absence(conn, names: dict[str, str]) -> str:
                     if r["value_status"] == "excluded":
                         v = f"({v})"
                     brk = f' <sup title="{e(r["break_id"])}">†</sup>' if r["break_id"] else ""
-                    tds.append(f'<td class="n">{v}{brk}</td>')
+                    tds.append(f'<td class="n">{v}{brk}{_part_year_mark(r)}</td>')
             ch = next((c for c in changes if c["municipality_code"] == code and c["unit_name"] == unit
                        and c["metric"] == metric), None)
             if ch is None:
@@ -277,8 +277,17 @@ def section_absence(conn, names: dict[str, str]) -> str:
                 note = e(ch["reason"])
             out.append(f"<tr><td>{label}</td>{''.join(tds)}{ch_td}<td class='note'>{note}</td></tr>")
         out.append("</table>")
-    out.append(f'<p class="note">{bi("Ændring = opfølgningsår − gennemsnittet af baselineårene. † markerer et databrud (se bemærkning); ændringen tilbageholdes hen over et brud. Tal i parentes er udeladt", "Change = follow-up year − mean of the baseline years. † marks a comparability break (see note); the change is withheld across a break. Figures in parentheses are excluded")}.</p>')
+    out.append(f'<p class="note">{bi("Ændring = opfølgningsår − gennemsnittet af baselineårene. † markerer et databrud (se bemærkning); ændringen tilbageholdes hen over et brud. Tal i parentes er udeladt", "Change = follow-up year − mean of the baseline years. † marks a comparability break (see note); the change is withheld across a break. Figures in parentheses are excluded")}. {bi("* markerer et delår: færre end 12 måneders lønudtræk (antal måneder i parentes); der beregnes ingen ændring ud fra et delår", "* marks a part year: fewer than 12 months of payroll (months in parentheses); no change is computed from a part year")}.</p>')
     return "\n".join(out)
+
+
+def _part_year_mark(row: dict) -> str:
+    """A part year's figure (payroll with fewer than 12 months) must not read as a whole year's."""
+    if not row.get("is_part_year"):
+        return ""
+    months = row.get("months_delivered")
+    return (f' <sup class="part-year" title="{months} af 12 måneder / {months} of 12 months">'
+            f'*({months})</sup>')
 
 
 def section_incidents(conn, names: dict[str, str]) -> str:

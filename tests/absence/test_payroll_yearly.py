@@ -317,3 +317,14 @@ def test_certified_and_report_have_the_payroll_municipality(built):
     average = next(r for r in certified if r["is_average"] and r["year"] == 2013
                    and r["metric"] == "pct_whole_group")
     assert report.fmt(average["value"], 2) in html
+    # version 2 carries the part-year flag to the evaluator and the report marks it; version 1 is unchanged
+    part = conn.execute("select * from certified.absence_unit_year where municipality_code = %s and year = 2012",
+                        (PART,)).fetchall()
+    assert part and all(r["is_part_year"] and r["months_delivered"] == 3 for r in part)
+    assert all(not r["is_part_year"] and r["months_delivered"] == 12 for r in certified)
+    # every 2012 cell of 993 that shows a figure or its suppression mark carries the part-year mark
+    shown = [r for r in part if r["value_status"] in ("reported", "excluded") or r["suppressed"]]
+    assert shown and html.count("*(3)") == len(shown)
+    v1 = {r["column_name"] for r in conn.execute("select column_name from information_schema.columns where"
+                                                 " table_schema = 'certified' and table_name = 'absence_unit_year_v1'")}
+    assert "value" in v1 and "months_delivered" not in v1
