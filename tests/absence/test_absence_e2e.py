@@ -126,3 +126,22 @@ def test_no_clear_employee_numbers(demo_warehouse):
     rows = _all(demo_warehouse, "select distinct employee_pseudonym from raw.hr_payroll_absence")
     assert rows and all(len(r["employee_pseudonym"]) == 64 for r in rows)
     assert all(not r["employee_pseudonym"].isdigit() for r in rows)
+
+
+def test_ht_summary_years_win_over_payroll_2014_is_a_part_year(demo_warehouse):
+    """Høje-Taastrup delivers yearly summaries for 2010-2013 and payroll from 2014-01: the summary's years
+    stay as delivered (12 months), 2014 comes from the payroll months in absence_unit_month, flagged."""
+    rows = _all(demo_warehouse, "select * from marts.absence_unit_year where municipality_code = %s", (HT,))
+    summary = [r for r in rows if r["year"] <= 2013]
+    assert summary and {r["source_scheme"] for r in summary} == {"hr_unit_year_summary"}
+    assert all(r["months_delivered"] == 12 and r["is_part_year"] is False for r in summary)
+    payroll = {(r["unit_name"], r["metric"]): r for r in rows if r["year"] == 2014}
+    months = _all(demo_warehouse, "select unit_name, sum(sick_hours) as sick, sum(contractual_hours) as norm,"
+                                  " count(*) as n from marts.absence_unit_month where municipality_code = %s"
+                                  " and year = 2014 and source_scheme = 'hr_payroll_csv' group by unit_name", (HT,))
+    assert months
+    for m in months:
+        r = payroll[(m["unit_name"], "pct_whole_group")]
+        assert (r["source_scheme"], r["months_delivered"], r["is_part_year"]) == ("hr_payroll_csv", m["n"], True)
+        assert abs(float(r["value"]) - 100 * float(m["sick"]) / float(m["norm"])) < 1e-3
+    assert payroll[("(average)", "days_per_employee")]["is_part_year"] is True
