@@ -8,7 +8,8 @@ written here from docs/sources/ (not from the sample generators):
 - 992 delivers the same two years as an hr_unit_year_summary file, its figures computed independently here
   with pandas from 991's payroll, plus payroll of its own for 2012-03/04 (the summary must win) and 2014-01
   (no summary: the payroll figures appear, as a part year);
-- 993 delivers payroll 2012-10 … 2013-12: its baseline year 2012 is a part year.
+- 993 delivers payroll 2012-10 … 2013-12: its baseline year 2012 is a part year;
+- 994 delivers payroll 2013 only: no baseline year, no change.
 
 Expected figures come from pandas over the rows written, never from project code.
 """
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = "absence_payroll_yearly"
-PAYROLL, SUMMARY, PART = "991", "992", "993"
+PAYROLL, SUMMARY, PART, LATE = "991", "992", "993", "994"
 UNITS = ["Alfa", "Beta", "Gamma"]
 HEADER = "Medarbejdernr;Enhed;Måned;Fraværskode;Fraværstekst;Fraværstimer;Normtimer;Årsværk"
 CODES = {"SYG": "Egen sygdom", "DELSYG": "Delvis sygemeldt", "BARNSYG": "Barn syg", "OEVRIG": "Øvrigt fravær"}
@@ -64,6 +65,7 @@ def _config() -> dict:
         _muni(PAYROLL, "Lønby", [payroll], [{"scheme": "incident_yearly_aggregate", "files": "*"}]),
         _muni(SUMMARY, "Summaby", [payroll, summary]),
         _muni(PART, "Halvby", [payroll]),
+        _muni(LATE, "Senby", [payroll]),
     ]}
 
 
@@ -170,7 +172,8 @@ def built(warehouse_url, tmp_path_factory, monkeypatch_module):
     summary_own = _payroll_rows(992, ["2012-03", "2012-04", "2014-01"])
     part = _payroll_rows(993, _months("2012-10", "2013-12"))
     files = {PAYROLL: _write_payroll(inbox, PAYROLL, payroll), SUMMARY: _write_payroll(inbox, SUMMARY, summary_own),
-             PART: _write_payroll(inbox, PART, part)}
+             PART: _write_payroll(inbox, PART, part),
+             LATE: _write_payroll(inbox, LATE, _payroll_rows(994, _months("2013-01", "2013-12")))}
     files[SUMMARY].append((_write_summary(inbox, expected_unit_years(payroll)), "2013-12"))
     incident = inbox / PAYROLL / "incidents" / "2012-12" / "trusler_vold_2012.csv"
     incident.parent.mkdir(parents=True)
@@ -285,6 +288,17 @@ def test_part_year_flagged_and_no_change_from_it(built):
         assert r["computable"] is False and r["change"] is None, (unit, metric)
         assert r["baseline_years"] == "2012"
         assert "part year" in r["reason"] and "2012 (3 of 12 months)" in r["reason"], r["reason"]
+
+
+def test_no_change_when_data_start_after_the_baseline_years(built):
+    conn = built["conn"]
+    got = _unit_years(conn, LATE)
+    assert {k[1] for k in got} == {2013} and all(r["months_delivered"] == 12 for r in got.values())
+    changes = _changes(conn, LATE)
+    assert set(changes) == {(u, m) for u in [*UNITS, "(average)"] for m in LABELS}
+    for r in changes.values():
+        assert (r["computable"], r["change"], r["baseline_years"]) == (False, None, "none")
+        assert r["reason"].startswith("no baseline year delivered: sick-leave data start in 2013"), r["reason"]
 
 
 def test_payroll_fte_reaches_incident_rates(built):
