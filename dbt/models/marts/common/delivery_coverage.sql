@@ -16,13 +16,14 @@
 --                       sub-folder, a malformed period folder): archived, with their reason. Their unknown
 --                       municipality/source/period show as '(unknown)', so the key stays unique and not null.
 -- A quarantined or waiting delivery is open until a later delivery of the same scheme (any scheme when the
--- file matched none) is loaded for the key; only open ones decide the status, all are counted.
+-- file matched none) is loaded for the key (int_delivery_states); only open ones decide the status, all
+-- are counted.
 with sources as (
     select * from {{ ref('stg_config__source') }}
 ),
 
 deliveries as (
-    select * from {{ ref('stg_audit__delivery') }}
+    select * from {{ ref('int_delivery_states') }}
 ),
 
 periods as (
@@ -39,25 +40,8 @@ as_of as (
 ),
 
 routed as (
-    select
-        deliveries.*,
-        deliveries.status in ('quarantined', 'waiting')
-        and not exists (
-            select 1
-            from deliveries as later
-            where later.municipality_code = deliveries.municipality_code
-                and later.source = deliveries.source
-                and later.period = deliveries.period
-                and (deliveries.scheme is null or later.scheme = deliveries.scheme)
-                and later.status in ('loaded', 'superseded')
-                and later.delivery_id > deliveries.delivery_id
-        ) as is_open,
-        case
-            when deliveries.reason like deliveries.file_name || '%' then deliveries.reason
-            else deliveries.file_name || ': ' || coalesce(deliveries.reason, deliveries.status)
-        end as file_reason
-    from deliveries
-    where deliveries.status <> 'unroutable'
+    select * from deliveries
+    where status <> 'unroutable'
 ),
 
 per_key as (
@@ -89,13 +73,7 @@ unroutable as (
         coalesce(source, '(unknown)') as source,
         coalesce(period, '(unknown)') as period,
         count(*) as n_unroutable,
-        string_agg(
-            case
-                when reason like file_name || '%' then reason
-                else file_name || ': ' || coalesce(reason, 'unroutable')
-            end,
-            '; ' order by delivery_id
-        ) as unroutable_reasons,
+        string_agg(file_reason, '; ' order by delivery_id) as unroutable_reasons,
         max(received_at) as last_received_at
     from deliveries
     where status = 'unroutable'
