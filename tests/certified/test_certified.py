@@ -77,7 +77,11 @@ def test_contracts_are_enforced_and_versioned(demo_warehouse):
     assert {m["name"] for m in versioned} == set(certify.TABLES)
     for m in versioned:
         assert m["config"]["contract"]["enforced"] is True
-        assert m["latest_version"] == 1
+        # the latest version keeps the plain table name; every version is its own file
+        latest = next(v for v in m["versions"] if v["v"] == m["latest_version"])
+        assert latest["config"]["alias"] == certify.TABLES[m["name"]]
+        for v in m["versions"]:
+            assert (settings.dbt_dir() / f"models/certified/{m['name']}_v{v['v']}.sql").exists()
         assert all("data_type" in c and c.get("description") for c in m["columns"])
         assert any(c["name"] == "suppressed" for c in m["columns"])
     # the primary keys of the contracts exist in the database
