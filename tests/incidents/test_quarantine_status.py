@@ -8,6 +8,7 @@ dbt models and the rate statistics:
 - Fredericia (607) incidents: the reported accidents of 2010-2012 rejected, 2013 loaded, the internal
   register not sent; sick leave: the 2010-2012 workbook loaded, the 2013 workbook rejected, a 2014-01 month
   workbook with one unit's figure in parentheses, (21,95).
+The certified incident and coverage models are built over them and the report's incident section rendered.
 """
 
 from __future__ import annotations
@@ -100,8 +101,15 @@ def wh(warehouse_url, tmp_path_factory, monkeypatch_module):
         for period in ("2010-12", "2011-12", "2012-12", "2013-12", "2014-01"):
             conn.execute("insert into audit.period_run (period, run_id, as_of) values (%s, 'test-status', %s)",
                          (period, f"{int(period[:4]) + 1}-01-01" if period.endswith("12") else "2014-02-01"))
-        _dbt(tmp_path_factory.mktemp("dbt"), "build", "--select", *MODELS, "--exclude", "path:models/certified")
+        target = tmp_path_factory.mktemp("dbt")
+        _dbt(target, "build", "--select", *MODELS, "--exclude", "path:models/certified")
         incident_stats.run(conn)
+        # the certified incident and coverage tables as the certify task builds them (into certified_next),
+        # then put where the report reads them
+        _dbt(target, "build", "--select", "cert_incident_episode_year", "cert_incident_rate_change",
+             "cert_delivery_coverage")
+        conn.execute("drop schema if exists certified cascade")
+        conn.execute("alter schema certified_next rename to certified")
         yield conn, outcomes
     monkeypatch_module.delenv("WAREHOUSE_URL")
     throwaway_db.drop(warehouse_url, DB)
@@ -196,3 +204,40 @@ def test_absence_change_says_the_followup_year_is_quarantined(wh):
     assert rows
     assert {r["followup_status"] for r in rows} == {"quarantined"}
     assert all(not r["computable"] and "2013 is quarantined" in r["reason"] for r in rows)
+
+
+def test_certified_tables_carry_the_statuses(wh):
+    conn, _ = wh
+    cov = {(r["municipality_code"], r["period"]): r["status"] for r in _rows(
+        conn, "select * from certified.delivery_coverage where source = 'incidents'")}
+    assert cov[(HT, "2013-12")] == "partly_quarantined" and cov[(FR, "2012-12")] == "quarantined"
+    v1 = {(r["municipality_code"], r["period"]): r["status"] for r in _rows(
+        conn, "select * from certified.delivery_coverage_v1 where source = 'incidents'")}
+    assert v1[(HT, "2013-12")] == "delivered" and v1[(FR, "2012-12")] == "quarantined"
+    episodes = {(r["municipality_code"], r["register"], r["year"]): r["status"] for r in _rows(
+        conn, "select * from certified.incident_episode_year")}
+    assert episodes[(FR, "reported_accident", 2011)] == "quarantined"
+    assert episodes[(FR, "internal", 2011)] == "not_delivered"
+    assert episodes[(HT, "reported_accident", 2013)] == "partly_quarantined"
+    change = {(r["municipality_code"], r["register"]): r for r in _rows(
+        conn, "select * from certified.incident_rate_change")}
+    assert change[(FR, "reported_accident")]["status"] == "quarantined"
+    assert "2012 quarantined" in change[(FR, "reported_accident")]["note"]
+
+
+def _section_row(html: str, municipality: str, register_da: str) -> str:
+    section = next(part for part in html.split("<h4>") if part.startswith(municipality))
+    return next(row for row in section.split("<tr>") if row.startswith(f"<td>{register_da}"))
+
+
+def test_report_says_rejected_partly_rejected_and_not_delivered_in_danish(wh):
+    from trivsel import report
+
+    conn, _ = wh
+    html = report.section_incidents(conn, {HT: "Høje-Taastrup", FR: "Fredericia"})
+    fr_reported = _section_row(html, "Fredericia", "Anmeldte arbejdsulykker")
+    assert fr_reported.count("afvist (karantæne)") == 3 and "ikke leveret" not in fr_reported
+    fr_internal = _section_row(html, "Fredericia", "Interne registreringer")
+    assert "ikke leveret" in fr_internal and "afvist" not in fr_internal
+    ht_reported = _section_row(html, "Høje-Taastrup", "Anmeldte arbejdsulykker")
+    assert ht_reported.count("delvist afvist") == 1 and ht_reported.count("afvist (karantæne)") == 1
