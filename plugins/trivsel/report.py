@@ -38,12 +38,25 @@ REGISTERS = {
     "internal": ("Interne registreringer", "Internal registrations"),
     "use_of_force": ("Magtanvendelser", "Use of force"),
 }
+#: Every status a certified table reports, in Danish with the English beside it. Delivered, partly
+#: quarantined, quarantined and not delivered are four different facts (never one "missing").
 STATUS = {
     "delivered": ("leveret", "delivered"), "not_delivered": ("ikke leveret", "not delivered"),
-    "quarantined": ("i karantæne", "quarantined"), "reported": ("indberettet", "reported"),
+    "quarantined": ("afvist (karantæne)", "rejected (quarantined)"),
+    "partly_quarantined": ("delvist afvist", "partly rejected (quarantined)"),
+    "waiting": ("afventer anden levering", "waiting for another delivery"),
+    "overdue": ("forsinket", "overdue"), "unroutable": ("kunne ikke placeres", "unroutable"),
+    "reported": ("indberettet", "reported"),
     "not_reported": ("ikke indberettet", "not reported"), "excluded": ("udeladt", "excluded"),
     "not_applicable": ("ikke relevant", "not applicable"),
 }
+#: Statuses of a year with nothing usable: shown in words instead of a count (never as 0).
+NOTHING_USABLE = ("not_delivered", "quarantined", "waiting")
+
+
+def status_label(status: str) -> str:
+    """The status in Danish (English beside it); an unknown status as it is."""
+    return bi(*STATUS.get(status, (status, status)))
 
 
 def e(text: Any) -> str:
@@ -293,10 +306,12 @@ def _part_year_mark(row: dict) -> str:
 def section_incidents(conn, names: dict[str, str]) -> str:
     rows = _q(conn, "select * from certified.incident_episode_year order by municipality_code, register, year")
     changes = _q(conn, "select * from certified.incident_rate_change order by municipality_code, register")
-    coverage = _q(conn, "select municipality_code, source, string_agg(period, ', ' order by period) as periods"
-                        " from certified.delivery_coverage where status = 'not_delivered'"
+    coverage = _q(conn, "select municipality_code, source, status,"
+                        " string_agg(period, ', ' order by period) as periods"
+                        " from certified.delivery_coverage"
+                        " where status in ('not_delivered', 'overdue', 'quarantined', 'partly_quarantined', 'waiting')"
                         " and source in ('incidents', 'use_of_force') and delivery_expected"
-                        " group by municipality_code, source order by 1, 2")
+                        " group by municipality_code, source, status order by 1, 2, 3")
     out = [f'<h3>7.1 {bi("Arbejdsulykker, trusler og vold", "Occupational accidents, threats and violence")}</h3>']
     grouped: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -313,14 +328,16 @@ def section_incidents(conn, names: dict[str, str]) -> str:
                 r = cell.get(y)
                 if r is None:
                     tds.append("<td></td>")
-                elif r["status"] == "not_delivered":
-                    tds.append(f'<td class="na">{bi("ikke leveret", "not delivered")}</td>')
+                elif r["status"] in NOTHING_USABLE:
+                    tds.append(f'<td class="na">{status_label(r["status"])}</td>')
                 elif r["suppressed"]:
                     tds.append(f'<td class="n">{fmt(None, suppressed=True)}</td>')
                 else:
                     excl = f' <span class="excl" title="udeladt / excluded">−{r["n_excluded"]}</span>' \
                         if r["n_excluded"] else ""
-                    tds.append(f'<td class="n">{fmt(r["n_counted"])}{excl}</td>')
+                    partly = f' <span class="na">{status_label(r["status"])}</span>' \
+                        if r["status"] == "partly_quarantined" else ""
+                    tds.append(f'<td class="n">{fmt(r["n_counted"])}{excl}{partly}</td>')
                 if r and r["break_description"] and r["break_description"] not in caveats:
                     caveats.append(r["break_description"])
             excluded = sum(r["n_excluded"] or 0 for r in cell.values())
@@ -336,8 +353,9 @@ def section_incidents(conn, names: dict[str, str]) -> str:
     for c in changes:
         s = c["suppressed"]
         caveats = []
-        if c["status"] == "not_delivered":
-            caveats.append("ikke leveret / not delivered")
+        if c["status"] in STATUS:
+            da, en = STATUS[c["status"]]
+            caveats.append(f"{da} / {en}")
         if c["crosses_break"]:
             caveats.append(f"databrud / comparability break {c['break_id']}: {c['break_description'] or ''}")
         if c["note"]:
@@ -351,12 +369,12 @@ def section_incidents(conn, names: dict[str, str]) -> str:
                    f"<td class='note'>{'; '.join(e(x) for x in caveats)}</td></tr>")
     out.append("</table>")
     if coverage:
-        out.append(f'<h4>{bi("Ikke leveret", "Not delivered")}</h4><ul>')
+        out.append(f'<h4>{bi("Ikke leveret eller afvist", "Not delivered or rejected")}</h4><ul>')
         for r in coverage:
             out.append(f"<li>{e(names.get(r['municipality_code'], r['municipality_code']))}: {e(r['source'])} "
-                       f"— {e(r['periods'])}</li>")
+                       f"— {status_label(r['status'])}: {e(r['periods'])}</li>")
         out.append("</ul>")
-    out.append(f'<p class="note">{bi("Ikke leveret er ikke det samme som nul. Udeladte episoder er markeret, ikke slettet", "Not delivered is not zero. Excluded episodes are flagged, not deleted")}.</p>')
+    out.append(f'<p class="note">{bi("Ikke leveret er ikke det samme som nul, og afvist (karantæne) er ikke det samme som ikke leveret. Udeladte episoder er markeret, ikke slettet", "Not delivered is not zero, and rejected (quarantined) is not the same as not delivered. Excluded episodes are flagged, not deleted")}.</p>')
     return "\n".join(out)
 
 

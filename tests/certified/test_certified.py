@@ -77,10 +77,13 @@ def test_contracts_are_enforced_and_versioned(demo_warehouse):
     assert {m["name"] for m in versioned} == set(certify.TABLES)
     for m in versioned:
         assert m["config"]["contract"]["enforced"] is True
-        # a change of shape is a new version beside the old one: the latest is the highest, each has its file
+        # a change of shape is a new version beside the old one: the latest is the highest and keeps the plain
+        # table name; every version is its own file
         assert m["latest_version"] == max(v["v"] for v in m["versions"])
+        latest = next(v for v in m["versions"] if v["v"] == m["latest_version"])
+        assert latest["config"]["alias"] == certify.TABLES[m["name"]]
         for v in m["versions"]:
-            assert (settings.dbt_dir() / "models/certified" / f"{m['name']}_v{v['v']}.sql").exists(), (m["name"], v)
+            assert (settings.dbt_dir() / f"models/certified/{m['name']}_v{v['v']}.sql").exists(), (m["name"], v)
         assert all("data_type" in c and c.get("description") for c in m["columns"])
         assert any(c["name"] == "suppressed" for c in m["columns"])
     # the primary keys of the contracts exist in the database

@@ -78,3 +78,33 @@ def test_rate_changes_rules():
     assert fte.exposure_unit == "fte_years" and fte.exposure_baseline == pytest.approx(150.0)
     assert fte.rate_baseline == pytest.approx(30 / 1.5) and fte.rate_followup == pytest.approx(10 / 0.5)
     assert fte.rate_ratio == pytest.approx(1.0) and not math.isnan(fte.p_value)
+
+
+def test_quarantined_years_are_named_as_quarantined_not_as_not_delivered():
+    """A register whose baseline files were all quarantined: status quarantined and the note says so year by
+    year; a partly quarantined baseline year is left out of the test and named (issue 12 §5)."""
+    def yc(code, year, status, n=None):
+        return YearCount(code, "reported_accident", year, status, n, None)
+
+    counts = [
+        yc("905", 2010, "quarantined"), yc("905", 2011, "not_delivered"), yc("905", 2012, "quarantined"),
+        yc("905", 2013, "reported", 9),
+        yc("906", 2010, "reported", 12), yc("906", 2011, "partly_quarantined", 3), yc("906", 2012, "reported", 14),
+        yc("906", 2013, "reported", 11),
+        yc("907", 2010, "reported", 5), yc("907", 2011, "reported", 6), yc("907", 2012, "reported", 7),
+        yc("907", 2013, "waiting"),
+    ]
+    got = {r.municipality_code: r for r in rate_changes(counts, [])}
+
+    q = got["905"]
+    assert q.status == "quarantined" and q.p_value is None and q.count_baseline is None
+    assert "not delivered in the baseline" not in q.note
+    assert "2010 quarantined, 2011 not delivered, 2012 quarantined" in q.note
+
+    partly = got["906"]
+    assert partly.status == "tested" and partly.n_baseline_years == 2 and partly.count_baseline == 26
+    assert partly.p_value == pytest.approx(binomtest(11, 37, 1 / 3).pvalue)
+    assert "2011 partly quarantined" in partly.note
+
+    w = got["907"]
+    assert w.status == "waiting" and "2013 waiting" in w.note and w.p_value is None

@@ -1,4 +1,4 @@
-{#- Certified delivery coverage: per municipality × source × period, delivered, quarantined or not
+{#- Certified delivery coverage v1 (superseded by v2, kept for its readers): per municipality × source × period, delivered, quarantined or not
     delivered (never zero). The file counts count files, not people, so they are not small cells and carry
     no n_ prefix; suppressed is always false here and kept for the uniform certified shape. -#}
 with coverage as (
@@ -10,8 +10,14 @@ final as (
         municipality_code::text as municipality_code,
         source::text as source,
         period::text as period,
-        -- v1's value set predates 'overdue' (marts only): shown here as not_delivered
-        (case when status = 'overdue' then 'not_delivered' else status end)::text as status,
+        -- v1's value set (delivered, quarantined, not_delivered) predates overdue, waiting, partly_quarantined
+        -- and unroutable: v2 (the latest) has them all. Here: partly_quarantined is delivered (v1's "a loaded
+        -- delivery"), the others nothing loaded, i.e. not_delivered.
+        (case
+            when status = 'partly_quarantined' then 'delivered'
+            when status in ('overdue', 'waiting', 'unroutable') then 'not_delivered'
+            else status
+        end)::text as status,
         source_delivered_by_municipality::boolean as source_delivered_by_municipality,
         delivery_expected::boolean as delivery_expected,
         cadence::text as cadence,
@@ -22,6 +28,8 @@ final as (
         last_received_at::timestamptz as last_received_at,
         false as suppressed
     from coverage
+    -- keys only unroutable files have (an unknown municipality or source folder) were never v1 rows
+    where source_delivered_by_municipality is not null
 )
 
 select * from final

@@ -1,6 +1,7 @@
 {#- Certified incident episodes per municipality × year × register (distinct episodes whatever their
-    classes): registered, excluded by a case review or a delivery's note, and counted; 'not_delivered' is
-    never zero. A row with a count of 1 … threshold−1 is suppressed as a whole (its counts are a sum:
+    classes): registered, excluded by a case review or a delivery's note, and counted; 'not_delivered' and
+    'quarantined' are never zero ('partly_quarantined' keeps the loaded part's counts). A row with a count
+    of 1 … threshold−1 is suppressed as a whole (its counts are a sum:
     counted = registered − excluded), with secondary suppression against the baseline/follow-up totals of
     certified incident_rate_change (see cert_incident_cells). -#}
 with episodes as (

@@ -8,9 +8,12 @@ under equal rates, T being the exposure (FTE-years where the FTE is known for ev
 years). scipy.stats.binomtest gives the two-sided p-value and the exact (Clopper–Pearson) interval, which
 is turned into an interval for the rate ratio.
 
-Nothing is computed from what was not delivered: a register not delivered in any follow-up or baseline
-year gets a row with status 'not_delivered' (or only the delivered baseline years are used, and the row
-says how many). Counts below settings.small_cell_threshold are flagged (low_count), and a comparison that
+Nothing is computed from what was not delivered, nor from what was quarantined: only 'reported' years
+(marts.incident_rate_year) count. A register with no usable baseline or follow-up year gets a row saying
+why, year by year: status 'not_delivered' when nothing came, 'quarantined' / 'partly_quarantined' /
+'waiting' when files came but were rejected, are incomplete or held (four different facts, never merged
+into "not delivered"). Where only some baseline years are usable, those are used and the note names them
+and the status of the others. Counts below settings.small_cell_threshold are flagged (low_count), and a comparison that
 crosses a recorded comparability break names it (break_id) — the p-value is then not evidence of change.
 """
 
@@ -35,7 +38,7 @@ class YearCount:
     municipality_code: str
     register: str
     year: int
-    status: str  # reported | not_delivered
+    status: str  # reported | partly_quarantined | quarantined | waiting | not_delivered
     n_counted: int | None
     fte: float | None
 
@@ -57,7 +60,7 @@ class RateChange:
     followup_years: str
     n_baseline_years: int
     n_followup_years: int
-    status: str  # tested | not_delivered | no_episodes
+    status: str  # tested | no_episodes | not_delivered | quarantined | partly_quarantined | waiting
     count_baseline: int | None
     count_followup: int | None
     exposure_unit: str | None  # fte_years | years
@@ -127,6 +130,26 @@ def _years(ys: list[int]) -> str:
     return ",".join(map(str, ys))
 
 
+#: The status of an unusable year, most telling first: a comparison missing years for several reasons takes
+#: the first that applies (a quarantined year is something to correct; not delivered is only absent).
+UNUSABLE_ORDER = ("quarantined", "partly_quarantined", "waiting", "not_delivered")
+_WORDS = {"not_delivered": "not delivered", "partly_quarantined": "partly quarantined"}
+
+
+def _unusable(years: dict[int, YearCount], wanted: tuple[int, ...]) -> list[tuple[int, str]]:
+    """The wanted years that cannot be used, each with its status (a year without a row: not delivered)."""
+    out = []
+    for y in wanted:
+        status = years[y].status if y in years else "not_delivered"
+        if status != "reported":
+            out.append((y, status))
+    return out
+
+
+def _described(unusable: list[tuple[int, str]]) -> str:
+    return ", ".join(f"{y} {_WORDS.get(s, s)}" for y, s in unusable)
+
+
 def rate_changes(counts: list[YearCount], breaks: list[Break], baseline: tuple[int, ...] = DEFAULT_BASELINE,
                  followup: tuple[int, ...] = DEFAULT_FOLLOWUP, alpha: float = DEFAULT_ALPHA,
                  small: int = DEFAULT_SMALL) -> list[RateChange]:
@@ -152,16 +175,29 @@ def rate_changes(counts: list[YearCount], breaks: list[Break], baseline: tuple[i
             break_description="; ".join(f"{b.break_id} ({b.break_year}): {b.description}" for b in crossing)
             or None, note=None)
         notes = []
+        b_unusable, f_unusable = _unusable(years, baseline), _unusable(years, followup)
         if not b_rows or not f_rows:
-            row.status = "not_delivered"
             missing = "baseline" if not b_rows else "follow-up"
             if not b_rows and not f_rows:
                 missing = "baseline and follow-up"
-            row.note = f"not delivered in the {missing} years: no comparison (not delivered is not zero)"
+            lacking = (b_unusable if not b_rows else []) + (f_unusable if not f_rows else [])
+            statuses = {s for _y, s in lacking}
+            row.status = next(s for s in UNUSABLE_ORDER if s in statuses)
+            if statuses == {"not_delivered"}:
+                row.note = f"not delivered in the {missing} years: no comparison (not delivered is not zero)"
+            else:
+                row.note = (f"no usable {missing} year ({_described(lacking)}): no comparison (a quarantined "
+                            "or not delivered year is not zero)")
             out.append(row)
             continue
         if len(b_rows) < len(baseline):
-            notes.append(f"baseline uses the delivered years only: {_years([r.year for r in b_rows])}")
+            note = f"baseline uses the delivered years only: {_years([r.year for r in b_rows])}"
+            if any(s != "not_delivered" for _y, s in b_unusable):
+                note += f" ({_described(b_unusable)})"
+            notes.append(note)
+        if len(f_rows) < len(followup):
+            notes.append(f"follow-up uses the delivered years only: {_years([r.year for r in f_rows])}"
+                         f" ({_described(f_unusable)})")
         x0 = sum(r.n_counted or 0 for r in b_rows)
         x1 = sum(r.n_counted or 0 for r in f_rows)
         use_fte = all(r.fte is not None and r.fte > 0 for r in b_rows + f_rows)

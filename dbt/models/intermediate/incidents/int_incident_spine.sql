@@ -1,15 +1,24 @@
--- Every municipality × register × year × incident class the incident marts must show, and whether it was
--- reported or not delivered. A register a municipality is configured for (config/municipalities.yml, via
--- raw.config_source) but sent nothing for in a year is 'not_delivered', never 0; so is every register of
--- a source the municipality does not deliver at all (Fredericia's use of force). The years are the
--- study years (dbt vars incident_baseline_years + incident_followup_years) and any year delivered.
+-- Every municipality × register × year × incident class the incident marts must show, and its status:
+--   reported            a registration or count scheme of the register was loaded for the year, and no file
+--                       of the register's schemes for the year stands quarantined;
+--   partly_quarantined  loaded, but another file of the register's schemes for the year (e.g. its case
+--                       review) is quarantined: the counts are shown, incomplete, and no test uses them;
+--   quarantined         files came for the year, none of its registration/count schemes loaded, one is
+--                       quarantined (never 'not_delivered': the municipality did deliver);
+--   waiting             a file is held until it can be matched (a case review before its registry export);
+--   not_delivered       nothing came, never 0.
+-- "Stands quarantined" = open in int_delivery_states (not replaced by a later loaded file of its scheme).
+-- A register a municipality is configured for (config/municipalities.yml, via raw.config_source) but sent
+-- nothing for in a year is 'not_delivered'; so is every register of a source the municipality does not
+-- deliver at all (Fredericia's use of force). The years are the study years (dbt vars
+-- incident_baseline_years + incident_followup_years) and any year delivered or quarantined.
 -- The classes are those the register's schemes can produce (incident_label_map).
 with config_sources as (
     select * from {{ ref('stg_config__source') }}
 ),
 
 deliveries as (
-    select * from {{ ref('stg_audit__delivery') }}
+    select * from {{ ref('int_delivery_states') }}
 ),
 
 schemes as (
@@ -43,10 +52,26 @@ loaded as (
     where deliveries.status = 'loaded'
 ),
 
+-- Files of a register's schemes for a year that stand quarantined or waiting.
+open_files as (
+    select
+        deliveries.municipality_code,
+        deliveries.scheme,
+        schemes.register,
+        left(deliveries.period, 4)::integer as year,
+        deliveries.status
+    from deliveries
+    inner join schemes
+        on schemes.scheme = deliveries.scheme
+    where deliveries.is_open
+),
+
 study_years as (
     select unnest(array{{ var('incident_baseline_years') + var('incident_followup_years') }})::integer as year
     union
     select year from loaded
+    union
+    select year from open_files
 ),
 
 configured_schemes as (
@@ -69,6 +94,9 @@ municipality_schemes as (
     union
     select municipality_code, scheme
     from loaded
+    union
+    select municipality_code, scheme
+    from open_files
 ),
 
 delivering_registers as (
@@ -116,6 +144,17 @@ delivered_years as (
     where schemes.granularity <> 'review'
 ),
 
+open_years as (
+    select
+        municipality_code,
+        register,
+        year,
+        bool_or(status = 'quarantined') as any_quarantined,
+        bool_or(status = 'waiting') as any_waiting
+    from open_files
+    group by municipality_code, register, year
+),
+
 final as (
     select
         register_classes.municipality_code,
@@ -123,7 +162,13 @@ final as (
         registers.source,
         study_years.year,
         register_classes.incident_class,
-        case when delivered_years.year is not null then 'reported' else 'not_delivered' end as status
+        case
+            when delivered_years.year is not null and open_years.any_quarantined then 'partly_quarantined'
+            when delivered_years.year is not null then 'reported'
+            when open_years.any_quarantined then 'quarantined'
+            when open_years.any_waiting then 'waiting'
+            else 'not_delivered'
+        end as status
     from register_classes
     cross join study_years
     inner join registers
@@ -132,6 +177,10 @@ final as (
         on delivered_years.municipality_code = register_classes.municipality_code
         and delivered_years.register = register_classes.register
         and delivered_years.year = study_years.year
+    left join open_years
+        on open_years.municipality_code = register_classes.municipality_code
+        and open_years.register = register_classes.register
+        and open_years.year = study_years.year
 )
 
 select * from final

@@ -2,6 +2,10 @@
 -- sick-leave %, sick days per FTE) and the month sheets of HR statistics workbooks (sick-leave % only).
 -- The payroll figures add up the per-delivery sums of int_absence__delivery_unit_month (incremental), not
 -- the employee-months themselves: a rebuild reads units × months, not employees × months.
+-- A workbook figure in parentheses, e.g. (21,95), is the scheme's "excluded from averages": it keeps its
+-- value here, as in absence_unit_year, with value_status 'excluded' (shown, never averaged); the excluded
+-- second figure of a two-figure cell (7,00/(10,24)) is kept as excluded_value. Only markers ('Ej oplyst',
+-- '-') have no value.
 with delivery_unit_months as (
     select * from {{ ref('int_absence__delivery_unit_month') }}
 ),
@@ -34,6 +38,7 @@ payroll_unit_months as (
         sum(sick_days) / nullif(sum(fte), 0) as sick_days_per_fte,
         'reported' as value_status,
         null::text as value_text,
+        null::numeric as excluded_value,
         max(delivery_id) as delivery_id
     from delivery_unit_months
     group by municipality_code, unit_name, month_start
@@ -64,10 +69,7 @@ workbook_unit_months as (
         null::numeric as sick_hours,
         null::numeric as contractual_hours,
         null::numeric as fte,
-        case
-            when markers.value_status is null and not workbook_ranked.value_in_parentheses
-                then workbook_ranked.value_numeric
-        end as sick_leave_pct,
+        case when markers.value_status is null then workbook_ranked.value_numeric end as sick_leave_pct,
         null::numeric as sick_days_per_fte,
         case
             when markers.value_status is not null then markers.value_status
@@ -75,6 +77,9 @@ workbook_unit_months as (
             else 'reported'
         end as value_status,
         workbook_ranked.value_text,
+        case
+            when workbook_ranked.second_value_in_parentheses then workbook_ranked.second_value_numeric
+        end as excluded_value,
         workbook_ranked.delivery_id
     from workbook_ranked
     left join markers
@@ -105,6 +110,7 @@ final as (
         round(sick_days_per_fte, 4) as sick_days_per_fte,
         value_status,
         value_text,
+        round(excluded_value, 4) as excluded_value,
         delivery_id
     from unioned
 )

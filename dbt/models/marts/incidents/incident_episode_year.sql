@@ -1,7 +1,9 @@
 -- Distinct incident episodes per municipality × year × register, whatever their classes (a threat that
 -- was also violence is one episode): registered, excluded by a case review or a delivery's note (flagged,
--- not deleted) and counted. A register not delivered in a year is 'not_delivered' with null counts; a
--- register delivered with no episodes is 'reported' with 0. Rows a comparability break affects name it.
+-- not deleted) and counted. A register not delivered in a year is 'not_delivered' with null counts, one
+-- whose file was quarantined 'quarantined' (or 'waiting') with null counts; a register delivered with no
+-- episodes is 'reported' with 0; 'partly_quarantined' keeps the (incomplete) counts of what was loaded
+-- (statuses from int_incident_spine). Rows a comparability break affects name it.
 with episode_counts as (
     select * from {{ ref('int_incident_episode_counts') }}
 ),
@@ -24,8 +26,12 @@ joined as (
         spine.municipality_code,
         spine.year,
         spine.register,
-        case when spine.status = 'reported' then coalesce(episode_counts.n_registered, 0) end as n_registered,
-        case when spine.status = 'reported' then coalesce(episode_counts.n_excluded, 0) end as n_excluded,
+        case
+            when spine.status in ('reported', 'partly_quarantined') then coalesce(episode_counts.n_registered, 0)
+        end as n_registered,
+        case
+            when spine.status in ('reported', 'partly_quarantined') then coalesce(episode_counts.n_excluded, 0)
+        end as n_excluded,
         spine.status
     from spine
     left join episode_counts

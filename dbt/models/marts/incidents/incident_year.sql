@@ -1,7 +1,10 @@
 -- Incidents per municipality × unit × year × register × incident class: registered, excluded by a case
 -- review (flagged, never deleted) and counted, and (where the register records it) how many with absence. unit_name is null where the source has no units, and for
 -- a class the register reported none of in the year (0). A register not delivered in a year shows
--- 'not_delivered' with null counts, never 0. Every row affected by a recorded comparability break names it.
+-- 'not_delivered' with null counts, never 0; one whose file for the year was quarantined shows
+-- 'quarantined' (or 'waiting' while held), also with null counts: delivered but rejected is not "not
+-- delivered". A year with one file loaded and another quarantined keeps its counts, flagged
+-- 'partly_quarantined' (int_incident_spine). Every row affected by a recorded comparability break names it.
 with counts as (
     select * from {{ ref('int_incident_counts') }}
 ),
@@ -12,6 +15,15 @@ spine as (
 
 breaks as (
     select * from {{ ref('int_incident_breaks') }}
+),
+
+register_years as (
+    select distinct
+        municipality_code,
+        register,
+        year,
+        status
+    from spine
 ),
 
 cells as (
@@ -40,8 +52,12 @@ reported_cells as (
         cells.n_excluded,
         cells.n_with_absence,
         cells.exclusion_reasons,
-        'reported' as status
+        coalesce(register_years.status, 'reported') as status
     from cells
+    left join register_years
+        on register_years.municipality_code = cells.municipality_code
+        and register_years.register = cells.register
+        and register_years.year = cells.year
 ),
 
 -- A class the register can hold but reported none of in a delivered year: one municipality-level 0.
@@ -56,9 +72,9 @@ zero_cells as (
         0::bigint as n_excluded,
         null::bigint as n_with_absence,
         null::text as exclusion_reasons,
-        'reported' as status
+        spine.status
     from spine
-    where spine.status = 'reported'
+    where spine.status in ('reported', 'partly_quarantined')
         and not exists (
             select 1
             from cells
@@ -69,6 +85,7 @@ zero_cells as (
         )
 ),
 
+-- Nothing usable for the year: not delivered, quarantined or waiting, each said as such, counts null.
 not_delivered_cells as (
     select
         spine.municipality_code,
@@ -80,9 +97,9 @@ not_delivered_cells as (
         null::bigint as n_excluded,
         null::bigint as n_with_absence,
         null::text as exclusion_reasons,
-        'not_delivered' as status
+        spine.status
     from spine
-    where spine.status = 'not_delivered'
+    where spine.status in ('not_delivered', 'quarantined', 'waiting')
 ),
 
 all_rows as (

@@ -6,6 +6,9 @@
 -- which; with none of them delivered, no change. Withheld (computable = false, change null, reason) across a
 -- recorded comparability break, naming the break; when a baseline or follow-up value is not reported; and
 -- when a figure it would be computed from is a part year (fewer than 12 months of payroll).
+-- A year without a value says why: quarantined (a file of the municipality's sick leave for the year came
+-- and was rejected), waiting, or not_delivered (nothing came): delivered-but-rejected is never called "not
+-- delivered" (int_delivery_states, open files only).
 {%- set baseline_years = var('absence_baseline_years') %}
 {%- set followup_years = var('absence_followup_years') %}
 with unit_years as (
@@ -14,6 +17,23 @@ with unit_years as (
 
 breaks as (
     select * from {{ ref('int_absence__breaks') }}
+),
+
+-- Per municipality and year: what became of its sick-leave files of that year's periods.
+delivery_years as (
+    select
+        municipality_code,
+        left(period, 4)::int as year,
+        case
+            when bool_or(status = 'quarantined' and is_open) and bool_or(status = 'loaded')
+                then 'partly_quarantined'
+            when bool_or(status = 'quarantined' and is_open) then 'quarantined'
+            when bool_or(status = 'waiting' and is_open) then 'waiting'
+        end as delivery_status
+    from {{ ref('int_delivery_states') }}
+    where source = 'hr_absence'
+        and period ~ '^[0-9]{4}-[0-9]{2}$'
+    group by municipality_code, left(period, 4)::int
 ),
 
 followup_years as (
@@ -87,9 +107,19 @@ joined as (
         baseline.baseline_years_reported,
         baseline.baseline_part_years,
         followup.value as followup_value,
-        coalesce(followup.value_status, 'not_delivered') as followup_status,
+        coalesce(followup.value_status, followup_delivery.delivery_status, 'not_delivered') as followup_status,
         followup.is_part_year as followup_is_part_year,
         followup.months_delivered as followup_months_delivered,
+        (
+            select string_agg(delivery_years.year || ' ' || delivery_years.delivery_status, ', '
+                              order by delivery_years.year)
+            from delivery_years
+            where delivery_years.municipality_code = keyed.municipality_code
+                and delivery_years.year in ({{ baseline_years | join(', ') }})
+                and delivery_years.delivery_status is not null
+                and delivery_years.year::text <> all(
+                    string_to_array(coalesce(baseline.baseline_years_reported, ''), ', '))
+        ) as baseline_delivery_statuses,
         (
             select string_agg(
                 'comparability break ' || breaks.break_id || ' (' || breaks.break_year || '): '
@@ -120,12 +150,18 @@ joined as (
         and followup.unit_name = keyed.unit_name
         and followup.metric = keyed.metric
         and followup.year = keyed.followup_year
+    left join delivery_years as followup_delivery
+        on followup_delivery.municipality_code = keyed.municipality_code
+        and followup_delivery.year = keyed.followup_year
 ),
 
 judged as (
     select
         joined.*,
         case
+            -- a break, and a follow-up year whose files came but were rejected or held: both are said
+            when break_reason is not null and followup_status in ('quarantined', 'partly_quarantined', 'waiting')
+                then break_reason || '; follow-up year ' || followup_year || ' is ' || followup_status
             when break_reason is not null then break_reason
             when followup_status <> 'reported'
                 then 'follow-up year ' || followup_year || ' is ' || followup_status
@@ -140,6 +176,7 @@ judged as (
             when n_baseline_reported < n_baseline_years
                 then 'baseline years reported: ' || coalesce(baseline_years_reported, 'none')
                     || ' of ' || baseline_years
+                    || coalesce(' (' || baseline_delivery_statuses || ')', '')
         end as reason
     from joined
 ),
@@ -157,7 +194,8 @@ final as (
         case when reason is null then round(followup_value - baseline_mean, 4) end as change,
         reason is null as computable,
         reason,
-        break_id
+        break_id,
+        followup_status
     from judged
 )
 
