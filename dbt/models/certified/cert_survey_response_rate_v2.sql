@@ -20,8 +20,8 @@ suppressed as (
 final as (
     select
         municipality_code::text as municipality_code,
-        round::text as round,
         wave::text as wave,
+        round::text as round,
         case when not suppressed then respondents end::integer as n_respondents,
         case when not suppressed then target_population end::integer as n_target_population,
         case when not suppressed then response_rate end::numeric(6, 4) as response_rate,
