@@ -395,6 +395,10 @@ def render(conn, baseline: str | None = None, followup: str | None = None) -> tu
         default = default_pair(conn, config.survey_rounds)
         baseline, followup = baseline or default[0], followup or default[1]
     baseline, followup = resolve_round(conn, baseline, "baseline"), resolve_round(conn, followup, "followup")
+    unknown = [r for r in (baseline, followup) if config.survey_rounds and r not in config.survey_rounds]
+    if unknown:
+        raise RuntimeError(f"unknown survey round {unknown[0]!r}: settings.survey_rounds has "
+                           f"{', '.join(config.survey_rounds)}")
     pub = conn.execute("select period, run_id, certified_at, small_cell_threshold from certified.publication_log"
                        " order by publication_id desc limit 1").fetchone()
     response = section_response(conn, names, baseline, followup, minimum)
