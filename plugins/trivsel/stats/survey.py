@@ -14,6 +14,7 @@ reads marts, groups, and writes.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,8 @@ import numpy as np
 from scipy import stats as st
 
 from trivsel.stats import reporting_table
+
+log = logging.getLogger(__name__)
 
 TABLE = "reporting.survey_item_change"
 ALL = "ALL"
@@ -275,6 +278,12 @@ RESPONSE_SQL = """
     where municipality_code <> 'ALL' and unit_name is null and round is not null
 """
 
+UNROUNDED_SQL = """
+    select municipality_code, wave from marts.survey_response_rate
+    where municipality_code <> 'ALL' and unit_name is null and round is null
+    order by municipality_code, wave
+"""
+
 
 def _rows(cur) -> list[tuple]:
     return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
@@ -297,6 +306,10 @@ def run(conn) -> int:
     with conn.cursor() as cur:
         cur.execute(RESPONSE_SQL)
         response_rows = _rows(cur)
+        cur.execute(UNROUNDED_SQL)
+        for code, wave in _rows(cur):
+            log.warning("survey: municipality %s wave %s is none of its rounds (sources.survey.rounds in "
+                        "config/municipalities.yml): loaded, compared with nothing", code, wave)
     order = [name for name, _ in sorted({(r[1], int(r[2])) for r in response_rows}, key=lambda x: (x[1], x[0]))]
     waves = {(code, rnd): wave for code, rnd, _, wave, *_ in response_rows}
     responses = {(code, rnd): Response(int(n), None if t is None else int(t))
