@@ -222,12 +222,13 @@ def _print_summary() -> None:
 
         rows = q("select status, count(*) from audit.delivery group by status order by status")
         print("deliveries:", ", ".join(f"{s} {n}" for s, n in rows or []))
-        rows = q("select municipality_code, wave, respondents, target_population, round(response_rate*100) "
-                 "from marts.survey_response_rate order by wave, municipality_code")
+        rows = q("select municipality_code, coalesce(round, '-'), coalesce(wave, '-'), respondents,"
+                 " target_population, round(response_rate*100) from marts.survey_response_rate"
+                 " where unit_name is null order by round_order, wave, municipality_code")
         if rows:
-            print("survey response rates:")
+            print("survey response rates (municipalities; per unit in marts.survey_response_rate):")
             for r in rows:
-                print(f"  {r[0]:>4} {r[1]}  {r[2]}/{r[3]}  {r[4]} %")
+                print(f"  {r[0]:>4} {r[1]:<9} {r[2]}  {r[3]}/{r[4]}  {r[5]} %")
         rows = q("select municipality_code, metric, round(change::numeric, 2), computable, reason"
                  " from reporting.absence_change where unit_name = '(average)' order by 1, 2")
         if rows:
@@ -356,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_docs)
     p = sub.add_parser("report", help="HTML evaluation report of a baseline/follow-up pair")
     p.add_argument("--out", required=True)
-    p.add_argument("--baseline", help="baseline survey wave (default: the latest certified pair)")
-    p.add_argument("--followup", help="follow-up survey wave")
+    p.add_argument("--baseline", help="baseline survey round (default: the first of settings.survey_rounds; "
+                                      "a wave month YYYY-MM that is one round is accepted)")
+    p.add_argument("--followup", help="follow-up survey round (default: the second of settings.survey_rounds)")
     p.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:

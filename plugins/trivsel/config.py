@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from trivsel import settings
 CODE_RE = re.compile(r"^[0-9]{3}$")
 PERIOD_RE = re.compile(r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$")
 CADENCES = ("monthly", "yearly", "wave")
+ROUND_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 LOCATION_SCHEMES = ("file", "sftp", "https", "s3")
 
 
@@ -42,6 +43,8 @@ class SourceConfig:
     conn_id: str | None = None  # Airflow connection holding the credentials for location
     due_day: int | None = None  # day of the following month by which a period's delivery is due
     delete_after_pull: bool = False
+    # survey only: round name (settings.survey_rounds) → the municipality's wave month YYYY-MM
+    rounds: dict[str, str] = field(default_factory=dict)
 
     @property
     def delivers(self) -> bool:
@@ -82,6 +85,19 @@ class Config:
     def codes(self) -> list[str]:
         return [m.code for m in self.municipalities]
 
+    @property
+    def survey_rounds(self) -> tuple[str, ...]:
+        """The survey rounds in their configured order (settings.survey_rounds): the report's default
+        comparison is the first against the second."""
+        return tuple(self.settings.get("survey_rounds") or ())
+
+    def round_months(self) -> list[tuple[str, int, str, str]]:
+        """(round, its position in settings.survey_rounds from 1, municipality code, wave month) for every
+        round a municipality surveyed in; a round a municipality has no month for is simply absent."""
+        order = {r: i for i, r in enumerate(self.survey_rounds, start=1)}
+        return [(r, order[r], m.code, month) for m in self.municipalities
+                for r, month in sorted(m.sources["survey"].rounds.items(), key=lambda kv: order[kv[0]])]
+
 
 def validate_period(period: str) -> str:
     if not PERIOD_RE.match(period or ""):
@@ -93,6 +109,7 @@ def parse_config(data: dict[str, Any], where: str = "config") -> Config:
     """Check the whole file up front, so a typo fails the DAG parse with a clear message."""
     if not isinstance(data, dict) or "municipalities" not in data:
         raise ConfigError(f"{where}: top-level key 'municipalities' is missing")
+    survey_rounds = _round_names((data.get("settings") or {}).get("survey_rounds"), where)
     munis = []
     seen = set()
     for i, m in enumerate(data["municipalities"] or []):
@@ -115,12 +132,60 @@ def parse_config(data: dict[str, Any], where: str = "config") -> Config:
             if cadence not in CADENCES:
                 raise ConfigError(f"{where}: municipality {code} {source}: cadence {cadence!r} not in {CADENCES}")
             rules = tuple(SchemeRule(str(r["scheme"]), str(r.get("files", "*"))) for r in sc.get("schemes") or [])
-            sources[source] = SourceConfig(source, cadence, rules,
-                                           **_remote_keys(sc, f"{where}: municipality {code} {source}"))
+            extra = _remote_keys(sc, f"{where}: municipality {code} {source}")
+            if "rounds" in sc:
+                if source != "survey":
+                    raise ConfigError(f"{where}: municipality {code} {source}: rounds belong to the survey "
+                                      "source only")
+                extra["rounds"] = _survey_rounds(sc["rounds"], survey_rounds, f"{where}: municipality {code} survey")
+            sources[source] = SourceConfig(source, cadence, rules, **extra)
         for source in settings.SOURCES:
             sources.setdefault(source, SourceConfig(source, "monthly", ()))
         munis.append(Municipality(code, str(m.get("name", code)), units, sources, m))
     return Config(dict(data.get("settings") or {}), tuple(munis))
+
+
+def _round_names(value: Any, where: str) -> tuple[str, ...]:
+    """settings.survey_rounds: the ordered round names (baseline, followup, …); may be absent."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(r, str) and ROUND_RE.match(r) for r in value):
+        raise ConfigError(f"{where}: settings.survey_rounds must be a list of round names (lower-case letters, "
+                          f"digits, '_'), e.g. [baseline, followup]; got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: settings.survey_rounds names a round twice: {value!r}")
+    return tuple(value)
+
+
+def _survey_rounds(value: Any, known: tuple[str, ...], where: str) -> dict[str, str]:
+    """sources.survey.rounds: {round: "YYYY-MM"}. Every round must be one of settings.survey_rounds and each
+    month a wave month of its own; a round left out (or given no month) is one the municipality did not
+    take part in."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: rounds must map a round name to its wave month, "
+                          f"e.g. {{baseline: \"2012-05\", followup: \"2013-05\"}}")
+    out: dict[str, str] = {}
+    for name, month in value.items():
+        if name not in known:
+            raise ConfigError(f"{where}: unknown survey round {name!r}; settings.survey_rounds has "
+                              f"{', '.join(known) or 'none'}")
+        if month is None or month == "":
+            continue
+        if not isinstance(month, str) or not PERIOD_RE.match(month):
+            raise ConfigError(f"{where}: round {name}: wave month {month!r} is not of the form \"YYYY-MM\" "
+                              "(quote it in YAML)")
+        out[name] = month
+    months = list(out.values())
+    for month in set(months):
+        if months.count(month) > 1:
+            raise ConfigError(f"{where}: wave month {month} is given to more than one round")
+    order = [out[r] for r in known if r in out]
+    if order != sorted(order):
+        raise ConfigError(f"{where}: the wave months {order} are not in the order of settings.survey_rounds "
+                          f"({', '.join(known)})")
+    return out
 
 
 def _remote_keys(sc: dict[str, Any], where: str) -> dict[str, Any]:

@@ -510,7 +510,8 @@ def sync_config(config: Config | None = None) -> None:
         schema.ensure(conn)
         with conn.transaction():
             conn.execute("delete from raw.config_municipality; delete from raw.config_unit;"
-                         " delete from raw.config_source")
+                         " delete from raw.config_source; delete from raw.config_survey_round;"
+                         " delete from raw.config_setting")
             with conn.cursor() as cur:
                 with cur.copy("copy raw.config_municipality from stdin") as copy:
                     for m in config.municipalities:
@@ -525,6 +526,14 @@ def sync_config(config: Config | None = None) -> None:
                         for s in m.sources.values():
                             copy.write_row((m.code, s.source, s.cadence, s.delivers,
                                             ",".join(r.scheme for r in s.schemes) or None, s.due_day))
+                with cur.copy("copy raw.config_survey_round (round_name, round_order, municipality_code, wave)"
+                              " from stdin") as copy:
+                    for row in config.round_months():
+                        copy.write_row(row)
+                with cur.copy("copy raw.config_setting (setting_name, setting_value) from stdin") as copy:
+                    for name, value in config.settings.items():
+                        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                            copy.write_row((name, str(value)))
 
 
 def record_period_run(period: str, run_id: str, finished: bool = False, as_of: date | None = None) -> None:

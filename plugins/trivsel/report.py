@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from trivsel import warehouse
-from trivsel.config import load_config
+from trivsel.config import PERIOD_RE, load_config
 
 log = logging.getLogger(__name__)
 
@@ -140,32 +140,52 @@ def _q(conn, text: str, params: tuple = ()) -> list[dict[str, Any]]:
     return conn.execute(text, params).fetchall()
 
 
-def default_pair(conn) -> tuple[str, str]:
-    row = conn.execute("select baseline_wave, followup_wave from certified.survey_item_change"
-                       " order by followup_wave desc, baseline_wave desc limit 1").fetchone()
+def default_pair(conn, rounds: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The comparison the report shows by default: the configured baseline → follow-up round (the first two
+    of settings.survey_rounds), never the neighbouring months of two municipalities. Without configured
+    rounds: the latest certified pair of rounds."""
+    if len(rounds) >= 2:
+        return rounds[0], rounds[1]
+    row = conn.execute("select baseline_round, followup_round from certified.survey_item_change"
+                       " order by followup_round desc, baseline_round desc limit 1").fetchone()
     if not row:
         raise RuntimeError("no certified survey item changes: nothing to report yet")
-    return row["baseline_wave"], row["followup_wave"]
+    return row["baseline_round"], row["followup_round"]
+
+
+def resolve_round(conn, value: str, side: str) -> str:
+    """A round name as given, or a wave month (YYYY-MM) that is one round wherever it was surveyed."""
+    if not PERIOD_RE.match(value):
+        return value
+    column = "baseline" if side == "baseline" else "followup"
+    found = {r["r"] for r in _q(conn, f"select distinct {column}_round as r from certified.survey_item_change"
+                                      f" where {column}_wave = %s", (value,))}
+    if len(found) != 1:
+        raise RuntimeError(f"--{side} {value}: pass a survey round (settings.survey_rounds); the month "
+                           f"{value} is {'no' if not found else 'more than one'} {side} round")
+    return found.pop()
 
 
 # ---------------------------------------------------------------- sections
 
 
 def section_response(conn, names: dict[str, str], base: str, follow: str, minimum: float) -> str:
-    rows = _q(conn, "select * from certified.survey_response_rate where wave in (%s, %s)"
-                    " order by municipality_code = 'ALL', municipality_code, wave", (base, follow))
+    rows = _q(conn, "select * from certified.survey_response_rate where round in (%s, %s)"
+                    " order by municipality_code = 'ALL', municipality_code, round = %s desc, wave",
+              (base, follow, base))
     mp = f"{minimum * 100:.0f} %"
     out = [f'<h3>5.1 {bi("Svarprocent", "Response rates")}</h3>',
            f'<p class="rule">{bi(f"Resultater fra en måling med en svarprocent under {mp} skal læses med forsigtighed", f"Results from a wave with a response rate below {mp} are to be read with caution")}.</p>',
-           '<table><tr><th>' + bi("Kommune", "Municipality") + '</th><th>' + bi("Måling", "Wave") + '</th><th>'
-           + bi("Besvarelser", "Respondents") + '</th><th>' + bi("Målgruppe", "Target population") + '</th><th>'
+           '<table><tr><th>' + bi("Kommune", "Municipality") + '</th><th>' + bi("Runde", "Round") + '</th><th>'
+           + bi("Måling", "Wave") + '</th><th>' + bi("Besvarelser", "Respondents") + '</th><th>' + bi("Målgruppe", "Target population") + '</th><th>'
            + bi("Svarprocent", "Response rate") + f'</th><th>{bi(f"Mindst {mp}", f"At least {mp}")}</th></tr>']
     for r in rows:
         s = r["suppressed"]
         ok = r["meets_minimum"]
         cls = "" if s or ok is None else (' class="ok"' if ok else ' class="low"')
         out.append(f'<tr{cls}><td>{e(names.get(r["municipality_code"], r["municipality_code"]))}</td>'
-                   f'<td>{e(r["wave"])}</td><td class="n">{fmt(r["n_respondents"], suppressed=s)}</td>'
+                   f'<td>{e(r["round"])}</td><td>{e(r["wave"] or "–")}</td>'
+                   f'<td class="n">{fmt(r["n_respondents"], suppressed=s)}</td>'
                    f'<td class="n">{fmt(r["n_target_population"], suppressed=s)}</td>'
                    f'<td class="n">{fmt(r["response_rate"], 0, pct=True, suppressed=s)}</td>'
                    f'<td>{fmt(ok, suppressed=s)}</td></tr>')
@@ -174,16 +194,16 @@ def section_response(conn, names: dict[str, str], base: str, follow: str, minimu
 
 
 def section_items(conn, names: dict[str, str], base: str, follow: str) -> tuple[str, int]:
-    changes = _q(conn, "select * from certified.survey_item_change where baseline_wave = %s and followup_wave = %s"
+    changes = _q(conn, "select * from certified.survey_item_change where baseline_round = %s and followup_round = %s"
                        " order by item_code, municipality_code = 'ALL' desc, municipality_code", (base, follow))
-    dist = _q(conn, "select * from certified.survey_answer_distribution where wave in (%s, %s) and not is_total"
+    dist = _q(conn, "select * from certified.survey_answer_distribution where round in (%s, %s) and not is_total"
                     " order by item_code, municipality_code, answer_ordinal", (base, follow))
     by_item: dict[str, list[dict]] = defaultdict(list)
     for c in changes:
         by_item[c["item_code"]].append(c)
     shares: dict[tuple[str, str, str], list[tuple[str, Any]]] = defaultdict(list)
     for d in dist:
-        shares[(d["item_code"], d["municipality_code"], d["wave"])].append(
+        shares[(d["item_code"], d["municipality_code"], d["round"])].append(
             (f'{d["answer_label"]} ({d["answer_label_en"]})', d["share_of_answers"]))
     significant = [i for i, rows in by_item.items() if any(r["significant"] for r in rows)]
     out = [f'<h3>5.2 {bi("Spørgsmål med signifikant ændring", "Items with a significant change")}</h3>',
@@ -399,7 +419,13 @@ def render(conn, baseline: str | None = None, followup: str | None = None) -> tu
     names[ALL] = "Alle kommuner (all)"
     minimum = float(config.settings.get("minimum_response_rate", 0.60))
     if not (baseline and followup):
-        baseline, followup = default_pair(conn)
+        default = default_pair(conn, config.survey_rounds)
+        baseline, followup = baseline or default[0], followup or default[1]
+    baseline, followup = resolve_round(conn, baseline, "baseline"), resolve_round(conn, followup, "followup")
+    unknown = [r for r in (baseline, followup) if config.survey_rounds and r not in config.survey_rounds]
+    if unknown:
+        raise RuntimeError(f"unknown survey round {unknown[0]!r}: settings.survey_rounds has "
+                           f"{', '.join(config.survey_rounds)}")
     pub = conn.execute("select period, run_id, certified_at, small_cell_threshold from certified.publication_log"
                        " order by publication_id desc limit 1").fetchone()
     response = section_response(conn, names, baseline, followup, minimum)

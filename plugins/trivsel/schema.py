@@ -93,6 +93,19 @@ create table if not exists raw.config_source (
     primary key (municipality_code, source)
 );
 alter table raw.config_source add column if not exists due_day integer;
+-- Survey rounds (settings.survey_rounds, sources.survey.rounds): which wave month is which round, per municipality.
+create table if not exists raw.config_survey_round (
+    municipality_code text not null,
+    round_name        text not null,
+    round_order       integer not null,
+    wave              text not null,
+    primary key (municipality_code, round_name)
+);
+-- Scalar settings of config/municipalities.yml (settings.*) that models apply, e.g. minimum_response_rate.
+create table if not exists raw.config_setting (
+    setting_name  text primary key,
+    setting_value text
+);
 alter table audit.period_run add column if not exists as_of date;
 
 -- What the pull step (trivsel.remote) fetched from a municipality's remote location, by remote path.

@@ -54,14 +54,14 @@ def test_suppression_really_happened_and_nulls_follow(demo_warehouse):
 def test_secondary_suppression_no_lone_suppressed_category(demo_warehouse):
     """A suppressed category next to a published total and published other categories would be recoverable."""
     lone = demo_warehouse.execute(
-        """select municipality_code, wave, item_code from certified.survey_answer_distribution
-           group by municipality_code, wave, item_code
+        """select municipality_code, wave, round, item_code from certified.survey_answer_distribution
+           group by municipality_code, wave, round, item_code
            having count(*) filter (where suppressed and not is_total) = 1
               and bool_and(not (suppressed and is_total))""").fetchall()
     assert lone == []
     lone = demo_warehouse.execute(
-        """select wave, item_code, answer_ordinal from certified.survey_answer_distribution
-           group by wave, item_code, answer_ordinal
+        """select coalesce(round, wave), item_code, answer_ordinal from certified.survey_answer_distribution
+           group by coalesce(round, wave), item_code, answer_ordinal
            having count(*) filter (where suppressed and municipality_code <> 'ALL') = 1
               and bool_and(municipality_code <> 'ALL' or not suppressed)""").fetchall()
     assert lone == []
@@ -84,6 +84,8 @@ def test_contracts_are_enforced_and_versioned(demo_warehouse):
         assert latest["config"]["alias"] == certify.TABLES[m["name"]]
         for v in m["versions"]:
             assert (settings.dbt_dir() / f"models/certified/{m['name']}_v{v['v']}.sql").exists(), (m["name"], v)
+        aliases = {v["v"]: v["config"]["alias"] for v in m["versions"]}
+        assert all(a == f"{certify.TABLES[m['name']]}_v{v}" for v, a in aliases.items() if v != m["latest_version"])
         assert all("data_type" in c and c.get("description") for c in m["columns"])
         assert any(c["name"] == "suppressed" for c in m["columns"])
     # the primary keys of the contracts exist in the database

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -71,3 +72,30 @@ def test_report_renders_in_chromium_with_charts(demo_warehouse, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.e2e
+def test_report_compares_the_configured_rounds_by_default(demo_warehouse, tmp_path):
+    """Issue 12 §2: the default comparison is the configured baseline → follow-up round; rounds (or a
+    month that is one round) can be passed explicitly; the HTML itself is checked (no browser needed)."""
+    from trivsel import report
+    from trivsel.config import load_config
+
+    config = load_config()
+    base, follow = config.survey_rounds[:2]
+    default = report.write_report(tmp_path / "default.html").read_text(encoding="utf-8")
+    assert f"<b>{base}</b>" in default and f"<b>{follow}</b>" in default
+    # the response-rate table has a row per municipality and round, with the round named
+    for m in config.municipalities:
+        for rnd in (base, follow):
+            assert f"<td>{html.escape(m.name)}</td><td>{rnd}</td>" in default, (m.code, rnd)
+    assert len(re.findall(r'<svg[^>]*class="chart"', default)) >= 2  # significant items are charted
+    explicit = report.write_report(tmp_path / "explicit.html", baseline=base, followup=follow)
+    by_month = report.write_report(tmp_path / "month.html", baseline="2012-05", followup="2013-05")
+    strip = re.compile(r"<footer>.*?</footer>", re.S)
+    assert strip.sub("", explicit.read_text(encoding="utf-8")) == strip.sub("", default)
+    assert strip.sub("", by_month.read_text(encoding="utf-8")) == strip.sub("", default)
+    with pytest.raises(RuntimeError, match="unknown survey round 'midterm'"):
+        report.write_report(tmp_path / "x.html", baseline="midterm", followup=follow)
+    with pytest.raises(RuntimeError, match="2011-05 is no baseline round"):
+        report.write_report(tmp_path / "x.html", baseline="2011-05", followup=follow)

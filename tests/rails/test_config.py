@@ -58,3 +58,48 @@ def test_new_municipality_on_existing_scheme_needs_only_config():
 def test_config_errors_are_clear(bad, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(bad)
+
+
+def _survey_config(rounds, survey_rounds=("baseline", "followup")):
+    settings = {} if survey_rounds is None else {"survey_rounds": list(survey_rounds)}
+    return {"settings": settings,
+            "municipalities": [{"code": "101", "sources": {"survey": {"cadence": "wave", "rounds": rounds}}}]}
+
+
+def test_survey_rounds_of_the_sample_municipalities():
+    config = load_config()
+    assert config.survey_rounds[:2] == ("baseline", "followup")
+    for code in ("169", "461", "607"):
+        assert config.municipality(code).sources["survey"].rounds == {"baseline": "2012-05", "followup": "2013-05"}
+
+
+def test_a_municipality_may_lack_a_round():
+    config = parse_config(_survey_config({"followup": "2013-09", "baseline": None}))
+    assert config.municipality("101").sources["survey"].rounds == {"followup": "2013-09"}
+    assert config.round_months() == [("followup", 2, "101", "2013-09")]
+    assert parse_config(_survey_config(None)).municipality("101").sources["survey"].rounds == {}
+
+
+@pytest.mark.parametrize("rounds, survey_rounds, message", [
+    ({"midterm": "2012-11"}, ("baseline", "followup"), "unknown survey round 'midterm'"),
+    ({"baseline": "2012-5"}, ("baseline", "followup"), "not of the form \"YYYY-MM\""),
+    ({"baseline": "2012-13"}, ("baseline", "followup"), "not of the form"),
+    ({"baseline": 201205}, ("baseline", "followup"), "not of the form"),
+    ({"baseline": "2012-05"}, None, "settings.survey_rounds has none"),
+    (["2012-05"], ("baseline", "followup"), "must map a round name"),
+    ({"baseline": "2013-05", "followup": "2012-05"}, ("baseline", "followup"), "not in the order"),
+    ({"baseline": "2012-05", "followup": "2012-05"}, ("baseline", "followup"), "more than one round"),
+    ({"baseline": "2012-05"}, ("baseline", "baseline"), "names a round twice"),
+    ({"baseline": "2012-05"}, ("Baseline 1",), "must be a list of round names"),
+])
+def test_survey_round_errors_are_clear(rounds, survey_rounds, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
+        parse_config(_survey_config(rounds, survey_rounds))
+    assert "101" in str(err.value) or "settings" in str(err.value)
+
+
+def test_rounds_only_on_the_survey_source():
+    data = {"settings": {"survey_rounds": ["baseline"]},
+            "municipalities": [{"code": "101", "sources": {"incidents": {"rounds": {"baseline": "2012-05"}}}}]}
+    with pytest.raises(ConfigError, match="survey source only"):
+        parse_config(data)

@@ -71,18 +71,32 @@ def test_pct_favourable_and_pairs():
         ("2012-05", "2013-05"), ("2013-05", "2014-05")]
 
 
+ORDER = ("baseline", "midterm", "followup")
+
+
 def test_item_changes():
     a, b = samples(11, 31, 34)
     c, d = samples(12, 20, 22)
-    answers = {("607", "1.1.1", "2012-05"): a, ("607", "1.1.1", "2013-05"): b,
-               ("607", "2.4.1", "2012-05"): c, ("607", "2.4.1", "2013-05"): d,
-               ("461", "2.4.1", "2012-05"): c, ("461", "2.4.1", "2013-05"): d[:11],
-               ("461", "2.4.1", "2014-05"): d[11:]}
-    low = {("461", "2013-05"): True}
-    rows = s.item_changes(answers, {"1.1.1": 5, "2.4.1": 5}, low)
-    keys = [(r.municipality_code, r.item_code, r.baseline_wave, r.followup_wave) for r in rows]
-    assert keys == [("461", "2.4.1", "2012-05", "2013-05"), ("461", "2.4.1", "2013-05", "2014-05"),
-                    ("607", "1.1.1", "2012-05", "2013-05"), ("607", "2.4.1", "2012-05", "2013-05")]
+    answers = {("607", "1.1.1", "baseline"): a, ("607", "1.1.1", "followup"): b,
+               ("607", "2.4.1", "baseline"): c, ("607", "2.4.1", "followup"): d,
+               ("461", "2.4.1", "baseline"): c, ("461", "2.4.1", "midterm"): d[:11],
+               ("461", "2.4.1", "followup"): d[11:]}
+    waves = {("607", "baseline"): "2012-05", ("607", "followup"): "2013-05", ("461", "baseline"): "2012-05",
+             ("461", "midterm"): "2013-05", ("461", "followup"): "2014-05"}
+    responses = {("461", "midterm"): s.Response(11, 40), ("461", "baseline"): s.Response(32, 40)}
+    rows = s.item_changes(answers, {"1.1.1": 5, "2.4.1": 5}, ORDER, waves, responses, minimum=0.60)
+    keys = [(r.municipality_code, r.item_code, r.baseline_round, r.followup_round, r.baseline_wave,
+             r.followup_wave) for r in rows]
+    assert keys == [("461", "2.4.1", "baseline", "midterm", "2012-05", "2013-05"),
+                    ("461", "2.4.1", "midterm", "followup", "2013-05", "2014-05"),
+                    ("607", "1.1.1", "baseline", "followup", "2012-05", "2013-05"),
+                    ("607", "2.4.1", "baseline", "followup", "2012-05", "2013-05"),
+                    # pooled: 607's baseline → followup over both (461 has both rounds too), and 461's
+                    # pairs with the midterm over 461 alone; months differ between them, so no month
+                    ("ALL", "2.4.1", "baseline", "midterm", "2012-05", "2013-05"),
+                    ("ALL", "1.1.1", "baseline", "followup", "2012-05", None),
+                    ("ALL", "2.4.1", "baseline", "followup", "2012-05", None),
+                    ("ALL", "2.4.1", "midterm", "followup", "2013-05", "2014-05")]
     r = rows[2]
     assert r.p_value == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert r.significant == (r.p_value <= 0.05)
@@ -90,5 +104,58 @@ def test_item_changes():
     assert (r.n_baseline, r.n_followup) == (31, 34)
     q = stats.false_discovery_control([rows[2].p_value, rows[3].p_value])
     assert [rows[2].q_value, rows[3].q_value] == pytest.approx(list(q))
-    assert rows[0].q_value == pytest.approx(rows[0].p_value)  # alone in its scope × wave pair
-    assert [x.low_response for x in rows] == [True, True, False, False]
+    assert rows[0].q_value == pytest.approx(rows[0].p_value)  # alone in its scope × round pair
+    pooled = rows[6]
+    assert (pooled.n_baseline, pooled.n_followup) == (40, 33)  # c twice; d and d[11:]
+    assert pooled.p_value == pytest.approx(stats.ttest_ind(c + c, d + d[11:], equal_var=False).pvalue)
+    # 461's midterm 11/40 = 28 % is under 60 %: every comparison it is in is low_response
+    assert [x.low_response for x in rows] == [True, True, False, False, True, False, False, True]
+
+
+def test_september_municipality_is_pooled_by_round_not_paired_by_month():
+    """Issue 12: 101 surveys in September, the others in May. Pairing neighbouring months ran
+    2012-05 → 2012-09 → 2013-05 → 2013-09; by round there is exactly one pooled pair, over the
+    municipalities that have both rounds, with only their answers."""
+    rng = np.random.default_rng(7)
+    months = {"169": ("2012-05", "2013-05"), "607": ("2012-05", "2013-05"), "101": ("2012-09", "2013-09")}
+    answers, waves = {}, {}
+    for code, (base, follow) in months.items():
+        waves[(code, "baseline")], waves[(code, "followup")] = base, follow
+        answers[(code, "1.1.1", "baseline")] = list(rng.integers(1, 6, 30))
+        answers[(code, "1.1.1", "followup")] = list(rng.integers(2, 6, 30))
+    # 461 took part in the baseline only: its answers must not enter the pooled comparison
+    waves[("461", "baseline")] = "2012-05"
+    answers[("461", "1.1.1", "baseline")] = [1] * 40
+    rows = s.item_changes(answers, {"1.1.1": 5}, ("baseline", "followup"), waves)
+    pooled = [r for r in rows if r.municipality_code == s.ALL]
+    assert [(r.baseline_round, r.followup_round) for r in pooled] == [("baseline", "followup")]
+    [p] = pooled
+    members = ("101", "169", "607")
+    a = [v for m in members for v in answers[(m, "1.1.1", "baseline")]]
+    b = [v for m in members for v in answers[(m, "1.1.1", "followup")]]
+    assert (p.n_baseline, p.n_followup) == (90, 90)
+    assert p.p_value == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-12)
+    assert (p.baseline_wave, p.followup_wave) == (None, None)  # May and September pooled: no one month
+    own = {r.municipality_code: (r.baseline_wave, r.followup_wave) for r in rows if r.municipality_code != s.ALL}
+    assert own == {"101": ("2012-09", "2013-09"), "169": ("2012-05", "2013-05"), "607": ("2012-05", "2013-05")}
+    # no row pairs months of different municipalities
+    for r in rows:
+        assert r.municipality_code == s.ALL or (r.baseline_wave, r.followup_wave) == months[r.municipality_code]
+
+
+def test_round_pairs_follow_the_configured_order():
+    assert s.own_round_pairs({"followup", "baseline"}, ORDER) == [("baseline", "followup")]
+    assert s.own_round_pairs({"baseline", "midterm", "followup"}, ORDER) == [
+        ("baseline", "midterm"), ("midterm", "followup")]
+    assert s.own_round_pairs({"followup"}, ORDER) == []
+    assert s.pooled_round_pairs({"1": {"baseline", "followup"}, "2": {"baseline", "midterm", "followup"},
+                                 "3": {"baseline"}}, ORDER) == [
+        ("baseline", "midterm", ("2",)), ("baseline", "followup", ("1", "2")), ("midterm", "followup", ("2",))]
+
+
+def test_low_response_pools_the_members():
+    low = s._low
+    assert not low([s.Response(30, 40), s.Response(20, 40)], 0.60)  # 50/80 = 62.5 %
+    assert low([s.Response(30, 40), s.Response(10, 40)], 0.60)      # 40/80 = 50 %
+    assert low([s.Response(30, None)], 0.60)                        # answers without a population
+    assert not low([None], 0.60)

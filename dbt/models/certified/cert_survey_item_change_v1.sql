@@ -4,6 +4,8 @@
     municipalities of 'ALL' keeps a suppressed municipality from being recovered as ALL − the others. -#}
 with changes as (
     select * from {{ source('trivsel_statistics', 'survey_item_change') }}
+    -- v1 knows waves only: a pooled 'ALL' row over different months (no wave) is in v2 alone
+    where baseline_wave is not null and followup_wave is not null
 ),
 
 items as (

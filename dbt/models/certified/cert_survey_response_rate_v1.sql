@@ -3,6 +3,8 @@
     secondary suppression across the municipalities of 'ALL'. -#}
 with rates as (
     select * from {{ ref('survey_response_rate') }}
+    -- v1: the municipality rows and the 'ALL' rows of one month (units and rounds are in v2)
+    where unit_name is null and wave is not null
 ),
 
 suppressed as (

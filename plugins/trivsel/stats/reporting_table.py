@@ -24,6 +24,13 @@ def replace(conn, table: str, record_type: type, records: Iterable, column_types
     n = 0
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(f"create schema if not exists {schema}")
+        # A table of an earlier shape (a column added or renamed) is rebuilt: its rows are replaced anyway.
+        cur.execute("select array_agg(column_name::text order by ordinal_position) from information_schema.columns"
+                    " where table_schema = %s and table_name = %s", (schema, table.split(".", 1)[1]))
+        existing = cur.fetchone()
+        existing = existing[0] if not isinstance(existing, dict) else next(iter(existing.values()))
+        if existing and list(existing) != names:
+            cur.execute(f"drop table {table}")
         cur.execute(f"create table if not exists {table} ({columns}, primary key ({', '.join(primary_key)}))")
         cur.execute(f"delete from {table}")
         with cur.copy(f"copy {table} ({', '.join(names)}) from stdin") as copy:

@@ -1,24 +1,31 @@
-"""Survey statistics: per scope (municipality or 'ALL') × item × consecutive pair of waves, does the mean
+"""Survey statistics: per scope (municipality or 'ALL') × item × pair of survey rounds, does the mean
 ordinal answer change? Writes reporting.survey_item_change (see docs/developing.md, Statistics).
+
+Rounds are data (config/municipalities.yml: settings.survey_rounds, sources.survey.rounds): a municipality
+compares its own consecutive rounds, and 'ALL' compares round with round over the municipalities that have
+both, so municipalities surveying in different months are pooled by round, never paired by month.
 
 The report's test is Welch's two-sided t-test on the ordinal answer (higher = more favourable), non-answers
 left out, significant at p ≤ 0.05. Added: Mann–Whitney U (the ordinal view), Benjamini–Hochberg q-values
-across the items of a scope × wave pair, and Hedges' g with an approximate 95 % confidence interval.
+across the items of a scope × round pair, and Hedges' g with an approximate 95 % confidence interval.
 The math lives in pure functions (tested against scipy in tests/survey/test_survey_stats.py); `run` only
 reads marts, groups, and writes.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as st
 
 from trivsel.stats import reporting_table
+
+log = logging.getLogger(__name__)
 
 TABLE = "reporting.survey_item_change"
 ALL = "ALL"
@@ -107,16 +114,40 @@ def pct_favourable(values: Sequence[int], scale_points: int, top: int = FAVOURAB
 
 
 def consecutive_pairs(waves: Sequence[str]) -> list[tuple[str, str]]:
+    """Consecutive pairs of sorted distinct values (kept for callers that pair one municipality's own months)."""
     ordered = sorted(set(waves))
     return list(zip(ordered, ordered[1:], strict=False))
+
+
+def own_round_pairs(rounds: Iterable[str], order: Sequence[str]) -> list[tuple[str, str]]:
+    """A municipality's own comparisons: its rounds, consecutive in the configured order (settings.survey_rounds).
+    A round it did not survey in is skipped over, so baseline → followup stands where a midterm is missing."""
+    present = set(rounds)
+    ordered = [r for r in order if r in present]
+    return list(zip(ordered, ordered[1:], strict=False))
+
+
+def pooled_round_pairs(rounds_by_municipality: dict[str, set[str]], order: Sequence[str],
+                       ) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The pooled ('ALL') comparisons: round with round, never month with month. Every pair some municipality
+    compares on its own, each over the municipalities that have both rounds (only theirs)."""
+    pairs = {pair for rounds in rounds_by_municipality.values() for pair in own_round_pairs(rounds, order)}
+    rank = {r: i for i, r in enumerate(order)}
+    out = []
+    for base, follow in sorted(pairs, key=lambda p: (rank[p[0]], rank[p[1]])):
+        members = tuple(sorted(m for m, rounds in rounds_by_municipality.items() if {base, follow} <= rounds))
+        out.append((base, follow, members))
+    return out
 
 
 @dataclass
 class ItemChange:
     municipality_code: str
     item_code: str
-    baseline_wave: str
-    followup_wave: str
+    baseline_round: str
+    followup_round: str
+    baseline_wave: str | None  # null for 'ALL' where its municipalities surveyed the round in different months
+    followup_wave: str | None
     n_baseline: int
     n_followup: int
     mean_baseline: float | None
@@ -137,8 +168,8 @@ class ItemChange:
 
 
 COLUMN_TYPES = {
-    "municipality_code": "text not null", "item_code": "text not null", "baseline_wave": "text not null",
-    "followup_wave": "text not null", "n_baseline": "integer not null", "n_followup": "integer not null",
+    "municipality_code": "text not null", "item_code": "text not null", "baseline_round": "text not null",
+    "followup_round": "text not null", "baseline_wave": "text", "followup_wave": "text", "n_baseline": "integer not null", "n_followup": "integer not null",
     "mean_baseline": "double precision", "mean_followup": "double precision", "mean_diff": "double precision",
     "t_statistic": "double precision", "welch_df": "double precision", "p_value": "double precision",
     "significant": "boolean", "mannwhitney_p": "double precision", "q_value": "double precision",
@@ -152,58 +183,106 @@ def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+@dataclass(frozen=True)
+class Response:
+    """Respondents and target population of one municipality in one round (target None: no population)."""
+    respondents: int
+    target: int | None
+
+
+def _low(responses: Sequence[Response | None], minimum: float) -> bool:
+    """Under the minimum response rate, pooled over the municipalities given. A round with answers but no
+    population is 'unknown', which counts as low (as marts.survey_response_rate's meets_minimum false)."""
+    known = [r for r in responses if r is not None]
+    if not known:
+        return False
+    if any(r.target is None for r in known):
+        return True
+    target = sum(r.target or 0 for r in known)
+    return target == 0 or sum(r.respondents for r in known) / target < minimum
+
+
 def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: dict[str, int],
-                 low_response: dict[tuple[str, str], bool], alpha: float = SIGNIFICANCE_LEVEL,
-                 ) -> list[ItemChange]:
-    """answers: (scope, item_code, wave) → ordinal answers (non-answers already left out), with scope a
-    municipality code or 'ALL'. low_response: (scope, wave) → True if under the minimum response rate."""
-    waves_by_scope: dict[str, set[str]] = defaultdict(set)
-    items_by_scope: dict[str, set[str]] = defaultdict(set)
-    for scope, item, wave in answers:
-        waves_by_scope[scope].add(wave)
-        items_by_scope[scope].add(item)
+                 order: Sequence[str], waves: dict[tuple[str, str], str],
+                 responses: dict[tuple[str, str], Response] | None = None,
+                 minimum: float = 0.60, alpha: float = SIGNIFICANCE_LEVEL) -> list[ItemChange]:
+    """answers: (municipality, item_code, round) → ordinal answers (non-answers already left out).
+    order: the rounds in their configured order. waves: (municipality, round) → its wave month.
+    responses: (municipality, round) → respondents and target, for low_response (below `minimum`).
+
+    Each municipality compares its own consecutive rounds; 'ALL' compares round with round over the
+    municipalities that have both, with only their answers: a municipality surveying in September is pooled
+    with the others' May by round, and never paired with a neighbouring month."""
+    responses = responses or {}
+    rounds_by_municipality: dict[str, set[str]] = defaultdict(set)
+    items: set[str] = set()
+    for code, item, rnd in answers:
+        rounds_by_municipality[code].add(rnd)
+        items.add(item)
+    comparisons: list[tuple[str, str, str, tuple[str, ...]]] = [
+        (code, base, follow, (code,)) for code in sorted(rounds_by_municipality)
+        for base, follow in own_round_pairs(rounds_by_municipality[code], order)]
+    comparisons += [(ALL, base, follow, members)
+                    for base, follow, members in pooled_round_pairs(rounds_by_municipality, order)]
     out: list[ItemChange] = []
-    for scope in sorted(waves_by_scope):
-        for base, follow in consecutive_pairs(sorted(waves_by_scope[scope])):
-            group: list[ItemChange] = []
-            for item in sorted(items_by_scope[scope]):
-                a = answers.get((scope, item, base), [])
-                b = answers.get((scope, item, follow), [])
-                if not a and not b:
-                    continue
-                w = welch_test(a, b)
-                e = hedges_g(a, b)
-                k = scale_points[item]
-                mean_a = float(np.mean(a)) if a else math.nan
-                mean_b = float(np.mean(b)) if b else math.nan
-                group.append(ItemChange(
-                    municipality_code=scope, item_code=item, baseline_wave=base, followup_wave=follow,
-                    n_baseline=len(a), n_followup=len(b),
-                    mean_baseline=_num(mean_a), mean_followup=_num(mean_b), mean_diff=_num(mean_b - mean_a),
-                    t_statistic=_num(w.t), welch_df=_num(w.df), p_value=_num(w.p),
-                    significant=None if math.isnan(w.p) else bool(w.p <= alpha),
-                    mannwhitney_p=_num(mannwhitney_p(a, b)), q_value=None,
-                    effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
-                    pct_favourable_baseline=_num(pct_favourable(a, k)),
-                    pct_favourable_followup=_num(pct_favourable(b, k)),
-                    low_response=bool(low_response.get((scope, base), False)
-                                      or low_response.get((scope, follow), False)),
-                ))
-            q = benjamini_hochberg([math.nan if c.p_value is None else c.p_value for c in group])
-            for change, qv in zip(group, q, strict=True):
-                change.q_value = _num(qv)
-            out += group
+    for scope, base, follow, members in comparisons:
+        base_months = {waves.get((m, base)) for m in members}
+        follow_months = {waves.get((m, follow)) for m in members}
+        base_wave = base_months.pop() if len(base_months) == 1 else None
+        follow_wave = follow_months.pop() if len(follow_months) == 1 else None
+        low = bool(_low([responses.get((m, base)) for m in members], minimum)
+                   or _low([responses.get((m, follow)) for m in members], minimum))
+        group: list[ItemChange] = []
+        for item in sorted(items):
+            a = [v for m in members for v in answers.get((m, item, base), [])]
+            b = [v for m in members for v in answers.get((m, item, follow), [])]
+            if not a and not b:
+                continue
+            w = welch_test(a, b)
+            e = hedges_g(a, b)
+            k = scale_points[item]
+            mean_a = float(np.mean(a)) if a else math.nan
+            mean_b = float(np.mean(b)) if b else math.nan
+            group.append(ItemChange(
+                municipality_code=scope, item_code=item, baseline_round=base, followup_round=follow,
+                baseline_wave=base_wave, followup_wave=follow_wave,
+                n_baseline=len(a), n_followup=len(b),
+                mean_baseline=_num(mean_a), mean_followup=_num(mean_b), mean_diff=_num(mean_b - mean_a),
+                t_statistic=_num(w.t), welch_df=_num(w.df), p_value=_num(w.p),
+                significant=None if math.isnan(w.p) else bool(w.p <= alpha),
+                mannwhitney_p=_num(mannwhitney_p(a, b)), q_value=None,
+                effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
+                pct_favourable_baseline=_num(pct_favourable(a, k)),
+                pct_favourable_followup=_num(pct_favourable(b, k)),
+                low_response=low,
+            ))
+        q = benjamini_hochberg([math.nan if c.p_value is None else c.p_value for c in group])
+        for change, qv in zip(group, q, strict=True):
+            change.q_value = _num(qv)
+        out += group
     return out
 
 
 ANSWERS_SQL = """
-    select municipality_code, item_code, wave, answer_ordinal, scale_points
+    select municipality_code, item_code, round, answer_ordinal, scale_points
     from marts.fct_survey_answer
-    where not is_non_answer and answer_ordinal is not null
+    where not is_non_answer and answer_ordinal is not null and round is not null
     -- a fixed order: float sums (means, variances) then come out bit-identical on every re-run
-    order by municipality_code, item_code, wave, answer_ordinal, respondent_key
+    order by municipality_code, item_code, round, answer_ordinal, respondent_key
 """
-RESPONSE_SQL = "select municipality_code, wave, meets_minimum from marts.survey_response_rate"
+#: one row per municipality and round it has answers or a population for: its month, the round's position in
+#: settings.survey_rounds, and the respondents and target for low_response
+RESPONSE_SQL = """
+    select municipality_code, round, round_order, wave, respondents, target_population, minimum_response_rate
+    from marts.survey_response_rate
+    where municipality_code <> 'ALL' and unit_name is null and round is not null
+"""
+
+UNROUNDED_SQL = """
+    select municipality_code, wave from marts.survey_response_rate
+    where municipality_code <> 'ALL' and unit_name is null and round is null
+    order by municipality_code, wave
+"""
 
 
 def _rows(cur) -> list[tuple]:
@@ -211,8 +290,8 @@ def _rows(cur) -> list[tuple]:
 
 
 def run(conn) -> int:
-    """Read marts.fct_survey_answer and marts.survey_response_rate, replace reporting.survey_item_change
-    in one transaction. Returns the rows written."""
+    """Read marts.fct_survey_answer (answers by round), the configured rounds and marts.survey_response_rate,
+    replace reporting.survey_item_change in one transaction. Returns the rows written."""
     answers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     points: dict[str, int] = {}
     # A server-side cursor, read in batches: a national wave is millions of answers, and fetchall() held them
@@ -221,13 +300,21 @@ def run(conn) -> int:
         cur.itersize = 20_000
         cur.execute(ANSWERS_SQL)
         for r in cur:
-            code, item, wave, ordinal, k = tuple(r.values()) if isinstance(r, dict) else r
-            answers[(code, item, wave)].append(int(ordinal))
-            answers[(ALL, item, wave)].append(int(ordinal))
+            code, item, rnd, ordinal, k = tuple(r.values()) if isinstance(r, dict) else r
+            answers[(code, item, rnd)].append(int(ordinal))
             points[item] = int(k)
     with conn.cursor() as cur:
         cur.execute(RESPONSE_SQL)
-        low = {(code, wave): not meets for code, wave, meets in _rows(cur)}
-    changes = item_changes(answers, points, low)
+        response_rows = _rows(cur)
+        cur.execute(UNROUNDED_SQL)
+        for code, wave in _rows(cur):
+            log.warning("survey: municipality %s wave %s is none of its rounds (sources.survey.rounds in "
+                        "config/municipalities.yml): loaded, compared with nothing", code, wave)
+    order = [name for name, _ in sorted({(r[1], int(r[2])) for r in response_rows}, key=lambda x: (x[1], x[0]))]
+    waves = {(code, rnd): wave for code, rnd, _, wave, *_ in response_rows}
+    responses = {(code, rnd): Response(int(n), None if t is None else int(t))
+                 for code, rnd, _, _, n, t, _ in response_rows}
+    minimum = float(response_rows[0][6]) if response_rows else 0.60
+    changes = item_changes(answers, points, order, waves, responses, minimum)
     return reporting_table.replace(conn, TABLE, ItemChange, changes, COLUMN_TYPES,
-                                   ("municipality_code", "item_code", "baseline_wave", "followup_wave"))
+                                   ("municipality_code", "item_code", "baseline_round", "followup_round"))

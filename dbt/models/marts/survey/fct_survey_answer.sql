@@ -10,11 +10,17 @@ items as (
     select * from {{ ref('survey_items') }}
 ),
 
+rounds as (
+    select * from {{ ref('stg_config__survey_round') }}
+),
+
 scored as (
     select
         answers.municipality_code,
         answers.unit_name,
         answers.wave,
+        rounds.round_name as round,
+        rounds.round_order,
         answers.municipality_code || ':' || answers.wave || ':' || answers.respondent_id as respondent_key,
         answers.respondent_id,
         answers.item_code,
@@ -34,6 +40,9 @@ scored as (
     from answers
     left join items
         on items.item_code = answers.item_code
+    left join rounds
+        on rounds.municipality_code = answers.municipality_code
+        and rounds.wave = answers.wave
     left join item_answers
         on item_answers.item_code = answers.item_code
         and item_answers.answer_label = answers.answer_label
@@ -48,6 +57,8 @@ final as (
         municipality_code,
         unit_name,
         wave,
+        round,
+        round_order,
         respondent_key,
         respondent_id,
         item_code,

@@ -1,0 +1,131 @@
+{#- Certified answer distribution, v2: per scope × wave × survey round × item × answer category, with a
+    '(total)' row per scope × wave × round × item (answer_ordinal null): the bars of the evaluation report's
+    charts. A municipality's rows are its waves (round null for a wave that is none of its rounds); 'ALL'
+    pools the municipalities by round, never by month (wave null where they surveyed the round in different
+    months). Non-answers ('Ved ikke', blank) are left out, as in the tests. Categories with 1 … threshold−1
+    answers are suppressed; secondary suppression runs over both margins (categories within an item's
+    total, municipalities within 'ALL'), in alternating passes, so no suppressed cell is a difference of published
+    ones. -#}
+with answers as (
+    select * from {{ ref('fct_survey_answer') }}
+    where not is_non_answer and answer_ordinal is not null
+),
+
+categories as (
+    select item_code, answer_ordinal, answer_label, answer_label_en
+    from {{ ref('int_survey_item_answers') }}
+    where not is_non_answer
+),
+
+round_waves as (
+    select round, case when count(distinct wave) = 1 then min(wave) end as wave
+    from answers
+    where round is not null
+    group by round
+),
+
+scoped as (
+    select municipality_code, wave, round, item_code, answer_ordinal
+    from answers
+    union all
+    select 'ALL', round_waves.wave, answers.round, answers.item_code, answers.answer_ordinal
+    from answers
+    inner join round_waves
+        on round_waves.round = answers.round
+),
+
+scopes as (
+    select distinct municipality_code, wave, round, item_code from scoped
+),
+
+counted as (
+    select municipality_code, wave, round, item_code, answer_ordinal, count(*) as n_answers
+    from scoped
+    group by municipality_code, wave, round, item_code, answer_ordinal
+),
+
+grid as (
+    select
+        scopes.municipality_code,
+        scopes.wave,
+        scopes.round,
+        scopes.item_code,
+        categories.answer_ordinal,
+        categories.answer_label,
+        categories.answer_label_en,
+        coalesce(counted.n_answers, 0) as n_answers,
+        false as is_total
+    from scopes
+    inner join categories
+        on categories.item_code = scopes.item_code
+    left join counted
+        on counted.municipality_code = scopes.municipality_code
+        and counted.wave is not distinct from scopes.wave
+        and counted.round is not distinct from scopes.round
+        and counted.item_code = scopes.item_code
+        and counted.answer_ordinal = categories.answer_ordinal
+),
+
+cells as (
+    select * from grid
+    union all
+    select
+        municipality_code, wave, round, item_code, null, '(i alt)', '(total)', sum(n_answers), true
+    from grid
+    group by municipality_code, wave, round, item_code
+),
+
+{%- set cols = 'municipality_code, wave, round, item_code, answer_ordinal, answer_label, answer_label_en, n_answers, is_total' %}
+
+cells_0 as (select {{ cols }}, {{ is_small('n_answers') }} as suppressed_before from cells),
+
+{#- Alternate the two margins until nothing changes (6 passes settle every case seen in practice; the
+    GX suite certified_survey_answer_distribution checks both margins before anything is published). -#}
+{%- set n_passes = 6 %}
+{%- for i in range(1, n_passes + 1) %}
+{%- set previous = 'cells_0' if i == 1 else 'pass_' ~ (i - 1) ~ '_cells' %}
+pass_{{ i }} as (
+    {%- if i % 2 == 1 %}
+    {{ secondary_suppression(previous, ['municipality_code', 'wave', 'round', 'item_code'],
+                             primary='suppressed_before', size='n_answers', is_total='is_total') }}
+    {%- else %}
+    {{ secondary_suppression(previous, ['coalesce(round, wave)', 'item_code', 'coalesce(answer_ordinal, -1)'],
+                             primary='suppressed_before', size='n_answers',
+                             is_total="municipality_code = 'ALL'") }}
+    {%- endif %}
+),
+
+pass_{{ i }}_cells as (select {{ cols }}, suppressed as suppressed_before from pass_{{ i }}),
+
+{% endfor %}
+totals as (
+    select municipality_code, wave, round, item_code, n_answers as n_total, suppressed_before as total_suppressed
+    from pass_{{ n_passes }}_cells
+    where is_total
+),
+
+final as (
+    select
+        final_cells.municipality_code::text as municipality_code,
+        final_cells.wave::text as wave,
+        final_cells.round::text as round,
+        final_cells.item_code::text as item_code,
+        final_cells.answer_ordinal::integer as answer_ordinal,
+        final_cells.answer_label::text as answer_label,
+        final_cells.answer_label_en::text as answer_label_en,
+        final_cells.is_total::boolean as is_total,
+        case when not final_cells.suppressed_before then final_cells.n_answers end::integer as n_answers,
+        case
+            when not final_cells.suppressed_before and not totals.total_suppressed
+                then round(final_cells.n_answers::numeric / nullif(totals.n_total, 0), 4)
+        end::numeric(6, 4) as share_of_answers,
+        final_cells.suppressed_before::boolean as suppressed
+    from pass_{{ n_passes }}_cells as final_cells
+    inner join totals
+        on totals.municipality_code = final_cells.municipality_code
+        and totals.wave is not distinct from final_cells.wave
+        and totals.round is not distinct from final_cells.round
+        and totals.item_code = final_cells.item_code
+)
+
+select * from final
