@@ -35,6 +35,19 @@ per_key as (
     group by municipality_code, source, period
 ),
 
+-- isolation (trivsel.consistency, trivsel.quality): deliveries held as 'waiting', each named with its reason
+quality_issues as (
+    select
+        municipality_code,
+        source,
+        period,
+        string_agg(file_name || ' (' || scheme || ', delivery ' || delivery_id || '): waiting: ' || coalesce(reason, ''),
+                   '; ' order by delivery_id) as quality_issue
+    from deliveries
+    where status = 'waiting'
+    group by municipality_code, source, period
+),
+
 grid as (
     select
         sources.municipality_code,
@@ -78,13 +91,18 @@ final as (
             when not grid.delivers then 'the municipality does not deliver this source (config)'
             else per_key.quarantine_reasons
         end as reason,
-        per_key.last_received_at
+        per_key.last_received_at,
+        quality_issues.quality_issue
     from grid
     cross join as_of
     left join per_key
         on per_key.municipality_code = grid.municipality_code
         and per_key.source = grid.source
         and per_key.period = grid.period
+    left join quality_issues
+        on quality_issues.municipality_code = grid.municipality_code
+        and quality_issues.source = grid.source
+        and quality_issues.period = grid.period
 )
 
 select * from final
