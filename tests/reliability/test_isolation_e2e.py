@@ -43,8 +43,11 @@ def _municipalities(c, relation: str, where: str = "true") -> set[str]:
 
 
 @pytest.mark.e2e
-def test_an_orphaned_case_review_stops_only_its_own_municipality(tmp_path, sample_root):
-    home = tmp_path / "home"
+def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, sample_root):
+    # beside the session's test home, not under pytest's numbered tmp dirs: on a machine shared by several
+    # pytest sessions, another session's cleanup of old tmp dirs took the server's data away mid-run
+    home = test_home.parent / "isolation-e2e"
+    shutil.rmtree(home, ignore_errors=True)
     env = {k: v for k, v in os.environ.items()
            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
@@ -52,6 +55,10 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(tmp_path, sampl
     env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 50),
                TRIVSEL_TASK_RETRIES="0", AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300")
     url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
+    embedded_env = dict(env)
+    # the run addresses that server as an external warehouse: no task starts or stops it
+    env.update(WAREHOUSE_URL=url)
+    env.setdefault("TRIVSEL_PSEUDONYM_KEY", "isolation-e2e-pseudonym-key-0123456789")
     try:
         inbox = home / "inbox"
         for f in sample_root.glob(f"*/*/{PERIOD}/*"):
@@ -127,5 +134,6 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(tmp_path, sampl
         assert review.name in log and old.name in log
         assert re.search(r"quality gate: municipality 169: .*" + re.escape(old.name), log)
     finally:
-        subprocess.run([sys.executable, "-c", "from trivsel import warehouse; warehouse.stop()"], env=env,
+        subprocess.run([sys.executable, "-c", "from trivsel import warehouse; warehouse.stop()"], env=embedded_env,
                        capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
