@@ -3,6 +3,8 @@
 plan → pull (one mapped task per municipality: new files from its remote locations into its inbox; an
 overdue municipality is logged, not failed) → ingest (one mapped task per municipality: discover, archive,
 COPY to raw, GX) → gate →
+dbt_staging → quality_gate (per-municipality data tests: a failing one holds that municipality's deliveries,
+trivsel.quality; a mapped `quality` task per municipality fails only for the affected one) →
 dbt (Cosmos, one task per model) → significance tests (mapped per domain) → certify (models/certified into
 certified_next, checked, swapped into certified) → publish.
 
@@ -142,6 +144,24 @@ def trivsel_monthly():
         return certification.certify(p["period"], get_current_context()["run_id"], periods=p.get("periods"),
                                      dbt_tests=upstream)
 
+    @task(retries=0)
+    def quality_gate() -> dict:
+        """Per-municipality data tests (tag per_municipality): what fails is held, the others build on."""
+        from trivsel import quality
+
+        return quality.gate(get_current_context()["run_id"])
+
+    @task
+    def codes(p: dict) -> list[str]:
+        return p["codes"]
+
+    @task(retries=0, map_index_template="{{ task.op_kwargs['code'] }}")
+    def quality(code: str, held: dict) -> str:
+        """Fails for a municipality whose deliveries the quality gate held; a leaf: nobody else waits on it."""
+        from trivsel import quality as q
+
+        return q.municipality_check(code, held)
+
     @task(outlets=[REPORTING])
     def publish(p: dict) -> dict:
         return pipeline.finish(p["periods"], get_current_context()["run_id"])
@@ -157,7 +177,10 @@ def trivsel_monthly():
     # Seeds (code maps) and staging views change only with the code: one Cosmos task each builds and
     # tests them all. Every intermediate, mart and reporting model is its own task (and Asset).
     seeds = DbtSeedLocalOperator(task_id="dbt_seeds", full_refresh=True, **DBT_COMMON)
-    staging = DbtBuildLocalOperator(task_id="dbt_staging", select="path:models/staging", **DBT_COMMON)
+    # tag:per_municipality tests run in quality_gate (trivsel.quality), where a failure holds one
+    # municipality's deliveries instead of failing this task for everyone
+    staging = DbtBuildLocalOperator(task_id="dbt_staging", select="path:models/staging",
+                                    exclude="tag:per_municipality", **DBT_COMMON)
     models = DbtTaskGroup(
         group_id="dbt",
         project_config=PROJECT,
@@ -167,7 +190,7 @@ def trivsel_monthly():
                                    # a test reading two models runs after both, not with the first
                                    should_detach_multiple_parents_tests=True,
                                    exclude=["path:models/staging", "resource_type:seed",
-                                            "path:models/certified"],
+                                            "path:models/certified", "tag:per_municipality"],
                                    dbt_executable_path=DBT_BIN),
         # buildable: a test between two models (relationships) runs in the task of the model built last, not
         # in the first one's task before the other exists (eager: fails on a fresh warehouse)
@@ -176,7 +199,9 @@ def trivsel_monthly():
         default_args={"retries": 1},
     )
     stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
-    gate >> seeds >> staging >> models >> stats >> certify(planned) >> publish(planned)
+    held = quality_gate()
+    quality.partial(held=held).expand(code=codes(planned))
+    gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned)
 
 
 trivsel_monthly()

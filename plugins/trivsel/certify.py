@@ -147,6 +147,8 @@ def check_deliveries(conn, periods: list[str]) -> tuple[dict[str, Any], dict[str
         "deliveries_quarantined": by_status.get("quarantined", 0),
         "deliveries_superseded": by_status.get("superseded", 0),
         "deliveries_duplicate": by_status.get("duplicate", 0),
+        # held until their partner delivery loads (trivsel.consistency / trivsel.quality): not in certified
+        "deliveries_waiting": by_status.get("waiting", 0),
         "quarantined": [{"municipality_code": m, "source": s, "period": p, "file_name": f,
                          "reason": (r or "")[:500]} for m, s, p, f, r in quarantined],
         "not_delivered": not_delivered,

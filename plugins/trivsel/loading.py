@@ -4,7 +4,9 @@ Every file is archived as received, with its SHA-256, before anything else happe
 COPYed under a new delivery_id while the delivery is `validating` (staging reads only `loaded`
 deliveries, so nothing half-checked is ever visible). Then, in one transaction, it becomes `loaded`
 and replaces the previous delivery of the same municipality, source, period and scheme, or it becomes
-`quarantined` with every reason, and its raw rows are removed.
+`quarantined` with every reason, and its raw rows are removed. A delivery that refers to another
+delivery not loaded yet (a case review without its registry export) becomes `waiting` instead, and loads
+when its partner does (trivsel.consistency).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from trivsel import schema, settings, warehouse
+from trivsel import consistency, schema, settings, warehouse
 from trivsel.config import Config, Municipality, load_config, validate_period
 from trivsel.sources import bulk, get_scheme
 from trivsel.sources.base import DeliveryContext, FileRejected, RowIssue
@@ -45,7 +47,7 @@ class Outcome:
     source: str
     period: str
     file_name: str
-    status: str  # loaded | quarantined | duplicate | unchanged
+    status: str  # loaded | waiting | quarantined | duplicate | unchanged
     scheme: str | None = None
     delivery_id: int | None = None
     rows: int = 0
@@ -258,7 +260,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     seen = conn.execute(
         """select delivery_id, status from audit.delivery d
            where municipality_code = %s and source = %s and period = %s and checksum_sha256 = %s
-             and status in ('loaded', 'quarantined', 'superseded', 'duplicate')
+             and status in ('loaded', 'waiting', 'quarantined', 'superseded', 'duplicate')
              and not exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
                              and i.check_name in ('interrupted', 'parser_error', 'reprocess'))
            order by (file_name = %s) desc, delivery_id desc limit 1""",
@@ -336,14 +338,21 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
                        for f in failures], tables)
 
     t_validated = time.time()
+    # Cross-delivery consistency (trivsel.consistency): against what is loaded, in one transaction with the
+    # decision, so a partner loading at the same moment in another task is seen either before or after.
     with conn.transaction():
-        conn.execute(
-            """update audit.delivery set status = 'superseded', decided_at = now()
-               where municipality_code = %s and source = %s and period = %s and scheme = %s
-                 and status = 'loaded' and delivery_id <> %s""",
-            (code, source, period, scheme.name, did))
-        conn.execute("update audit.delivery set status = 'loaded', rows_loaded = %s, decided_at = now()"
-                     " where delivery_id = %s", (total, did))
+        verdict = consistency.check(conn, did, scheme.name, muni, period, total)
+        if verdict.status == "waiting":
+            consistency.mark_waiting(conn, did, verdict.reason, total)
+        elif verdict.status == "loaded":
+            consistency.mark_loaded(conn, did, total)
+    if verdict.status == "quarantined":
+        return reject([(None, None, "consistency", verdict.reason, None)], tables)
+    if verdict.status == "waiting":
+        log.warning("waiting %s/%s/%s %s as delivery %s (%d rows kept, not visible): %s", code, source, period,
+                    path.name, did, total, verdict.reason)
+        return Outcome(code, source, period, path.name, "waiting", scheme.name, did, rows=total,
+                       reason=verdict.reason)
     log.info("loaded %s/%s/%s %s as delivery %s: %d rows", code, source, period, path.name, did, total)
     # Stage timings (read by trivsel.bench): epoch start, then seconds for checksum+archive+register,
     # parse+COPY, Great Expectations, and the decision.
@@ -469,9 +478,55 @@ def ingest_municipality(code: str, period: str, run_id: str | None = None,
             cleanup_interrupted(conn, code, period, run_id)
             for source, path in files:
                 outcomes.append(ingest_file(conn, path, muni, source, period, run_id, key))
+            reevaluate(conn, muni, period, outcomes)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
     return outcomes
+
+
+def reevaluate(conn: psycopg.Connection, muni: Municipality, period: str, outcomes: list[Outcome]) -> None:
+    """Waiting deliveries of this municipality and period whose partner is now loaded become `loaded`; loaded
+    ones whose partner was replaced by one that no longer matches become `waiting` (trivsel.consistency).
+
+    Called under the ingest lock after the period's files, so a partner that arrived in this run (or in an
+    earlier one) is seen, whatever the order of the files. The outcomes list gets a line for every change
+    (or the file's own line is updated), so the task log and the run's log name it.
+    """
+    dependent = consistency.dependent_schemes()
+    rows = conn.execute(
+        "select delivery_id, source, scheme, file_name, status, rows_loaded, reason from audit.delivery"
+        " where municipality_code = %s and period = %s and scheme = any(%s) and status in ('waiting', 'loaded')"
+        " order by delivery_id", (muni.code, period, list(dependent))).fetchall()
+    by_id = {o.delivery_id: o for o in outcomes if o.delivery_id is not None}
+    for did, source, scheme_name, file_name, status, rows_loaded, reason in rows:
+        with conn.transaction():
+            current = conn.execute("select status from audit.delivery where delivery_id = %s for update",
+                                   (did,)).fetchone()[0]
+            if current != status:
+                continue
+            verdict = consistency.check(conn, did, scheme_name, muni, period, rows_loaded)
+            if verdict.status == status and verdict.reason == reason:
+                continue
+            if verdict.status == "loaded":
+                consistency.mark_loaded(conn, did)
+                note = "was waiting; its partner is now loaded"
+            elif verdict.status == "waiting":
+                consistency.mark_waiting(conn, did, verdict.reason)
+                note = verdict.reason if status == "waiting" else f"held (was loaded): {verdict.reason}"
+        if verdict.status == "quarantined":
+            from trivsel.sources import get_scheme
+
+            tables = [t.name for t in get_scheme(scheme_name).scheme.tables]
+            note = _quarantine(conn, did, file_name, tables, [(None, None, "consistency", verdict.reason, None)])
+        log.warning("municipality %s, period %s: %s %s (delivery %s) %s -> %s: %s", muni.code, period, source,
+                    file_name, did, status, verdict.status, note)
+        outcome = by_id.get(did)
+        if outcome is None:
+            outcome = Outcome(muni.code, source, period, file_name, verdict.status, scheme_name, did,
+                              rows=rows_loaded or 0)
+            outcomes.append(outcome)
+            by_id[did] = outcome
+        outcome.status, outcome.reason = verdict.status, note
 
 
 def cleanup_interrupted(conn: psycopg.Connection, code: str, period: str, run_id: str | None = None) -> list[int]:

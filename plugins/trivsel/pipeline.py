@@ -79,6 +79,10 @@ def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
     outcomes = loading.ingest_municipality(code, period, run_id)
     summary = loading.summary_text(outcomes)
     log.info("municipality %s, period %s:\n%s", code, period, summary)
+    waiting = [o for o in outcomes if o.status == "waiting"]
+    if waiting:  # not a failure: held until its partner delivery loads (trivsel.consistency)
+        log.warning("municipality %s, period %s: %d deliveries waiting for a partner delivery:\n%s", code, period,
+                    len(waiting), "\n".join(o.line() for o in waiting))
     # A retry (or re-run) finds a quarantined file 'unchanged': it is still quarantined, so the task still fails.
     bad = [o for o in outcomes if o.status == "quarantined"
            or (o.status == "unchanged" and (o.reason or "").startswith("already quarantined"))]

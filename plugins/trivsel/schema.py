@@ -26,12 +26,25 @@ create table if not exists audit.delivery (
     archive_path      text not null,
     received_at       timestamptz not null default now(),
     status            text not null check (status in
-                        ('validating', 'loaded', 'quarantined', 'duplicate', 'superseded')),
+                        ('validating', 'loaded', 'waiting', 'quarantined', 'duplicate', 'superseded',
+                         'unroutable')),
     reason            text,
     rows_loaded       bigint,
     run_id            text,
     decided_at        timestamptz
 );
+-- 'waiting' (trivsel.consistency: cannot be matched yet with its partner delivery) on a warehouse created
+-- before it existed: the status check is replaced once (then the definition names it and this is a no-op).
+do $$
+begin
+    if not exists (select 1 from pg_constraint
+                    where conrelid = 'audit.delivery'::regclass and contype = 'c'
+                      and pg_get_constraintdef(oid) like '%''waiting''%') then
+        alter table audit.delivery drop constraint if exists delivery_status_check;
+        alter table audit.delivery add constraint delivery_status_check check (status in
+            ('validating', 'loaded', 'waiting', 'quarantined', 'duplicate', 'superseded', 'unroutable'));
+    end if;
+end $$;
 create index if not exists delivery_key_idx
     on audit.delivery (municipality_code, source, period, scheme, status);
 create index if not exists delivery_checksum_idx on audit.delivery (checksum_sha256);

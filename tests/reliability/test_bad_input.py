@@ -194,8 +194,11 @@ def test_one_bad_file_leaves_the_periods_other_deliveries_loaded(wh, sample_root
     out = {o.file_name: o for o in loading.ingest_municipality("169", "2013-12", "test")}
     assert out["arbejdsskader_2013.csv"].status == "quarantined"
     assert "arbejdsskader_2013.csv" in out["arbejdsskader_2013.csv"].reason
-    for name in ("sygefravaer_aar_2010-2013.csv", "sagsgennemgang_2013.csv", "magtanvendelser_2013.csv"):
+    for name in ("sygefravaer_aar_2010-2013.csv", "magtanvendelser_2013.csv"):
         assert out[name].status == "loaded", out[name].line()
+    # the case review marks cases of the quarantined export: it waits for it (issue 12 §3), not loaded alone
+    assert out["sagsgennemgang_2013.csv"].status == "waiting", out["sagsgennemgang_2013.csv"].line()
+    assert "arbejdsskader_2013.csv" in out["sagsgennemgang_2013.csv"].reason
 
 
 def test_formula_injection_is_kept_as_inert_text(wh, sample_root):

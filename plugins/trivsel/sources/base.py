@@ -46,12 +46,29 @@ class RawTable:
 
 
 @dataclass(frozen=True)
+class Partner:
+    """A delivery of another scheme, of the same municipality and period, that this scheme's rows refer to.
+
+    `orphans_sql` selects the `source_row` of every row of the dependent delivery (`%(delivery_id)s`) that
+    finds no match in a *loaded* delivery of `scheme` of the same municipality (`%(municipality_code)s`) and
+    period (`%(period)s`). `what` says in words what a row names ("cases", "waves"), for the reason.
+    """
+
+    scheme: str
+    what: str
+    orphans_sql: str
+
+
+@dataclass(frozen=True)
 class Scheme:
     name: str
     source: str  # survey | hr_absence | incidents | use_of_force
     tables: tuple[RawTable, ...]
     suffixes: tuple[str, ...] = (".csv",)
     description: str = ""
+    #: deliveries of other schemes this one must match (trivsel.consistency): checked at ingest, against what
+    #: is loaded; a delivery without its partner waits (audit.delivery status 'waiting') instead of loading
+    requires: tuple[Partner, ...] = ()
 
     def table(self, name: str) -> RawTable:
         for t in self.tables:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trivsel.sources import _incident_csv as f
-from trivsel.sources.base import Column, DeliveryContext, RawTable, Scheme
+from trivsel.sources.base import Column, DeliveryContext, Partner, RawTable, Scheme
 
 HEADER = ("Sagsnr", "Dato", "Også vold", "Udeladt", "Begrundelse")
 YES_NO = {"Ja": True, "Nej": False}
@@ -37,6 +37,24 @@ SCHEME = Scheme(
     suffixes=(".csv",),
     tables=(TABLE,),
     description=__doc__.splitlines()[0],
+    # Every reviewed case must be a registration of the year's registry export (same municipality, same
+    # period YYYY-12). A review whose export is missing or quarantined waits for it (trivsel.consistency).
+    requires=(Partner(
+        scheme="ohs_registry_export",
+        what="cases (Sagsnr)",
+        orphans_sql="""
+            select review.source_row
+              from raw.ohs_case_review as review
+             where review.delivery_id = %(delivery_id)s
+               and not exists (
+                   select 1
+                     from raw.ohs_registration as registration
+                     join audit.delivery as d on d.delivery_id = registration.delivery_id
+                    where d.status = 'loaded' and d.scheme = 'ohs_registry_export'
+                      and d.municipality_code = %(municipality_code)s and d.period = %(period)s
+                      and registration.case_id = review.case_id)
+             order by review.source_row""",
+    ),),
 )
 
 

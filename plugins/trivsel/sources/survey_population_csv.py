@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from trivsel.sources.base import Column, DeliveryContext, FileRejected, RawTable, Scheme
+from trivsel.sources.base import Column, DeliveryContext, FileRejected, Partner, RawTable, Scheme
 from trivsel.sources.survey_respondent_csv import check_unit_and_wave, normalise_label, open_text, read_header
 
 UNIT_COLUMN = "enhed"
@@ -35,6 +35,25 @@ SCHEME = Scheme(
             description="one row per unit and wave",
         ),
     ),
+    # A population is the denominator of a response rate: without the wave's answers (survey_respondent_csv,
+    # same municipality and period) it has nothing to divide, so it waits for them (trivsel.consistency).
+    # Answers without a population are fine: the wave shows respondents and no rate.
+    requires=(Partner(
+        scheme="survey_respondent_csv",
+        what="waves (maaling) with no answers",
+        orphans_sql="""
+            select population.source_row
+              from raw.survey_population_csv as population
+             where population.delivery_id = %(delivery_id)s
+               and not exists (
+                   select 1
+                     from raw.survey_answer_csv as answer
+                     join audit.delivery as d on d.delivery_id = answer.delivery_id
+                    where d.status = 'loaded' and d.scheme = 'survey_respondent_csv'
+                      and d.municipality_code = %(municipality_code)s and d.period = %(period)s
+                      and answer.wave = population.wave)
+             order by population.source_row""",
+    ),),
 )
 
 

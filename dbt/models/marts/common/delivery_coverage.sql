@@ -80,6 +80,19 @@ unroutable as (
     group by 1, 2, 3
 ),
 
+-- isolation (trivsel.consistency, trivsel.quality): deliveries held as 'waiting', each named with its reason
+quality_issues as (
+    select
+        municipality_code,
+        source,
+        period,
+        string_agg(file_name || ' (' || scheme || ', delivery ' || delivery_id || '): waiting: ' || coalesce(reason, ''),
+                   '; ' order by delivery_id) as quality_issue
+    from deliveries
+    where status = 'waiting'
+    group by municipality_code, source, period
+),
+
 grid as (
     select
         sources.municipality_code,
@@ -141,7 +154,7 @@ counted as (
         and per_key.period = keyed.period
 ),
 
-final as (
+judged as (
     select
         municipality_code,
         source,
@@ -182,6 +195,17 @@ final as (
         ), '') as reason,
         last_received_at
     from counted
+),
+
+final as (
+    select
+        judged.*,
+        quality_issues.quality_issue
+    from judged
+    left join quality_issues
+        on quality_issues.municipality_code = judged.municipality_code
+        and quality_issues.source = judged.source
+        and quality_issues.period = judged.period
 )
 
 select * from final
