@@ -477,6 +477,21 @@ def _known_delivery(conn, code: str, source: str, period: str, file_name: str,
     return ("duplicate" if match[1] == "loaded" else "revert"), match[0], match[1]
 
 
+def _unaccounted(ctx: DeliveryContext, loaded: set[tuple[str, int]]) -> list[tuple]:
+    """Rows read = rows in raw + rows quarantined. For a file without issues (one with issues is quarantined
+    whole), a data row the parser read that is not in raw (or a row it yielded without reading it) is a
+    parser bug, never a silent loss. check_name 'parser_error', so
+    the next run takes the file again once the scheme is fixed."""
+    lost = sorted(ctx.rows_read - loaded)
+    unread = sorted(loaded - ctx.rows_read)
+    out = [(row, None, "parser_error", f"{part} row {row} was read but neither loaded nor rejected "
+                                       f"(a parser bug: rows read must equal rows in raw plus rows quarantined)",
+            None) for part, row in lost[:100]]
+    out += [(row, None, "parser_error", f"{part} row {row} was loaded but never read (a parser bug)", None)
+            for part, row in unread[:100]]
+    return out
+
+
 def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, reject, tables: list[str]):
     """The reference path: the scheme's Python parser, spooled in COPY text form, then one COPY per table.
     Returns the rows loaded, or the quarantine Outcome."""
@@ -484,6 +499,8 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
     code, period = ctx.municipality_code, ctx.period
     spools = {t.name: _Spool(f"{did}\t{code}\t{period}\t") for t in scheme.tables}
     widths = {t.name: len(t.columns) for t in scheme.tables}
+    accounted: set[tuple[str, int]] | None = set() if scheme.accounts_rows else None
+    part_at = {t.name: t.column_names.index(t.part_column) if t.part_column else None for t in scheme.tables}
     try:
         try:
             for table, row in module.parse(path, ctx):
@@ -492,6 +509,9 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
                         f"parser yielded a row for {table!r} with {len(row)} values; the scheme declares "
                         + (f"{widths[table]} columns" if table in widths else f"the tables {tables}"))
                 spools[table].add(row)
+                if accounted is not None:
+                    i = part_at[table]
+                    accounted.add((table if i is None else row[i], row[0]))
         except FileRejected as exc:
             return reject([(exc.row, exc.column, "parse", exc.reason, None)], tables)
         except Exception as exc:  # noqa: BLE001 - any parser failure quarantines the file, never loses it
@@ -501,6 +521,10 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
             log.exception("parser %s failed on %s", scheme.name, path.name)
             return reject([(None, None, "parser_error", f"unreadable as {scheme.name}: {type(exc).__name__}: "
                                                          f"{str(exc)[:300]}", None)], tables)
+        if accounted is not None and not ctx.issues:  # with issues, the whole file is quarantined anyway
+            lost = _unaccounted(ctx, accounted)
+            if lost:
+                return reject(lost, tables)
         if ctx.issues:
             return reject([(i.row, i.column, "parse", i.reason, i.value) for i in ctx.issues], tables)
         total = sum(s.rows for s in spools.values())
