@@ -224,3 +224,21 @@ def test_encoding_error_names_its_line(wh, sample_root, scheme, relative, encodi
     assert out.status == "quarantined", out.line()
     assert "line 2 has byte 0xE6" in out.reason, out.reason
     assert [i[0] for i in issues(wh, out.delivery_id)] == [2]
+
+
+def test_stg_audit_delivery_and_its_tests_accept_unroutable_rows(wh, sample_root):
+    """dbt's staging model of audit.delivery builds, and its data tests pass, with unroutable rows (nulls)
+    beside a loaded delivery."""
+    from trivsel.certify import _dbt
+
+    wh.put(PAYROLL, sample_file(sample_root, PAYROLL).read_bytes())
+    wh.put("999/hr_absence/2014-01/x.csv", b"x")
+    wh.put("169/hr_absence/2014-3/y.csv", b"y")
+    loading.record_unroutable(wh.conn, load_config().codes)
+    assert [o.status for o in loading.ingest_municipality("169", PERIOD, "test")] == ["loaded"]
+    assert wh.conn.execute("select count(*) from audit.delivery where status = 'unroutable'").fetchone()[0] == 2
+    rc, out = _dbt(["build", "--select", "stg_audit__delivery"], wh.tmp / "dbt-target")
+    assert rc == 0, out[-3000:]
+    assert "ERROR=0" in out and "PASS not_null_stg_audit__delivery_municipality_code" in out, out[-3000:]
+    assert wh.conn.execute("select count(*) from staging.stg_audit__delivery where status = 'unroutable'"
+                           " and municipality_code is null").fetchone()[0] == 1
