@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from trivsel import consistency, schema, settings, warehouse
-from trivsel.config import Config, Municipality, load_config, validate_period
+from trivsel.config import PERIOD_RE, Config, Municipality, load_config, validate_period
 from trivsel.sources import bulk, get_scheme
 from trivsel.sources.base import DeliveryContext, FileRejected, RowIssue
 
@@ -47,7 +47,7 @@ class Outcome:
     source: str
     period: str
     file_name: str
-    status: str  # loaded | waiting | quarantined | duplicate | unchanged
+    status: str  # loaded | waiting | quarantined | duplicate | unchanged | unroutable
     scheme: str | None = None
     delivery_id: int | None = None
     rows: int = 0
@@ -97,6 +97,101 @@ def discover(code: str, period: str) -> list[tuple[str, Path]]:
     return found
 
 
+# A file the layout <code>/<source>/<YYYY-MM>/<file> cannot route is never left lying unseen: it is archived
+# with its checksum and recorded in audit.delivery as `unroutable`, with why (municipality_code, source and
+# period are null where its place names none of them), and logged.
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    path: Path
+    code: str | None
+    source: str | None
+    period: str | None
+    reason: str
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _files_under(folder: Path, root: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, root))
+
+
+def find_unroutable(codes: Iterable[str], only_code: str | None = None) -> list[Unroutable]:
+    """Every file of the inbox (or of one municipality's folder) that discover() would never take."""
+    root = settings.inbox_root()
+    if not root.is_dir():
+        return []
+    known = set(codes)
+    sources = ", ".join(settings.SOURCES)
+    found: list[Unroutable] = []
+
+    def add_all(folder: Path, code, source, period, reason: str) -> None:
+        found.extend(Unroutable(f, code, source, period, reason) for f in _files_under(folder, root))
+
+    for top in sorted(root.iterdir()):
+        if top.name.startswith(".") or (only_code is not None and top.name != only_code):
+            continue
+        if top.is_file():
+            found.append(Unroutable(top, None, None, None, "a file straight in the inbox, outside any "
+                                                           "municipality folder"))
+            continue
+        if top.name not in known:
+            add_all(top, None, None, None, f"municipality folder {top.name!r} is no municipality in "
+                                           f"config/municipalities.yml")
+            continue
+        for src in sorted(top.iterdir()):
+            if src.name.startswith("."):
+                continue
+            if src.is_file():
+                found.append(Unroutable(src, top.name, None, None, f"a file straight in the municipality "
+                                        f"folder, outside any source folder ({sources})"))
+            elif src.name not in settings.SOURCES:
+                add_all(src, top.name, None, None, f"source folder {src.name!r} is no source ({sources})")
+            else:
+                for pdir in sorted(src.iterdir()):
+                    if pdir.name.startswith(".") or pdir.is_file():
+                        continue  # a file straight in the source folder: discover() takes it into a period
+                    if not PERIOD_RE.match(pdir.name):
+                        add_all(pdir, top.name, src.name, None, f"period folder {pdir.name!r} is not a "
+                                                                f"period YYYY-MM (month 01-12)")
+                        continue
+                    for sub in sorted(pdir.iterdir()):
+                        if sub.is_dir() and not sub.name.startswith("."):
+                            add_all(sub, top.name, src.name, pdir.name, f"in the sub-folder {sub.name!r} of the "
+                                    f"period folder; a delivery lies directly in <code>/<source>/<YYYY-MM>/")
+    return found
+
+
+def record_unroutable(conn: psycopg.Connection, codes: Iterable[str], only_code: str | None = None,
+                      run_id: str | None = None) -> list[Outcome]:
+    """Archive and register every unroutable file not registered before at the same place with the same
+    bytes. Under a lock: the mapped ingests of one municipality's periods sweep the same folders."""
+    root = settings.inbox_root()
+    outcomes: list[Outcome] = []
+    for u in find_unroutable(codes, only_code):
+        relative = u.path.relative_to(root).as_posix()
+        digest, size = checksum(u.path)
+        dest_dir = settings.archive_root() / "_unroutable" / u.path.parent.relative_to(root)
+        archived = archive_to(u.path, dest_dir, digest)
+        reason = f"unroutable {relative}: {u.reason}"
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:unroutable'))")
+            if conn.execute("select 1 from audit.delivery where status = 'unroutable' and archive_path = %s",
+                            (str(archived),)).fetchone():
+                continue
+            did = _register(conn, code=u.code, source=u.source, period=u.period, scheme=None, path=u.path,
+                            digest=digest, size=size, archived=archived, run_id=run_id, status="unroutable",
+                            reason=reason)
+        log.warning("unroutable file %s (sha256 %s, %d bytes) archived as delivery %s: %s", relative,
+                    digest[:12], size, did, u.reason)
+        outcomes.append(Outcome(u.code or "?", u.source or "?", u.period or "?", u.path.name, "unroutable",
+                                None, did, reason=reason))
+    return outcomes
+
+
 def periods_with_deliveries() -> list[str]:
     root = settings.inbox_root()
     periods = set()
@@ -122,7 +217,10 @@ def checksum(path: Path) -> tuple[str, int]:
 
 def archive(path: Path, code: str, source: str, period: str, digest: str) -> Path:
     """Copy the file as received into the archive: temporary name, then rename, so never half there."""
-    dest_dir = settings.archive_root() / code / source / period
+    return archive_to(path, settings.archive_root() / code / source / period, digest)
+
+
+def archive_to(path: Path, dest_dir: Path, digest: str) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{digest[:16]}__{path.name}"
     if not dest.exists():
@@ -254,34 +352,27 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     code = muni.code
     t_start = time.time()
     digest, size = checksum(path)
-    # The same bytes under the same name for the same period: already handled, nothing changes. Except a
-    # delivery marked in quarantine.delivery_issue as 'interrupted' (a killed load), 'parser_error' (a
-    # scheme crashed) or 'reprocess' (an operator asks for it, e.g. after a key rotation): taken again.
-    seen = conn.execute(
-        """select delivery_id, status from audit.delivery d
-           where municipality_code = %s and source = %s and period = %s and checksum_sha256 = %s
-             and status in ('loaded', 'waiting', 'quarantined', 'superseded', 'duplicate')
-             and not exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
-                             and i.check_name in ('interrupted', 'parser_error', 'reprocess'))
-           order by (file_name = %s) desc, delivery_id desc limit 1""",
-        (code, source, period, digest, path.name),
-    ).fetchone()
     src_cfg = muni.sources[source]
     rule = src_cfg.scheme_for(path.name)
     scheme_name = rule.scheme if rule else None
-    if seen:
-        same_name = conn.execute("select file_name = %s from audit.delivery where delivery_id = %s",
-                                 (path.name, seen[0])).fetchone()[0]
-        if same_name:
-            return Outcome(code, source, period, path.name, "unchanged", scheme_name, seen[0],
-                           reason=f"already {seen[1]} as delivery {seen[0]}")
-        archived = archive(path, code, source, period, digest)
-        with conn.transaction():
-            did = _register(conn, code=code, source=source, period=period, scheme=scheme_name, path=path,
-                            digest=digest, size=size, archived=archived, run_id=run_id, status="duplicate",
-                            reason=f"byte-identical to delivery {seen[0]}")
-        return Outcome(code, source, period, path.name, "duplicate", scheme_name, did,
-                       reason=f"byte-identical to delivery {seen[0]}")
+    known = _known_delivery(conn, code, source, period, path.name, digest)
+    if known is not None:
+        status, seen_id, seen_status = known
+        if status == "unchanged":
+            return Outcome(code, source, period, path.name, "unchanged", scheme_name, seen_id,
+                           reason=f"already {seen_status} as delivery {seen_id}")
+        if status == "duplicate":
+            archived = archive(path, code, source, period, digest)
+            with conn.transaction():
+                did = _register(conn, code=code, source=source, period=period, scheme=scheme_name, path=path,
+                                digest=digest, size=size, archived=archived, run_id=run_id, status="duplicate",
+                                reason=f"byte-identical to delivery {seen_id}")
+            return Outcome(code, source, period, path.name, "duplicate", scheme_name, did,
+                           reason=f"byte-identical to delivery {seen_id}")
+        # status == "revert": the bytes of an earlier, superseded version: loaded again below as a new
+        # delivery, which supersedes the correction in the deciding transaction (history kept).
+        log.info("%s/%s/%s %s has the bytes of superseded delivery %s: it becomes the current version again",
+                 code, source, period, path.name, seen_id)
 
     archived = archive(path, code, source, period, digest)
     with conn.transaction():
@@ -296,6 +387,11 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
         return Outcome(code, source, period, path.name, "quarantined", scheme_name, did, reason=summary,
                        issues=[RowIssue(r, c, m, v) for r, c, _k, m, v in issues])
 
+    current_month = date.today().strftime("%Y-%m")
+    if period > current_month:
+        return reject([(None, None, "period", f"period {period} is in the future (after the current month "
+                                              f"{current_month}): no delivery can cover a month that has not "
+                                              f"happened yet", period)], [])
     if not src_cfg.delivers:
         return reject([(None, None, "config", f"municipality {code} is not registered as delivering "
                                                 f"{source} (config/municipalities.yml)", None)], [])
@@ -362,6 +458,49 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     return Outcome(code, source, period, path.name, "loaded", scheme.name, did, rows=total)
 
 
+def _known_delivery(conn, code: str, source: str, period: str, file_name: str,
+                    digest: str) -> tuple[str, int, str] | None:
+    """What the same bytes already are for this municipality, source and period: ('unchanged', id, status)
+    when the latest delivery under this file name has them (nothing to do); ('duplicate', id, status) when
+    they are the current (loaded) version's bytes under another name; ('revert', id, 'superseded') when
+    they are an earlier, superseded version's (put back after a correction: it becomes current again);
+    None for bytes to load. Deliveries marked in quarantine.delivery_issue as 'interrupted' (a killed
+    load), 'parser_error' (a scheme crashed) or 'reprocess' (an operator asks for it, e.g. after a key
+    rotation) do not count: their files are taken again."""
+    decided = """status in ('loaded', 'waiting', 'quarantined', 'superseded', 'duplicate')
+             and not exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
+                             and i.check_name in ('interrupted', 'parser_error', 'reprocess'))"""
+    latest = conn.execute(
+        f"""select delivery_id, status, checksum_sha256 from audit.delivery d
+            where municipality_code = %s and source = %s and period = %s and file_name = %s and {decided}
+            order by delivery_id desc limit 1""", (code, source, period, file_name)).fetchone()
+    if latest and latest[2] == digest:
+        return "unchanged", latest[0], latest[1]
+    match = conn.execute(
+        f"""select delivery_id, status from audit.delivery d
+            where municipality_code = %s and source = %s and period = %s and checksum_sha256 = %s
+              and status in ('loaded', 'superseded') and {decided}
+            order by status = 'loaded' desc, delivery_id desc limit 1""", (code, source, period, digest)).fetchone()
+    if match is None:
+        return None
+    return ("duplicate" if match[1] == "loaded" else "revert"), match[0], match[1]
+
+
+def _unaccounted(ctx: DeliveryContext, loaded: set[tuple[str, int]]) -> list[tuple]:
+    """Rows read = rows in raw + rows quarantined. For a file without issues (one with issues is quarantined
+    whole), a data row the parser read that is not in raw (or a row it yielded without reading it) is a
+    parser bug, never a silent loss. check_name 'parser_error', so
+    the next run takes the file again once the scheme is fixed."""
+    lost = sorted(ctx.rows_read - loaded)
+    unread = sorted(loaded - ctx.rows_read)
+    out = [(row, None, "parser_error", f"{part} row {row} was read but neither loaded nor rejected "
+                                       f"(a parser bug: rows read must equal rows in raw plus rows quarantined)",
+            None) for part, row in lost[:100]]
+    out += [(row, None, "parser_error", f"{part} row {row} was loaded but never read (a parser bug)", None)
+            for part, row in unread[:100]]
+    return out
+
+
 def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, reject, tables: list[str]):
     """The reference path: the scheme's Python parser, spooled in COPY text form, then one COPY per table.
     Returns the rows loaded, or the quarantine Outcome."""
@@ -369,6 +508,8 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
     code, period = ctx.municipality_code, ctx.period
     spools = {t.name: _Spool(f"{did}\t{code}\t{period}\t") for t in scheme.tables}
     widths = {t.name: len(t.columns) for t in scheme.tables}
+    accounted: set[tuple[str, int]] | None = set() if scheme.accounts_rows else None
+    part_at = {t.name: t.column_names.index(t.part_column) if t.part_column else None for t in scheme.tables}
     try:
         try:
             for table, row in module.parse(path, ctx):
@@ -377,6 +518,9 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
                         f"parser yielded a row for {table!r} with {len(row)} values; the scheme declares "
                         + (f"{widths[table]} columns" if table in widths else f"the tables {tables}"))
                 spools[table].add(row)
+                if accounted is not None:
+                    i = part_at[table]
+                    accounted.add((table if i is None else row[i], row[0]))
         except FileRejected as exc:
             return reject([(exc.row, exc.column, "parse", exc.reason, None)], tables)
         except Exception as exc:  # noqa: BLE001 - any parser failure quarantines the file, never loses it
@@ -386,6 +530,10 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
             log.exception("parser %s failed on %s", scheme.name, path.name)
             return reject([(None, None, "parser_error", f"unreadable as {scheme.name}: {type(exc).__name__}: "
                                                          f"{str(exc)[:300]}", None)], tables)
+        if accounted is not None and not ctx.issues:  # with issues, the whole file is quarantined anyway
+            lost = _unaccounted(ctx, accounted)
+            if lost:
+                return reject(lost, tables)
         if ctx.issues:
             return reject([(i.row, i.column, "parse", i.reason, i.value) for i in ctx.issues], tables)
         total = sum(s.rows for s in spools.values())
@@ -476,6 +624,7 @@ def ingest_municipality(code: str, period: str, run_id: str | None = None,
         conn.execute("select pg_advisory_lock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
         try:
             cleanup_interrupted(conn, code, period, run_id)
+            outcomes += record_unroutable(conn, config.codes, only_code=code, run_id=run_id)
             for source, path in files:
                 outcomes.append(ingest_file(conn, path, muni, source, period, run_id, key))
             reevaluate(conn, muni, period, outcomes)

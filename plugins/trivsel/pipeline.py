@@ -58,6 +58,11 @@ def plan(period_param: str | None, municipality_param: str | None, logical_date:
         codes = [municipality_param]
     warehouse.start() if not warehouse.is_external() else None
     loading.sync_config(config)
+    with warehouse.connect(autocommit=True) as conn:  # files no municipality's ingest would ever take
+        schema.ensure(conn)
+        unroutable = loading.record_unroutable(conn, config.codes, run_id=run_id)
+    for o in unroutable:
+        log.warning("run %s: %s", run_id, o.line())
     for p in periods:
         loading.record_period_run(p, run_id, as_of=_day(logical_date))
     log.info("run %s: periods %s, municipalities %s", run_id, ", ".join(periods), ", ".join(codes))

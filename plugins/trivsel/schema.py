@@ -14,35 +14,41 @@ from trivsel.sources.base import LOAD_COLUMNS, RawTable
 SCHEMAS = ("raw", "quarantine", "audit", "staging", "intermediate", "marts", "reporting", "certified")
 
 PLATFORM_DDL = """
+-- municipality_code, source and period are null only for an `unroutable` file (under an unknown
+-- municipality or source folder, a malformed period folder or a sub-folder), whose place names none of them.
 create table if not exists audit.delivery (
     delivery_id       bigserial primary key,
-    municipality_code text not null,
-    source            text not null,
+    municipality_code text,
+    source            text,
     scheme            text,
-    period            text not null,
+    period            text,
     file_name         text not null,
     checksum_sha256   text not null,
     size_bytes        bigint not null,
     archive_path      text not null,
     received_at       timestamptz not null default now(),
-    status            text not null check (status in
-                        ('validating', 'loaded', 'waiting', 'quarantined', 'duplicate', 'superseded',
+    status            text not null constraint delivery_status_check check (status in
+                        ('validating', 'loaded', 'quarantined', 'duplicate', 'superseded', 'waiting',
                          'unroutable')),
     reason            text,
     rows_loaded       bigint,
     run_id            text,
-    decided_at        timestamptz
+    decided_at        timestamptz,
+    constraint delivery_routed_check check (status = 'unroutable' or (municipality_code is not null
+                                            and source is not null and period is not null))
 );
--- 'waiting' (trivsel.consistency: cannot be matched yet with its partner delivery) on a warehouse created
--- before it existed: the status check is replaced once (then the definition names it and this is a no-op).
+-- A warehouse made before `unroutable` existed: widen the status check and allow the nulls, once.
 do $$
 begin
-    if not exists (select 1 from pg_constraint
-                    where conrelid = 'audit.delivery'::regclass and contype = 'c'
-                      and pg_get_constraintdef(oid) like '%''waiting''%') then
+    if not exists (select 1 from pg_constraint where conrelid = 'audit.delivery'::regclass
+                     and conname = 'delivery_routed_check') then
         alter table audit.delivery drop constraint if exists delivery_status_check;
         alter table audit.delivery add constraint delivery_status_check check (status in
-            ('validating', 'loaded', 'waiting', 'quarantined', 'duplicate', 'superseded', 'unroutable'));
+            ('validating', 'loaded', 'quarantined', 'duplicate', 'superseded', 'waiting', 'unroutable'));
+        alter table audit.delivery alter column municipality_code drop not null,
+            alter column source drop not null, alter column period drop not null;
+        alter table audit.delivery add constraint delivery_routed_check check (status = 'unroutable'
+            or (municipality_code is not null and source is not null and period is not null));
     end if;
 end $$;
 create index if not exists delivery_key_idx

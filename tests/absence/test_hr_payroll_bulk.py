@@ -158,7 +158,7 @@ def test_danish_units_aliases_quotes_and_whitespace(env):
         "1,00;2014-01;Vestervænget fløj A;004711;SYG;Egen sygdom;14,80;160,33",
         f" 1,00 ;201401; VV FLØJ B ; 004712 ;\tbarnsyg\t; Barn syg ;7,40{nbsp};160,33",
         '0,81;2014-01;"vestervænget nat";004713;"";"";0,00;129,87',
-        '1;2014-01;VV nattevagt;"004714";DELSYG;"Delvis ""sygemeldt""; rest";0.740;0.160,50',
+        '1;2014-01;VV nattevagt;"004714";DELSYG;"Delvis ""sygemeldt""; rest";0.74;0.160,50',
         "1,00;2014-01;VV fløj A;4715;OEVRIG;Øvrigt fravær;0 7,5;160.33",
         f"{nbsp};{nbsp} ; ;;;;;",  # nothing but whitespace: skipped by the parser
         ";;;;;;;",
@@ -185,7 +185,7 @@ ROW_PROBLEMS = [
     "004720;VV fløj A;2014-01;SYG;;1,2,3;1.23;1.2345",
     "004721;VV fløj A;2014-01;SYG;;-5,00;160,33;1,00",                      # negative
     "004722;VV fløj A;2014-01;SYG;;7,40;-160,33;-1",
-    "004723;VV fløj A;2014-01;SYG;;0800,00;1.000;2,5",                      # absurd, three times
+    "004723;VV fløj A;2014-01;SYG;;0800,00;1.000,00;2,5",                      # absurd, three times
     "004724;VV fløj A;2014-01;SYG;;744,01;744;2,00",
     "004725;VV fløj A;2014-01;;;7,40;160,33;1,00",                          # empty code with hours
     "004726;VV fløj A;2014-01;;;0,00;160,33;1,00",
@@ -221,6 +221,25 @@ def test_each_row_problem(env):
                    "empty absence code with 7,40", "unknown absence code 'FERIE'", "'STRASSE'",
                    "as row 2 (duplicate", "differ from row 2 ", "differ from row 30 "):
         assert needle in reasons, needle
+
+
+def test_ambiguous_separators_rejected_with_row_and_column(env):
+    """'0.740' in a decimal-comma column was loaded as 740 hours: a single '.' before three digits (no ',')
+    is 0.74 or 740, so both paths reject it with its row and column; unambiguous forms still load."""
+    path = deliver(env, [
+        HEADER,
+        "004711;VV fløj A;2014-01;SYG;Egen sygdom;0.740;160,33;1,00",    # the case found: 740 hours
+        "004712;VV fløj A;2014-01;SYG;Egen sygdom;7,40;1.600;1,00",      # 1600 or 1.6 contractual hours
+        "004713;VV fløj A;2014-01;SYG;Egen sygdom;7,40;160,33;-0.500",   # FTE
+        "004714;VV fløj A;2014-01;SYG;Egen sygdom;0,740;0.160,00;0.5",   # unambiguous: loads
+    ])
+    fast = both(env, path)
+    assert fast["route"] == ["bulk"]
+    assert fast["status"][0] == "quarantined"
+    ambiguous = [(i[0], i[1], i[4]) for i in fast["issues"] if i[3].startswith("ambiguous number")]
+    assert ambiguous == [(2, "Fraværstimer", "0.740"), (3, "Normtimer", "1.600"), (4, "Årsværk", "-0.500")]
+    assert [i for i in fast["issues"] if i[0] == 5] == []
+    assert "row 2 column Fraværstimer: ambiguous number" in fast["status"][1]
 
 
 def test_more_issues_than_the_cap(env):

@@ -17,7 +17,7 @@ from trivsel import loading
 from trivsel.config import parse_config
 from trivsel.sources import base, bulk
 
-PERIOD = "2099-01"
+PERIOD = "2009-01"
 
 SCHEME = base.Scheme(
     name="rails_test_csv",
@@ -143,8 +143,8 @@ def test_correction_supersedes_in_place(rails, warehouse_url):
 
 
 def test_row_problem_quarantines_whole_file_with_row_and_column(rails, warehouse_url):
-    deliver(rails, "bad.csv", "unit;n\nEnhed A;1\nEnhed Z;2\n", period="2099-02")
-    out = ingest(rails, "2099-02")["bad.csv"]
+    deliver(rails, "bad.csv", "unit;n\nEnhed A;1\nEnhed Z;2\n", period="2009-02")
+    out = ingest(rails, "2009-02")["bad.csv"]
     assert out.status == "quarantined"
     assert "bad.csv row 3 column unit" in out.reason and "Enhed Z" in out.reason
     assert rows(rails.url, out.delivery_id) == [], "never half loaded"
@@ -160,19 +160,19 @@ def test_row_problem_quarantines_whole_file_with_row_and_column(rails, warehouse
     ("notes.txt", "unit;n\n", "matches none"),
 ])
 def test_file_problems_are_quarantined(rails, name, content, reason):
-    deliver(rails, name, content, period="2099-03")
-    out = ingest(rails, "2099-03")[name]
+    deliver(rails, name, content, period="2009-03")
+    out = ingest(rails, "2009-03")[name]
     assert out.status == "quarantined"
     assert reason in out.reason
 
 
 def test_undated_file_is_taken_into_the_run_period(rails):
     deliver(rails, "late.csv", "unit;n\nEnhed B;9\n", period=None)
-    out = ingest(rails, "2099-04")["late.csv"]
+    out = ingest(rails, "2009-04")["late.csv"]
     assert out.status == "loaded"
-    assert (rails.inbox / "2099-04" / "late.csv").exists()
+    assert (rails.inbox / "2009-04" / "late.csv").exists()
     assert not (rails.inbox / "late.csv").exists()
-    assert "late.csv" not in ingest(rails, "2099-05")
+    assert "late.csv" not in ingest(rails, "2009-05")
 
 
 # ---------------------------------------------------------------- the set-based (bulk) path
@@ -191,8 +191,8 @@ def bulk_always(monkeypatch):
 
 def test_bulk_path_loads_and_numbers_rows_by_line(rails, bulk_always, caplog):
     caplog.set_level("INFO", logger="trivsel")
-    deliver(rails, "bulk.csv", "unit;n\nEnhed A;1\nEnhed B;2\n;\nEnhed A;3", period="2099-06")
-    out = ingest(rails, "2099-06")["bulk.csv"]
+    deliver(rails, "bulk.csv", "unit;n\nEnhed A;1\nEnhed B;2\n;\nEnhed A;3", period="2009-06")
+    out = ingest(rails, "2009-06")["bulk.csv"]
     assert out.status == "loaded", out.reason
     assert "loaded set-based" in caplog.text
     with psycopg.connect(rails.url) as conn:
@@ -204,8 +204,8 @@ def test_bulk_path_loads_and_numbers_rows_by_line(rails, bulk_always, caplog):
 
 
 def test_bulk_checks_quarantine_with_row_column_and_value(rails, bulk_always):
-    deliver(rails, "bulk-bad.csv", "unit;n\nEnhed A;1\nEnhed Z;2\nEnhed Q;3\n", period="2099-07")
-    out = ingest(rails, "2099-07")["bulk-bad.csv"]
+    deliver(rails, "bulk-bad.csv", "unit;n\nEnhed A;1\nEnhed Z;2\nEnhed Q;3\n", period="2009-07")
+    out = ingest(rails, "2009-07")["bulk-bad.csv"]
     assert out.status == "quarantined"
     assert issues_of(rails.url, out.delivery_id) == [
         (3, "unit", "parse", "unknown unit 'Enhed Z'", "Enhed Z"),
@@ -221,8 +221,8 @@ def test_bulk_checks_quarantine_with_row_column_and_value(rails, bulk_always):
 ])
 def test_what_copy_cannot_read_exactly_goes_to_the_parser(rails, bulk_always, name, content, caplog):
     caplog.set_level("INFO", logger="trivsel")
-    deliver(rails, name, content, period="2099-08")
-    out = ingest(rails, "2099-08")[name]
+    deliver(rails, name, content, period="2009-08")
+    out = ingest(rails, "2009-08")[name]
     assert "the Python parser takes it" in caplog.text
     # the parser's own verdict: it does not know the bulk path was tried
     assert out.status == "quarantined"
@@ -230,8 +230,8 @@ def test_what_copy_cannot_read_exactly_goes_to_the_parser(rails, bulk_always, na
 
 
 def test_bulk_header_problem_is_the_parsers_rejection(rails, bulk_always):
-    deliver(rails, "bulk-header.csv", "enhed;antal\nEnhed A;1\n", period="2099-09")
-    out = ingest(rails, "2099-09")["bulk-header.csv"]
+    deliver(rails, "bulk-header.csv", "enhed;antal\nEnhed A;1\n", period="2009-09")
+    out = ingest(rails, "2009-09")["bulk-header.csv"]
     assert out.status == "quarantined" and "header must be 'unit;n'" in out.reason
 
 

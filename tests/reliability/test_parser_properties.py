@@ -123,15 +123,9 @@ def _suffix(scheme_name: str) -> str:
     return (all_schemes()[scheme_name].scheme.suffixes or (".csv",))[0]
 
 
-# Parser crashes found by these tests and reported to the lead (the loader turns them into a
-# 'parser_error' quarantine, so no delivery is lost; the scheme should raise FileRejected instead).
-KNOWN_CRASHES = {
-    "survey_workbook_xlsx": "a corrupt .xlsx raises zlib.error / xml ParseError / BadZipFile (CRC) / "
-                            "NotImplementedError instead of FileRejected (load_workbook and the lazy read_only "
-                            "sheet iteration are not guarded)",
-    "hr_payroll_csv": "a bare CR inside a line raises _csv.Error in _absence_common.csv_rows",
-    "hr_unit_year_summary": "a bare CR inside a line raises _csv.Error in _absence_common.csv_rows",
-}
+# Parser crashes found by these tests (the loader turns them into a 'parser_error' quarantine, so no
+# delivery is lost; the scheme should raise FileRejected instead). Empty: the reported ones are fixed.
+KNOWN_CRASHES: dict[str, str] = {}
 
 
 def _xfail_known(names):
@@ -254,14 +248,9 @@ def _workbook_with_corrupt_sheet() -> tuple[str, bytes, str]:
 @pytest.mark.parametrize("make", [_payroll_with_bare_cr, _workbook_with_corrupt_sheet],
                          ids=["hr_payroll_csv-bare-CR", "survey_workbook_xlsx-truncated-sheet-xml"])
 def test_reported_parser_crash_cases(make):
-    """The exact inputs reported to the lead. xfail until the scheme modules raise FileRejected for them."""
+    """The exact inputs reported to the lead: the scheme modules now reject them (FileRejected or issues)."""
     try:
         scheme_name, data, suffix = make()
     except KeyError as exc:
         pytest.skip(f"no sample for {exc}")
-    try:
-        check_parse(scheme_name, data, suffix)
-    except (AssertionError, FileRejected):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        pytest.xfail(f"{scheme_name} raises {type(exc).__name__}: {exc} (reported; the loader quarantines it)")
+    assert check_parse(scheme_name, data, suffix) in ("rejected", "issues")

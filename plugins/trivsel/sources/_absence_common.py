@@ -88,13 +88,19 @@ def cp1252_lines(path: Path) -> Iterator[str]:
                                    f"that is not cp1252 (Windows-1252)", row=number) from exc
 
 
-def csv_rows(path: Path, expected: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(row number, {header: value}) for a `;`-separated cp1252 file; header is row 1 and must hold `expected`."""
+def csv_rows(path: Path, expected: tuple[str, ...], ctx: DeliveryContext) -> Iterator[tuple[int, dict[str, str]]]:
+    """(row number, {header: value}) for a `;`-separated cp1252 file; header is row 1 and must hold `expected`.
+
+    A data row with more or fewer fields than the header is rejected with its row (as every CSV scheme does:
+    an extra field may carry meaning that would otherwise be dropped without a word).
+    """
     reader = csv.reader(cp1252_lines(path), delimiter=";")
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise FileRejected("the file is empty") from None
+    except csv.Error as exc:
+        raise FileRejected(f"row 1 is not valid ';'-separated text: {exc}", row=1) from None
     if len(header) == 1 and "," in header[0]:
         raise FileRejected("row 1 is not ';'-separated (found ','); expected the columns "
                            f"{';'.join(expected)}", row=1)
@@ -113,21 +119,39 @@ def csv_rows(path: Path, expected: tuple[str, ...]) -> Iterator[tuple[int, dict[
         for number, values in enumerate(reader, start=2):
             if not any(v.strip() for v in values):
                 continue
-            if len(values) < len(header):
-                values = values + [""] * (len(header) - len(values))
+            if len(values) != len(header):
+                ctx.reject(row=number, column=None, reason=field_count_reason(len(values), len(header)))
+                continue
             yield number, {c: values[i].strip() for c, i in index.items()}
     except csv.Error as exc:
         raise FileRejected(f"row {number + 1} is not valid ';'-separated text: {exc}", row=number + 1) from None
 
 
+def field_count_reason(fields: int, header: int) -> str:
+    """The reason every CSV scheme gives a row whose field count differs from its header's."""
+    return f"{fields} fields, the header has {header}"
+
+
 # --- numbers -------------------------------------------------------------------------------------------
 
 _NUMBER_RE = re.compile(r"^-?\d{1,3}(\.\d{3})*(,\d+)?$|^-?\d+([.,]\d+)?$")
+#: one '.' followed by exactly three digits and no ',': '0.740' is 0.74 with a decimal point or 740 with a
+#: thousands separator, and nothing in the value says which
+_AMBIGUOUS_RE = re.compile(r"^-?\d{1,3}\.\d{3}$")
+AMBIGUOUS_REASON = ("ambiguous number: '.' followed by three digits may be a thousands separator or a decimal "
+                    "point; deliver decimals with a comma (0,740) and no thousands separator")
+
+
+class AmbiguousNumber(ValueError):
+    """A value that reads as two different numbers ('0.740': 0.74 or 740)."""
 
 
 def danish_decimal(text: str) -> Decimal:
-    """'1.234,50' / '7,00' / '7.00' / '12' -> Decimal. Raises ValueError."""
+    """'1.234,50' / '7,00' / '7.00' / '12' / '1.234.567' -> Decimal. Raises ValueError; AmbiguousNumber for
+    '0.740' or '1.234' (a single '.' before three digits, no ','), which is never guessed."""
     t = text.strip().replace("\u2212", "-").replace(" ", "")
+    if _AMBIGUOUS_RE.match(t):
+        raise AmbiguousNumber(AMBIGUOUS_REASON)
     if not _NUMBER_RE.match(t):
         raise ValueError(f"not a number: {text!r}")
     if "," in t:

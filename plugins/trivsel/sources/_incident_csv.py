@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from trivsel import settings
+from trivsel.sources._text import encoding_reason
 from trivsel.sources.base import DeliveryContext, FileRejected
 
 DELIMITER = ";"
@@ -87,9 +88,9 @@ def read_rows(path: Path, ctx: DeliveryContext, header: tuple[str, ...]) -> Iter
                                       f"{len(names)}", value=DELIMITER.join(values))
                     continue
                 yield line_no, {h: values[i].strip() for h, i in index.items()}
-    except UnicodeDecodeError as exc:
-        raise FileRejected(f"{ctx.file_name}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                           "deliver the file in UTF-8") from None
+    except UnicodeDecodeError:
+        reason, line = encoding_reason(path)
+        raise FileRejected(f"{ctx.file_name}: {reason}; deliver the file in UTF-8", row=line) from None
 
 
 def reject(ctx: DeliveryContext, row: int, column: str, reason: str, value: object = None) -> None:

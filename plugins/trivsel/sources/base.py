@@ -35,6 +35,9 @@ class RawTable:
     name: str
     columns: tuple[Column, ...]
     description: str = ""
+    #: the column naming the part of the file a row comes from (a workbook's sheet), for row accounting;
+    #: None: the table name is the part
+    part_column: str | None = None
 
     def __post_init__(self) -> None:
         if not self.columns or self.columns[0].name != "source_row":
@@ -69,6 +72,9 @@ class Scheme:
     #: deliveries of other schemes this one must match (trivsel.consistency): checked at ingest, against what
     #: is loaded; a delivery without its partner waits (audit.delivery status 'waiting') instead of loading
     requires: tuple[Partner, ...] = ()
+    #: the parser calls ctx.read_row for every data row it reads, and the loader checks that each one
+    #: reached raw or a quarantine reason (rows read = rows in raw + rows quarantined)
+    accounts_rows: bool = False
 
     def table(self, name: str) -> RawTable:
         for t in self.tables:
@@ -106,6 +112,7 @@ class DeliveryContext:
     pseudonym_key: bytes | None = None
     issues: list[RowIssue] = field(default_factory=list)
     max_issues: int = 1000
+    rows_read: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def year(self) -> int:
@@ -120,6 +127,10 @@ class DeliveryContext:
         if len(self.issues) < self.max_issues:
             shown = None if value is None else str(value)[:200]
             self.issues.append(RowIssue(row, column, reason, shown))
+
+    def read_row(self, row: int, part: str) -> None:
+        """A data row was read from `part` (a sheet, or the raw table's name): it must reach raw or a reason."""
+        self.rows_read.add((part, row))
 
     def pseudonymise(self, identifier: str) -> str:
         """Keyed hash of an employee identifier: stable per key, useless without it."""

@@ -14,7 +14,14 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from trivsel.sources._absence_common import absence_codes, csv_rows, danish_decimal, unit_lookup
+from trivsel.sources._absence_common import (
+    AMBIGUOUS_REASON,
+    AmbiguousNumber,
+    absence_codes,
+    csv_rows,
+    danish_decimal,
+    unit_lookup,
+)
 from trivsel.sources.base import Column, DeliveryContext, RawTable, Scheme
 from trivsel.sources.bulk import BulkFallback, BulkPlan
 
@@ -56,6 +63,9 @@ MAX_FTE = Decimal(2)
 def _number(ctx: DeliveryContext, row: int, column: str, text: str) -> Decimal | None:
     try:
         value = danish_decimal(text)
+    except AmbiguousNumber:
+        ctx.reject(row=row, column=column, reason=AMBIGUOUS_REASON, value=text)
+        return None
     except ValueError:
         ctx.reject(row=row, column=column, reason="not a number (decimal comma expected)", value=text)
         return None
@@ -70,7 +80,7 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
     units = unit_lookup(ctx)
     seen: dict[tuple[str, str, str], int] = {}
     denominators: dict[tuple[str, str], tuple[Decimal, Decimal, int]] = {}
-    for row, rec in csv_rows(path, HEADER):
+    for row, rec in csv_rows(path, HEADER, ctx):
         ok = True
         employee = rec["Medarbejdernr"]
         if not employee:
@@ -167,6 +177,7 @@ _SCAN_CHUNK = 8 * 1024 * 1024
 _PLAIN_SQL = r"^[0-9]+(,[0-9]+)?$"
 _NUMBER_SQL = r"^-?[0-9]{1,3}(\.[0-9]{3})*(,[0-9]+)?$|^-?[0-9]+([.,][0-9]+)?$"
 _THOUSANDS_SQL = r"^-?[0-9]{1,3}(\.[0-9]{3})+$"
+_AMBIGUOUS_SQL = r"^-?[0-9]{1,3}\.[0-9]{3}$"
 _MONTH_SQL = r"^[0-9]{4}-?[0-9]{2}$"
 _NUMBER_COLUMNS = (("Fraværstimer", "hours", MAX_MONTH_HOURS, "hours in a month"),
                    ("Normtimer", "contractual", MAX_MONTH_HOURS, "hours in a month"),
@@ -213,6 +224,7 @@ def _number_sql(t: str) -> str:
     cp1252 has no such character.)"""
     n = f"replace({t}, ' ', '')"
     return (f"case when {n} ~ {_lit(_PLAIN_SQL)} then replace({n}, ',', '.')::numeric "
+            f"when {n} ~ {_lit(_AMBIGUOUS_SQL)} then null "
             f"when {n} ~ {_lit(_NUMBER_SQL)} then (case when strpos({n}, ',') > 0 "
             f"then replace(replace({n}, '.', ''), ',', '.') when {n} ~ {_lit(_THOUSANDS_SQL)} "
             f"then replace({n}, '.', '') else {n} end)::numeric end")
@@ -220,7 +232,7 @@ def _number_sql(t: str) -> str:
 
 def bulk_plan(path: Path, ctx: DeliveryContext) -> BulkPlan | None:
     """`parse`, set-based (see trivsel.sources.bulk). None when the Python parser must take the file."""
-    rows = csv_rows(path, HEADER)
+    rows = csv_rows(path, HEADER, ctx)
     try:
         next(rows, None)  # the header checks (and the first rows' encoding), raising as parse would
     finally:
@@ -254,7 +266,9 @@ def bulk_plan(path: Path, ctx: DeliveryContext) -> BulkPlan | None:
                     "' is not the delivery''s period ' || %(period)s::text end", "month_text"),
     ]
     for column, name, _bound, _why in _NUMBER_COLUMNS:
-        checks.append((_lit(column), f"case when {name} is null then 'not a number (decimal comma expected)' "
+        checks.append((_lit(column), f"case when replace({name}_text, ' ', '') ~ {_lit(_AMBIGUOUS_SQL)} "
+                                     f"then {_lit(AMBIGUOUS_REASON)} "
+                                     f"when {name} is null then 'not a number (decimal comma expected)' "
                                      f"when {name} < 0 then "
                                      f"{_lit(f'negative {column}: hours and FTE cannot be negative')} end",
                        f"{name}_text"))

@@ -15,15 +15,14 @@ See docs/sources/hr_unit_workbook.md.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from trivsel.sources._absence_common import excel_text, parse_figure, unit_lookup
+from trivsel.sources._workbook import Workbook, reject_formulas
 from trivsel.sources.base import Column, DeliveryContext, FileRejected, RawTable, Scheme
 from trivsel.sources.hr_unit_year_summary import VALUE_COLUMNS
 
@@ -49,16 +48,11 @@ SCHEME = Scheme(
                 *VALUE_COLUMNS,
             ),
             "One row per unit x year (year sheet) or unit x month (month sheet)",
+            part_column="sheet_name",
         ),
     ),
+    accounts_rows=True,
 )
-
-
-def _header_row(rows: list[tuple], first: str) -> int | None:
-    for i, values in enumerate(rows):
-        if values and isinstance(values[0], str) and values[0].strip().casefold() == first.casefold():
-            return i
-    return None
 
 
 class _Reader:
@@ -134,81 +128,92 @@ def _month_parts(value: object) -> tuple[object, object]:
     return text, ""
 
 
-def _old_year_sheet(r: _Reader, ws) -> Iterator[tuple]:
-    rows = list(ws.iter_rows(min_row=1, max_row=10, values_only=True))
-    h = _header_row(rows, "Afdeling")
-    if h is None:
-        raise FileRejected(f"sheet '{ws.title}' has no header row starting with 'Afdeling'")
-    years: dict[int, object] = {i: v for i, v in enumerate(rows[h]) if i > 0 and v not in (None, "")}
-    for number, values in enumerate(ws.iter_rows(min_row=h + 2, values_only=True), start=h + 2):
-        if not values or values[0] in (None, "") or _is_total(str(values[0])):
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _data_rows(r: _Reader, title: str, rows: list[tuple], header_row: int, width: int) -> Iterator[tuple[int, tuple]]:
+    """The data rows below the header: blank rows and total rows skipped, every other row counted as read.
+    A row whose unit cell is empty (after merges are filled) but has figures is rejected, never skipped."""
+    for number in range(header_row + 1, len(rows) + 1):
+        values = tuple(rows[number - 1]) + (None,) * max(0, width - len(rows[number - 1]))
+        if all(_blank(v) for v in values):
             continue
+        if isinstance(values[0], str) and _is_total(values[0]):
+            continue  # totals are recomputed, never read
+        r.ctx.read_row(number, title)
+        if reject_formulas(r.ctx, title, number, values):
+            continue
+        if _blank(values[0]):
+            r.ctx.reject(row=number, column=f"{title}!A", reason=f"{r.where(title, number, 1)}: the unit name "
+                         f"is empty in a row with figures (a unit name merged over several rows fills each of "
+                         f"them; an unmerged empty cell does not)")
+            continue
+        yield number, values
+
+
+def _old_year_sheet(r: _Reader, wb: Workbook, name: str) -> Iterator[tuple]:
+    h, rows = wb.rows(name, header="Afdeling", fill_columns=(1,))
+    title = wb.visible[name.casefold()]
+    years: dict[int, object] = {i: v for i, v in enumerate(rows[h - 1]) if i > 0 and v not in (None, "")}
+    for number, values in _data_rows(r, title, rows, h, len(rows[h - 1])):
         unit_text = str(values[0]).strip()
         for i, year in years.items():
-            ym = r.year_ok(ws.title, h + 1, i + 1, year)
+            ym = r.year_ok(title, h, i + 1, year)
             if ym is None:
                 continue
             cell = values[i] if i < len(values) else None
-            out = r.value(ws.title, number, i + 1, unit_text, ym[0], None, cell)
+            out = r.value(title, number, i + 1, unit_text, ym[0], None, cell)
             if out:
                 yield out
 
 
-def _long_sheet(r: _Reader, ws, first: str, has_month: bool, month_as_text: bool) -> Iterator[tuple]:
-    rows = list(ws.iter_rows(min_row=1, max_row=10, values_only=True))
-    h = _header_row(rows, first)
-    if h is None:
-        raise FileRejected(f"sheet '{ws.title}' has no header row starting with '{first}'")
+def _long_sheet(r: _Reader, wb: Workbook, name: str, first: str, has_month: bool,
+                month_as_text: bool) -> Iterator[tuple]:
+    h, rows = wb.rows(name, header=first, fill_columns=(1,))
+    title = wb.visible[name.casefold()]
     width = 3 if month_as_text else (4 if has_month else 3)
-    for number, values in enumerate(ws.iter_rows(min_row=h + 2, values_only=True), start=h + 2):
-        if not values or values[0] in (None, "") or _is_total(str(values[0])):
-            continue
-        values = tuple(values) + (None,) * max(0, width - len(values))
+    for number, values in _data_rows(r, title, rows, h, width):
         unit_text = str(values[0]).strip()
         if month_as_text:  # old 'Måned': Afdeling | Måned (YYYY-MM) | Sygefravær %
             year, month = _month_parts(values[1])
-            ym = r.year_ok(ws.title, number, 2, year, month or 0)
+            ym = r.year_ok(title, number, 2, year, month or 0)
             raw, col = values[2], 3
         elif has_month:  # new 'Månedsoversigt': Organisation | År | Måned | Sygefravær pct.
-            ym = r.year_ok(ws.title, number, 2, values[1], values[2])
+            ym = r.year_ok(title, number, 2, values[1], values[2])
             raw, col = values[3], 4
         else:  # new 'Årsoversigt': Organisation | År | Sygefravær pct.
-            ym = r.year_ok(ws.title, number, 2, values[1])
+            ym = r.year_ok(title, number, 2, values[1])
             raw, col = values[2], 3
         if ym is None:
             continue
-        out = r.value(ws.title, number, col, unit_text, ym[0], ym[1], raw)
+        out = r.value(title, number, col, unit_text, ym[0], ym[1], raw)
         if out:
             yield out
 
 
 def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
-    if not zipfile.is_zipfile(path):
-        raise FileRejected("not an .xlsx workbook (an Excel 2007+ file is a zip archive); "
-                           "a CSV or an old .xls renamed to .xlsx cannot be read")
+    """Sheets are found among the VISIBLE sheets only (a hidden sheet is never read, whatever its name);
+    unit names merged over several rows fill each row; any other merge below a header rejects the file."""
+    wb = Workbook(path)
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to open is a file-level rejection
-        raise FileRejected(f"cannot be opened as an .xlsx workbook: {exc}") from exc
-    try:
-        sheets = {s.strip().casefold(): s for s in wb.sheetnames}
-        if "år" in sheets:
+        if wb.has("år"):
             r = _Reader(path, ctx, OLD)
-            yield from (("hr_unit_workbook_value", row) for row in _old_year_sheet(r, wb[sheets["år"]]))
-            if "måned" in sheets:
+            yield from (("hr_unit_workbook_value", row) for row in _old_year_sheet(r, wb, "år"))
+            if wb.has("måned"):
                 yield from (("hr_unit_workbook_value", row)
-                            for row in _long_sheet(r, wb[sheets["måned"]], "Afdeling", True, True))
-        elif "årsoversigt" in sheets or "månedsoversigt" in sheets:
+                            for row in _long_sheet(r, wb, "måned", "Afdeling", True, True))
+        elif wb.has("årsoversigt") or wb.has("månedsoversigt"):
             r = _Reader(path, ctx, NEW)
-            if "årsoversigt" in sheets:
+            if wb.has("årsoversigt"):
                 yield from (("hr_unit_workbook_value", row)
-                            for row in _long_sheet(r, wb[sheets["årsoversigt"]], "Organisation", False, False))
-            if "månedsoversigt" in sheets:
+                            for row in _long_sheet(r, wb, "årsoversigt", "Organisation", False, False))
+            if wb.has("månedsoversigt"):
                 yield from (("hr_unit_workbook_value", row)
-                            for row in _long_sheet(r, wb[sheets["månedsoversigt"]], "Organisation", True, False))
+                            for row in _long_sheet(r, wb, "månedsoversigt", "Organisation", True, False))
         else:
-            raise FileRejected(f"unrecognised workbook layout: expected a sheet 'År' (old HR "
+            raise FileRejected(f"unrecognised workbook layout: expected a visible sheet 'År' (old HR "
                                f"system) or 'Årsoversigt'/'Månedsoversigt' (new HR system from 2013); found "
-                               f"{', '.join(wb.sheetnames)}")
+                               f"{wb.describe()}")
     finally:
         wb.close()

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from trivsel.sources._absence_common import csv_rows, danish_decimal, metric_labels, parse_figure, unit_lookup
+from trivsel.sources._absence_common import (
+    AmbiguousNumber,
+    csv_rows,
+    danish_decimal,
+    metric_labels,
+    parse_figure,
+    unit_lookup,
+)
 from trivsel.sources.base import Column, DeliveryContext, RawTable, Scheme
 
 HEADER = ("Enhed", "År", "Nøgletal", "Værdi", "Årsværk")
@@ -49,7 +56,7 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
     units = unit_lookup(ctx)
     labels = metric_labels()
     seen: dict[tuple[str, int, str], int] = {}
-    for row, rec in csv_rows(path, HEADER):
+    for row, rec in csv_rows(path, HEADER, ctx):
         ok = True
         unit_text = rec["Enhed"]
         if unit_text.casefold() not in units:
@@ -78,6 +85,9 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
         if rec["Årsværk"]:
             try:
                 fte = danish_decimal(rec["Årsværk"])
+            except AmbiguousNumber as exc:
+                ctx.reject(row=row, column="Årsværk", reason=str(exc), value=rec["Årsværk"])
+                ok = False
             except ValueError:
                 ctx.reject(row=row, column="Årsværk", reason="not a number",
                            value=rec["Årsværk"])

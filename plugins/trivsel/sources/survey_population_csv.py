@@ -11,6 +11,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+from trivsel.sources._text import encoding_reason
 from trivsel.sources.base import Column, DeliveryContext, FileRejected, Partner, RawTable, Scheme
 from trivsel.sources.survey_respondent_csv import check_unit_and_wave, normalise_label, open_text, read_header
 
@@ -94,7 +95,7 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
                     continue
                 yield "survey_population_csv", (line, unit, wave, int(raw_population))
         except UnicodeDecodeError as exc:
-            raise FileRejected(f"{path.name} is not UTF-8 ({exc.reason}) after line {line}",
-                               row=line + 1) from exc
+            reason, bad_line = encoding_reason(path)
+            raise FileRejected(f"{path.name} is {reason}", row=bad_line) from exc
         except csv.Error as exc:
             raise FileRejected(f"malformed CSV near line {line}: {exc}", row=line) from exc

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from trivsel.sources._text import encoding_reason
 from trivsel.sources.base import Column, DeliveryContext, FileRejected, RawTable, Scheme
 
 RESPONDENT_COLUMN = "respondent"
@@ -106,7 +107,8 @@ def read_header(fh, path: Path) -> tuple[list[str], str]:
     try:
         first = fh.readline()
     except UnicodeDecodeError as exc:
-        raise FileRejected(f"{path.name} is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        reason, line = encoding_reason(path)
+        raise FileRejected(f"{path.name} is {reason}", row=line) from exc
     if not first.strip():
         raise FileRejected(f"{path.name} is empty: no header line")
     delimiter = ";" if first.count(";") >= first.count(",") else ","
@@ -187,8 +189,8 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
                         continue
                     yield "survey_answer_csv", (line, respondent, unit, wave, code, value or None)
         except UnicodeDecodeError as exc:
-            raise FileRejected(f"{path.name} is not UTF-8 ({exc.reason}) after line {line}",
-                               row=line + 1) from exc
+            reason, bad_line = encoding_reason(path)
+            raise FileRejected(f"{path.name} is {reason}", row=bad_line) from exc
         except csv.Error as exc:
             raise FileRejected(f"malformed CSV near line {line}: {exc}", row=line) from exc
 

@@ -14,13 +14,12 @@ unknown headers and codes early, with row and column.
 from __future__ import annotations
 
 import datetime as dt
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
+from trivsel.sources._workbook import NoCachedValue, Workbook, reject_formulas
 from trivsel.sources.base import Column, DeliveryContext, FileRejected, RawTable, Scheme
 from trivsel.sources.survey_respondent_csv import (
     check_unit_and_wave,
@@ -66,6 +65,7 @@ SCHEME = Scheme(
             description="one row per unit and wave",
         ),
     ),
+    accounts_rows=True,
 )
 
 
@@ -101,17 +101,12 @@ def _code(value) -> int | None:
     return None
 
 
-def _sheet(workbook, name: str):
-    for ws in workbook.worksheets:
-        if ws.title.strip().lower() == name.lower():
-            return ws
-    raise FileRejected(f"no sheet {name!r} (sheets: {', '.join(workbook.sheetnames)})")
-
-
-def _header(ws, required: tuple[str, ...], sheet: str) -> list[str]:
-    rows = ws.iter_rows(min_row=1, max_row=1, values_only=True)
-    first = next(rows, None)
-    header = [_text(v) for v in (first or ())]
+def _header(rows: list[tuple], required: tuple[str, ...], sheet: str) -> list[str]:
+    first = rows[0] if rows else ()
+    if any(isinstance(v, NoCachedValue) for v in first):
+        cell = next(v for v in first if isinstance(v, NoCachedValue))
+        raise FileRejected(f"sheet {sheet}: header {cell}", row=1)
+    header = [_text(v) for v in first]
     while header and not header[-1]:
         header.pop()
     missing = [c for c in required if c.lower() not in {h.lower() for h in header}]
@@ -120,27 +115,37 @@ def _header(ws, required: tuple[str, ...], sheet: str) -> list[str]:
     return header
 
 
+def _sheet_rows(workbook: Workbook, sheet: str, fill: tuple[str, ...]) -> list[tuple]:
+    """The visible sheet's rows, merges in the `fill` columns (by header text) filled downwards."""
+    def columns(header: list) -> list[int]:
+        texts = [_text(v).lower() for v in header]
+        return [texts.index(c.lower()) + 1 for c in fill if c.lower() in texts]
+
+    return workbook.rows(sheet, header=1, fill_columns=columns)[1]
+
+
 def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
+    """Only visible sheets are read; Enhed and Måling cells merged over several rows fill each row; any
+    other merge at or below the header, and a formula without a cached value, reject the file or row."""
     items = load_items()
     codes = load_workbook_codes()
     by_text = {header_key(row["text_da"]): row for row in items.values()}
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise FileRejected(f"{path.name} is not an Excel workbook (.xlsx): {exc}") from exc
+    workbook = Workbook(path)
     try:
         for sheet in (ANSWER_SHEET, POPULATION_SHEET):
-            _sheet(workbook, sheet)  # both sheets or nothing
-        yield from _answers(workbook, ctx, items, codes, by_text)
-        yield from _population(workbook, ctx)
+            if not workbook.has(sheet):  # both sheets or nothing
+                raise FileRejected(f"no visible sheet {sheet!r} ({workbook.describe()})")
+        answers = _sheet_rows(workbook, ANSWER_SHEET, (UNIT_COLUMN, WAVE_COLUMN))
+        population = _sheet_rows(workbook, POPULATION_SHEET, (UNIT_COLUMN, WAVE_COLUMN))
     finally:
         workbook.close()
+    yield from _answers(answers, ctx, items, codes, by_text)
+    yield from _population(population, ctx)
 
 
-def _answers(workbook, ctx, items, codes, by_text) -> Iterator[tuple[str, tuple]]:
-    ws = _sheet(workbook, ANSWER_SHEET)
+def _answers(rows: list[tuple], ctx, items, codes, by_text) -> Iterator[tuple[str, tuple]]:
     base = (RESPONDENT_COLUMN, UNIT_COLUMN, WAVE_COLUMN)
-    header = _header(ws, base, ANSWER_SHEET)
+    header = _header(rows, base, ANSWER_SHEET)
     lowered = [h.lower() for h in header]
     pos = {c: lowered.index(c.lower()) for c in base}
     item_columns: list[tuple[int, str, dict]] = []
@@ -163,9 +168,12 @@ def _answers(workbook, ctx, items, codes, by_text) -> Iterator[tuple[str, tuple]
     if len(found) != len(item_columns):
         raise FileRejected(f"sheet {ANSWER_SHEET}: an item appears in more than one column", row=1)
     seen: dict[str, int] = {}
-    for row_number, values in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
+    for row_number, values in enumerate(rows[1:], start=2):
         values = tuple(values) + (None,) * max(0, len(header) - len(values))
         if all(v is None or _text(v) == "" for v in values):
+            continue
+        ctx.read_row(row_number, "survey_answer_xlsx")
+        if reject_formulas(ctx, ANSWER_SHEET, row_number, values):
             continue
         respondent = _text(values[pos[RESPONDENT_COLUMN]])
         unit = _text(values[pos[UNIT_COLUMN]])
@@ -198,16 +206,18 @@ def _answers(workbook, ctx, items, codes, by_text) -> Iterator[tuple[str, tuple]
             yield "survey_answer_xlsx", (row_number, respondent, unit, wave, text, letter, shown, code)
 
 
-def _population(workbook, ctx) -> Iterator[tuple[str, tuple]]:
-    ws = _sheet(workbook, POPULATION_SHEET)
+def _population(rows: list[tuple], ctx) -> Iterator[tuple[str, tuple]]:
     required = (UNIT_COLUMN, WAVE_COLUMN, POPULATION_COLUMN)
-    header = _header(ws, required, POPULATION_SHEET)
+    header = _header(rows, required, POPULATION_SHEET)
     lowered = [h.lower() for h in header]
     pos = {c: lowered.index(c.lower()) for c in required}
     seen: dict[str, int] = {}
-    for row_number, values in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
+    for row_number, values in enumerate(rows[1:], start=2):
         values = tuple(values) + (None,) * max(0, len(header) - len(values))
         if all(v is None or _text(v) == "" for v in values):
+            continue
+        ctx.read_row(row_number, "survey_population_xlsx")
+        if reject_formulas(ctx, POPULATION_SHEET, row_number, values):
             continue
         unit = _text(values[pos[UNIT_COLUMN]])
         wave = _wave(values[pos[WAVE_COLUMN]])
