@@ -90,6 +90,12 @@ class DeliveryContext:
     issues: list[RowIssue] = field(default_factory=list)
     max_issues: int = 1000
 
+    def __post_init__(self) -> None:
+        if self.pseudonym_key is not None:  # a guessable key makes pseudonyms reversible: refuse it here too
+            from trivsel.keys import validate_key
+
+            validate_key(self.pseudonym_key, "DeliveryContext")
+
     @property
     def year(self) -> int:
         return int(self.period[:4])
