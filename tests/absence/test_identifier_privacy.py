@@ -6,6 +6,7 @@ employee numbers the files contained."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import psycopg
@@ -87,3 +88,53 @@ def test_the_server_runs_with_terse_errors_and_no_error_statements(env):
     with psycopg.connect(env["url"]) as conn:
         assert conn.execute("show log_error_verbosity").fetchone()[0] == "terse"
         assert conn.execute("show log_min_error_statement").fetchone()[0] == "panic"
+
+
+def swapped_numbers(first: int) -> list[str]:
+    return [f"{first + 17 * i:06d}" for i in range(33)]
+
+
+def swapped_lines(numbers: list[str]) -> list[str]:
+    """A payroll month whose Medarbejdernr and Enhed columns were exported in each other's place."""
+    return [HEADER] + [f"VV fløj {'AB'[i % 2]};{n};2014-01;;;0,00;160,33;1,00" for i, n in enumerate(numbers)]
+
+
+@pytest.mark.parametrize("bulk_from", ["0", "off"], ids=["set-based", "parser"])
+def test_swapped_columns_leave_no_employee_number_in_readable_reasons(env, monkeypatch, caplog, bulk_from):
+    monkeypatch.setenv("TRIVSEL_BULK_FROM_BYTES", bulk_from)
+    numbers = swapped_numbers(101000 if bulk_from == "0" else 4711)  # also with leading zeros: '004711'
+    path = deliver(env, f"fravaer_2014-01_swapped_{'bulk' if bulk_from == '0' else 'parser'}.csv",
+                   swapped_lines(numbers))
+    before = len(server_log())
+    with caplog.at_level(logging.INFO), psycopg.connect(env["url"], autocommit=True) as conn:
+        out = loading.ingest_file(conn, path, env["muni"], "hr_absence", PERIOD, run_id="test", key=KEY)
+        audit = conn.execute("select reason from audit.delivery where delivery_id = %s",
+                             (out.delivery_id,)).fetchone()[0]
+        issues = conn.execute("select row_number, column_name, reason, value from quarantine.delivery_issue"
+                              " where delivery_id = %s order by row_number", (out.delivery_id,)).fetchall()
+    assert out.status == "quarantined", out.line()
+    units = [i for i in issues if i[1] == "Enhed"]  # the unit names in Medarbejdernr also make duplicates
+    assert [r for r, _, _, _ in units] == [k + 2 for k in range(len(numbers))], "each row and column"
+    assert all("unknown unit" in reason and "6 digits masked" in reason for _, _, reason, _ in units)
+    assert f"{path.name} row 2 column Enhed: unknown unit" in audit, "the reason still names file, row, column"
+    readable = "\n".join([audit, out.line(), *(o.reason or "" for o in [out]), caplog.text, server_log()[before:],
+                          *(f"{r} {c} {m} {v}" for r, c, m, v in issues),
+                          *(f"{i.reason} {i.value}" for i in out.issues)])
+    for number in numbers:
+        assert number not in readable, number
+        if len(number.lstrip("0")) >= 5:  # shorter digit runs occur by chance (a checksum, a time)
+            assert number.lstrip("0") not in readable, number
+
+
+def test_masking_keeps_what_a_reason_needs():
+    from trivsel.privacy import looks_like_identifier, mask_identifiers
+
+    reason = "fravaer_20140101.csv row 7 column Enhed: unknown unit '101000' for municipality 169; month 2014-01"
+    masked = mask_identifiers(reason, keep=("fravaer_20140101.csv",))
+    assert masked == ("fravaer_20140101.csv row 7 column Enhed: unknown unit '<6 digits masked>' for "
+                      "municipality 169; month 2014-01")
+    assert mask_identifiers("CPR 010190-1234 in Fraværstekst") == "CPR <10 digits masked> in Fraværstekst"
+    assert mask_identifiers("not a number (decimal comma expected): '14,80' or 0.740 or 1234") == \
+        "not a number (decimal comma expected): '14,80' or 0.740 or 1234"
+    assert mask_identifiers("sha256 9f86d081884c") == "sha256 9f86d081884c", "a checksum is not an identifier"
+    assert looks_like_identifier("004711") and not looks_like_identifier("VV fløj A")

@@ -38,6 +38,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from trivsel.privacy import mask_identifiers
 from trivsel.sources.base import LOAD_COLUMNS, RowIssue, Scheme
 
 log = logging.getLogger(__name__)
@@ -177,5 +178,5 @@ def run(conn: psycopg.Connection, path: Path, scheme: Scheme, plan: BulkPlan, *,
     except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat,
             psycopg.errors.CharacterNotInRepertoire, psycopg.errors.UntranslatableCharacter) as exc:
         log.info("bulk path declined %s (%s): the Python parser takes it", path.name,
-                 str(exc).splitlines()[0])
+                 mask_identifiers(str(exc).splitlines()[0], keep=(path.name,)))
         raise BulkFallback(str(exc).splitlines()[0]) from exc
