@@ -197,7 +197,8 @@ def _register(conn, *, code, source, period, scheme, path, digest, size, archive
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                    case when %s <> 'validating' then now() end)
            returning delivery_id""",
-        (code, source, scheme, period, path.name, digest, size, str(archived), status, reason, run_id, status),
+        (code, source, scheme, period, path.name, digest, size, str(archived), status,
+         mask_identifiers(reason, keep=(path.name,)), run_id, status),  # readers see the reason
     ).fetchone()
     return row[0]
 

@@ -138,3 +138,15 @@ def test_masking_keeps_what_a_reason_needs():
         "not a number (decimal comma expected): '14,80' or 0.740 or 1234"
     assert mask_identifiers("sha256 9f86d081884c") == "sha256 9f86d081884c", "a checksum is not an identifier"
     assert looks_like_identifier("004711") and not looks_like_identifier("VV fløj A")
+
+
+def test_every_reason_registered_in_audit_is_masked(env, tmp_path):
+    """Statuses decided before parsing (duplicate, waiting, unroutable, …) go through loading._register: a
+    value in their reason is masked there too, the file name kept."""
+    path = tmp_path / "fravaer_20140101_x.csv"
+    with psycopg.connect(env["url"], autocommit=True) as conn:
+        did = loading._register(conn, code="169", source="hr_absence", period=PERIOD, scheme="hr_payroll_csv",
+                                path=path, digest="0" * 64, size=0, archived=path, run_id="test",
+                                status="quarantined", reason=f"{path.name}: cannot be matched with '123456'")
+        reason = conn.execute("select reason from audit.delivery where delivery_id = %s", (did,)).fetchone()[0]
+    assert reason == f"{path.name}: cannot be matched with '<6 digits masked>'"
