@@ -281,7 +281,7 @@ def _roles(args) -> int:
 def _export(args) -> int:
     from trivsel import export
 
-    written = export.export(Path(args.out), period=args.period, fmt=args.format)
+    written = export.export(Path(args.out), period=args.period, fmt=args.format, sep=args.sep)
     for path in written:
         print(path)
     return 0
@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--period")
     p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
+    p.add_argument("--sep", choices=[",", ";"], default=",", help="CSV list separator (';' for Danish Excel)")
     p.set_defaults(func=_export)
     p = sub.add_parser("docs", help="Great Expectations Data Docs of the certified outputs")
     p.set_defaults(func=_docs)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import psycopg
 
 from trivsel.config import Municipality
+from trivsel.privacy import mask_identifiers
 from trivsel.sources import get_scheme
 from trivsel.sources.base import Partner
 
@@ -132,4 +133,4 @@ def mark_waiting(conn: psycopg.Connection, delivery_id: int, reason: str, rows: 
               and old.status = 'waiting' and old.delivery_id < new.delivery_id""", (delivery_id,))
     conn.execute("update audit.delivery set status = 'waiting', reason = %s,"
                  " rows_loaded = coalesce(%s, rows_loaded), decided_at = now() where delivery_id = %s",
-                 (reason, rows, delivery_id))
+                 (mask_identifiers(reason), rows, delivery_id))  # readers see the reason

@@ -8,14 +8,17 @@ latest certified.publication_log entry).
 
 Spreadsheet safety: in csv and xlsx, a text cell starting with = + - @ (or a tab / carriage return) is
 prefixed with an apostrophe, so no spreadsheet evaluates it as a formula (CSV/formula injection).
-Numbers stay numbers.
+Numbers stay numbers (a negative number is written as a number). A CSV may be opened with either list
+separator (Danish Excel splits on `;`, others on `,`), so a text cell is also neutralised after every `,` and
+`;` inside it, where the other separator would start a new cell, and a text cell containing `,`, `;`, a quote
+or a line break is always quoted. `--sep ';'` writes a semicolon-separated file for Danish Excel.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +42,69 @@ def neutralise(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+SEPARATORS = (",", ";")
+# A formula character at the start of what a spreadsheet may read as a cell: after a separator or a line
+# break inside a text (under the other list separator, or when the quoting is not honoured, a new cell or row
+# starts there), after blanks or quotes, which Excel skips.
+_INNER_FORMULA = re.compile(r"""((?:^|[,;\r\n])[\s"]*)(?=[=+\-@])""")
+_NEEDS_QUOTES = re.compile(r"""[,;"\r\n]|^\s|\s$""")
+
+
+def neutralise_csv_text(value: str) -> str:
+    """A text cell safe under both list separators: neutralised at its start and after every inner , ; or
+    line break (an apostrophe before the formula character)."""
+    return _INNER_FORMULA.sub(r"\1'", neutralise(value))
+
+
+def csv_field(value: Any) -> str:
+    """One CSV field. Numbers bare (so they stay numbers, negative ones too); text neutralised and quoted
+    whenever it holds a separator of either kind, a quote or a line break."""
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    text = neutralise_csv_text(str(value))
+    if _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def write_csv(path: Path, cols: list[str], rows: list[tuple], sep: str = ",") -> Path:
+    """One table as CSV (UTF-8 with BOM, CRLF, as Excel expects), safe under `,` and `;` alike."""
+    if sep not in SEPARATORS:
+        raise ValueError(f"separator must be one of {SEPARATORS}, got {sep!r}")
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        fh.write(sep.join(csv_field(c) for c in cols) + "\r\n")
+        for row in rows:
+            fh.write(sep.join(csv_field(v) for v in row) + "\r\n")
+    return path
+
+
+def write_xlsx(path: Path, tables: dict[str, tuple[list[str], list[tuple]]]) -> Path:
+    """One sheet per table; text cells neutralised (openpyxl would store a leading = as a formula)."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    for table, (cols, rows) in tables.items():
+        ws = wb.create_sheet(title=table[:31])
+        ws.append([neutralise(c) for c in cols])
+        for row in rows:
+            cells = []
+            for v in row:
+                v = _plain(v)
+                if isinstance(v, Decimal):
+                    v = float(v)
+                elif isinstance(v, datetime):
+                    v = v.replace(tzinfo=None)
+                cells.append(neutralise(v))
+            ws.append(cells)
+    wb.save(path)
+    return path
 
 
 def _plain(value: Any) -> Any:
@@ -85,9 +151,12 @@ def read_tables(conn, period: str | None = None) -> dict[str, tuple[list[str], l
     return out
 
 
-def export(out: Path, period: str | None = None, fmt: str = "csv", url: str | None = None) -> list[Path]:
+def export(out: Path, period: str | None = None, fmt: str = "csv", url: str | None = None,
+           sep: str = ",") -> list[Path]:
     if period:
         validate_period(period)
+    if sep not in SEPARATORS:
+        raise ValueError(f"separator must be one of {SEPARATORS}, got {sep!r}")
     if fmt not in ("csv", "parquet", "xlsx"):
         raise ValueError(f"unknown format {fmt!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -100,33 +169,9 @@ def export(out: Path, period: str | None = None, fmt: str = "csv", url: str | No
     written: list[Path] = []
     if fmt == "csv":
         for table, (cols, rows) in tables.items():
-            path = out / f"{table}.csv"
-            with path.open("w", encoding="utf-8-sig", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(cols)
-                for row in rows:
-                    w.writerow([neutralise(_plain(v)) for v in row])
-            written.append(path)
+            written.append(write_csv(out / f"{table}.csv", cols, rows, sep))
     elif fmt == "xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook(write_only=True)
-        for table, (cols, rows) in tables.items():
-            ws = wb.create_sheet(title=table[:31])
-            ws.append(cols)
-            for row in rows:
-                cells = []
-                for v in row:
-                    v = _plain(v)
-                    if isinstance(v, Decimal):
-                        v = float(v)
-                    elif isinstance(v, datetime):
-                        v = v.replace(tzinfo=None)
-                    cells.append(neutralise(v))
-                ws.append(cells)
-        path = out / f"trivsel_certified{'_' + period if period else ''}.xlsx"
-        wb.save(path)
-        written.append(path)
+        written.append(write_xlsx(out / f"trivsel_certified{'_' + period if period else ''}.xlsx", tables))
     else:
         try:
             import pandas as pd

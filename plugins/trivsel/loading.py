@@ -29,6 +29,7 @@ from psycopg import sql
 
 from trivsel import consistency, schema, settings, warehouse
 from trivsel.config import PERIOD_RE, Config, Municipality, load_config, validate_period
+from trivsel.privacy import mask_identifiers, mask_value
 from trivsel.sources import bulk, get_scheme
 from trivsel.sources.base import DeliveryContext, FileRejected, RowIssue
 
@@ -296,7 +297,8 @@ def _register(conn, *, code, source, period, scheme, path, digest, size, archive
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                    case when %s <> 'validating' then now() end)
            returning delivery_id""",
-        (code, source, scheme, period, path.name, digest, size, str(archived), status, reason, run_id, status),
+        (code, source, scheme, period, path.name, digest, size, str(archived), status,
+         mask_identifiers(reason, keep=(path.name,)), run_id, status),  # readers see the reason
     ).fetchone()
     return row[0]
 
@@ -316,6 +318,14 @@ def _quarantine(conn, delivery_id: int, file_name: str, tables: list[str], issue
         conn.execute("update audit.delivery set status = 'quarantined', reason = %s, rows_loaded = 0,"
                      " decided_at = now() where delivery_id = %s", (summary, delivery_id))
     return summary
+
+
+def readable_issues(issues: list[tuple], file_name: str) -> list[tuple]:
+    """Issues as readers see them (quarantine, audit, logs, coverage): reasons and values keep their row and
+    column, but any employee-number-like value is masked (trivsel.privacy), e.g. a unit column that holds
+    employee numbers because the municipality swapped two columns."""
+    return [(row, column, check, mask_identifiers(reason, keep=(file_name,)), mask_value(value))
+            for row, column, check, reason, value in issues]
 
 
 def _summarise(file_name: str, issues: list[tuple]) -> str:
@@ -382,6 +392,7 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     t_archived = time.time()
 
     def reject(issues: list[tuple], tables: list[str]) -> Outcome:
+        issues = readable_issues(issues, path.name)
         summary = _quarantine(conn, did, path.name, tables, issues)
         log.warning("quarantined %s/%s/%s %s: %s", code, source, period, path.name, summary)
         return Outcome(code, source, period, path.name, "quarantined", scheme_name, did, reason=summary,
@@ -588,7 +599,7 @@ def _load_bulk(conn, path: Path, module, ctx: DeliveryContext, did: int, reject,
             result = bulk.run(conn, path, scheme, plan, delivery_id=did, municipality_code=ctx.municipality_code,
                               period=ctx.period, max_issues=ctx.max_issues)
     except bulk.BulkFallback as exc:
-        log.info("%s: the Python parser takes it (%s)", path.name, exc)
+        log.info("%s: the Python parser takes it (%s)", path.name, mask_identifiers(str(exc), keep=(path.name,)))
         return None
     if result.issues:
         return reject([(i.row, i.column, "parse", i.reason, i.value) for i in result.issues], tables)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KEY = b"test-pseudonym-key"
+KEY = b"test-pseudonym-key-not-a-secret-7f3a9c1e"
 
 
 def write_csv(path: Path, lines: list[str], encoding: str = "cp1252") -> Path:

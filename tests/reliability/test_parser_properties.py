@@ -22,7 +22,7 @@ from trivsel.sources import all_schemes
 from trivsel.sources.base import DeliveryContext, FileRejected, RowIssue
 
 SCHEMES = sorted(all_schemes())
-KEY = b"property-test-key"
+KEY = b"property-test-key-not-a-secret-5b2d8e4f"
 PERIOD_BY_CADENCE = {"monthly": "2014-01", "yearly": "2013-12", "wave": "2012-05"}
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,

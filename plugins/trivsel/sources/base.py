@@ -114,6 +114,12 @@ class DeliveryContext:
     max_issues: int = 1000
     rows_read: set[tuple[str, int]] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        if self.pseudonym_key is not None:  # a guessable key makes pseudonyms reversible: refuse it here too
+            from trivsel.keys import validate_key
+
+            validate_key(self.pseudonym_key, "DeliveryContext")
+
     @property
     def year(self) -> int:
         return int(self.period[:4])

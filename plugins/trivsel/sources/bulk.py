@@ -38,6 +38,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from trivsel.privacy import mask_identifiers
 from trivsel.sources.base import LOAD_COLUMNS, RowIssue, Scheme
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,16 @@ def count_data_lines(path: Path) -> tuple[int, bool]:
     return max(lines - 1, 0), blank
 
 
+def _quiet_server_log(conn: psycopg.Connection) -> None:
+    """A rejected COPY line must not reach the server log (its CONTEXT quotes the line, employee number
+    included). The embedded server and docker-compose's are configured so (trivsel.warehouse.LOG_PRIVACY);
+    on another server a superuser session sets it for this transaction (non-superusers cannot, see
+    docs/operations.md)."""
+    if conn.execute("select current_setting('is_superuser')").fetchone()[0] == "on":
+        conn.execute("set local log_error_verbosity = terse")
+        conn.execute("set local log_min_error_statement = panic")
+
+
 def run(conn: psycopg.Connection, path: Path, scheme: Scheme, plan: BulkPlan, *, delivery_id: int,
         municipality_code: str, period: str, max_issues: int = 1000) -> BulkResult:
     """Land, check and insert inside the caller's transaction. Raises BulkFallback (nothing changed then:
@@ -115,6 +126,7 @@ def run(conn: psycopg.Connection, path: Path, scheme: Scheme, plan: BulkPlan, *,
     cols = list(plan.landing_columns)
     try:
         with conn.transaction():  # a savepoint when the caller has a transaction open
+            _quiet_server_log(conn)
             conn.execute(sql.SQL(
                 "create temp table {} (source_row bigint generated always as identity (start with 2), {}) "
                 "on commit drop").format(sql.Identifier(LANDING),
@@ -166,5 +178,5 @@ def run(conn: psycopg.Connection, path: Path, scheme: Scheme, plan: BulkPlan, *,
     except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat,
             psycopg.errors.CharacterNotInRepertoire, psycopg.errors.UntranslatableCharacter) as exc:
         log.info("bulk path declined %s (%s): the Python parser takes it", path.name,
-                 str(exc).splitlines()[0])
+                 mask_identifiers(str(exc).splitlines()[0], keep=(path.name,)))
         raise BulkFallback(str(exc).splitlines()[0]) from exc
