@@ -15,7 +15,7 @@ PERIOD = "2014-01"
 @pytest.fixture(autouse=True)
 def _need_payroll():
     if "hr_payroll_csv" not in all_schemes():
-        pytest.skip("scheme module hr_payroll_csv is not registered yet")
+        pytest.fail("scheme module hr_payroll_csv is not registered (trivsel.sources.SCHEMES)")
 
 
 def delivery(conn, did):

@@ -36,7 +36,7 @@ print(json.dumps({"outcomes": [[o.file_name, o.status, o.rows, o.delivery_id] fo
 @pytest.fixture(autouse=True)
 def _need_registry():
     if "ohs_registry_export" not in all_schemes():
-        pytest.skip("scheme module ohs_registry_export is not registered yet")
+        pytest.fail("scheme module ohs_registry_export is not registered (trivsel.sources.SCHEMES)")
 
 
 def big_registry(sample_root: Path, dest: Path, target_bytes: int) -> int:

@@ -129,7 +129,7 @@ KNOWN_CRASHES: dict[str, str] = {}
 
 
 def _xfail_known(names):
-    return [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_CRASHES[n], strict=False))
+    return [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_CRASHES[n], strict=True))
             if n in KNOWN_CRASHES else n for n in names]
 
 

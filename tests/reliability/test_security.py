@@ -25,7 +25,7 @@ def test_hostile_municipality_code_is_rejected_by_config_validation():
 
 def test_hostile_names_from_config_file_name_and_header_are_stored_inertly(wh, sample_root, tmp_path, monkeypatch):
     if "ohs_registry_export" not in all_schemes():
-        pytest.skip("scheme module ohs_registry_export is not registered yet")
+        pytest.fail("scheme module ohs_registry_export is not registered (trivsel.sources.SCHEMES)")
     config = {"municipalities": [{
         "code": "998", "name": HOSTILE,
         "units": [{"name": HOSTILE, "valid_from": "2000-01-01"}, {"name": HOSTILE_IDENT}],
