@@ -16,8 +16,8 @@ malformed period folder `2011-4`, a payroll for the future period 2031-01) are q
 Every expected figure is computed here, from the generated deliveries, with pandas and scipy (no project
 code): item codes, scales, labels, header texts and the rules are read from docs/sources/*.md.
 
-Test functions are split by which part of issue 12 they need (see the report): `*_today` parts pass on the
-current rails; the others target the shared contract of common.md (payroll yearly figures, rounds, statuses).
+One session fixture runs both DAG runs; each test function checks one figure or status of the issue's
+"done means" (issue 12) against its independently computed value.
 """
 
 from __future__ import annotations
@@ -455,7 +455,7 @@ def _table_of(fx, run1_name: str) -> pd.DataFrame:
 
 
 @pytest.mark.e2e
-def test_first_run_quarantines_the_bad_payroll_and_the_other_municipality_publishes_today(fourth):
+def test_first_run_quarantines_the_bad_payroll_and_the_other_municipality_publishes(fourth):
     run1 = fourth.run1
     assert run1["rc"] == 1, run1["log"][-3000:]
     failed = [ln.strip() for ln in run1["log"].splitlines() if ln.strip().startswith("failed:")]
@@ -487,7 +487,7 @@ def test_first_run_quarantines_the_bad_payroll_and_the_other_municipality_publis
 
 @pytest.mark.e2e
 def test_first_run_records_the_misfiled_and_the_future_file(fourth):
-    """Parsing engineer (section 4: unroutable, future periods); status engineer (coverage)."""
+    """The misfiled payroll is archived as unroutable and the future one quarantined, both shown in coverage."""
     d = _table_of(fourth, "delivery")
     unroutable = d[d["status"] == "unroutable"]
     assert fourth.misfiled_name in set(unroutable["file_name"]), d.tail(10)
@@ -506,7 +506,7 @@ def test_first_run_records_the_misfiled_and_the_future_file(fourth):
 
 
 @pytest.mark.e2e
-def test_first_run_coverage_statuses_today(fourth):
+def test_first_run_coverage_statuses(fourth):
     """delivered / quarantined / not_delivered of 751 after the bad run (the future month: see below)."""
     cov = _table_of(fourth, "coverage")
     cov = cov[cov["municipality_code"] == CODE].set_index(["source", "period"])["status"]
@@ -522,7 +522,7 @@ def test_first_run_coverage_statuses_today(fourth):
 
 @pytest.mark.e2e
 def test_first_run_part_year_is_flagged_and_no_change_is_computed_from_it(fourth):
-    """Payroll engineer: months_delivered / is_part_year; absence_change withholds a part-year change."""
+    """A unit-year with a quarantined month is a part year (months_delivered, is_part_year): no change from it."""
     uy = _table_of(fourth, "unit_year")
     units = uy[(uy["year"] == 2011) & ~uy["is_average"]]
     assert set(units["unit_name"]) == set(UNITS), uy
@@ -538,7 +538,7 @@ def test_first_run_part_year_is_flagged_and_no_change_is_computed_from_it(fourth
 
 
 @pytest.mark.e2e
-def test_second_run_loads_the_corrections_today(fourth):
+def test_second_run_loads_the_corrections(fourth):
     assert fourth.rc2 == 0, fourth.log2[-3000:]
     d = _q(fourth, "select period, file_name, status from audit.delivery where municipality_code = %s"
                    " and source = 'hr_absence' order by delivery_id", (CODE,))
@@ -550,7 +550,7 @@ def test_second_run_loads_the_corrections_today(fourth):
 
 
 @pytest.mark.e2e
-def test_monthly_sick_leave_from_payroll_today(fourth):
+def test_monthly_sick_leave_from_payroll(fourth):
     """marts.absence_unit_month: 100 × sick hours / contractual hours per unit × month, all 48 months."""
     pay = fourth.pay
     em = pay.groupby(["unit", "month", "employee"]).agg(
@@ -570,7 +570,7 @@ def test_monthly_sick_leave_from_payroll_today(fourth):
 
 @pytest.mark.e2e
 def test_yearly_sick_leave_and_changes_from_payroll(fourth):
-    """Payroll engineer: absence_unit_year rows for hr_payroll_csv, reporting.absence_change, baseline_years."""
+    """Yearly sick-leave figures from the payroll (absence_unit_year), and the change with its baseline_years."""
     exp = expected_unit_year(fourth.pay)
     got = _q(fourth, "select unit_name, year, metric, value as got_value, value_status, fte as got_fte,"
                      " months_delivered, is_part_year from marts.absence_unit_year where municipality_code = %s",
@@ -607,7 +607,7 @@ def _survey_all(fx) -> pd.DataFrame:
 
 
 @pytest.mark.e2e
-def test_own_round_comparison_of_each_municipality_today(fourth):
+def test_own_round_comparison_of_each_municipality(fourth):
     """Each municipality's own pair: 751 September → September, 169 May → May (baseline_wave/followup_wave)."""
     got = _q(fourth, "select * from reporting.survey_item_change where municipality_code in (%s, %s)",
              (CODE, OTHER))
@@ -627,7 +627,7 @@ def test_own_round_comparison_of_each_municipality_today(fourth):
 
 @pytest.mark.e2e
 def test_pooled_comparison_pairs_round_with_round(fourth):
-    """Rounds engineer: 'ALL' pairs baseline (751 2012-09 + 169 2012-05) with follow-up (2013-09 + 2013-05),
+    """'ALL' pairs baseline (751 2012-09 + 169 2012-05) with follow-up (2013-09 + 2013-05),
     one comparison per item, with baseline_round / followup_round."""
     got = _q(fourth, "select * from reporting.survey_item_change where municipality_code = 'ALL'")
     assert {"baseline_round", "followup_round"} <= set(got.columns), list(got.columns)
@@ -647,7 +647,7 @@ def test_pooled_comparison_pairs_round_with_round(fourth):
 
 
 @pytest.mark.e2e
-def test_response_rates_per_municipality_today(fourth):
+def test_response_rates_per_municipality(fourth):
     exp = expected_rates(_survey_all(fourth))
     exp = exp[exp["unit_name"].isna()]
     got = _q(fourth, "select * from marts.survey_response_rate where municipality_code in (%s, %s)",
@@ -664,7 +664,7 @@ def test_response_rates_per_municipality_today(fourth):
 
 @pytest.mark.e2e
 def test_response_rates_per_unit_and_round(fourth):
-    """Rounds engineer: per-unit rows (unit_name) with the round, a unit at 50 % flagged."""
+    """Per-unit rows (unit_name) with the round, a unit at 50 % flagged."""
     exp = expected_rates(_survey_all(fourth))
     got = _q(fourth, "select * from marts.survey_response_rate where municipality_code in (%s, %s)",
              (CODE, OTHER))
@@ -687,7 +687,7 @@ def test_response_rates_per_unit_and_round(fourth):
 
 
 @pytest.mark.e2e
-def test_incident_counts_today(fourth):
+def test_incident_counts(fourth):
     inc = fourth.incidents
     exp = inc.groupby(["year", "cls"]).size()
     got = _q(fourth, "select year, incident_class, sum(n_counted) as n, string_agg(distinct status, ',') as status"
@@ -707,7 +707,7 @@ def test_incident_counts_today(fourth):
 
 @pytest.mark.e2e
 def test_incident_rates_use_payroll_fte(fourth):
-    """Payroll engineer: payroll FTE feeds marts.incident_rate_year and the exact Poisson rate test."""
+    """Payroll FTE feeds marts.incident_rate_year and the exact Poisson rate test."""
     uy = expected_unit_year(fourth.pay)
     fte = uy[(uy["unit"] != "(average)") & (uy["metric"] == "pct_whole_group")].groupby("year")["fte"].sum()
     n = fourth.incidents.groupby("year").size()
@@ -737,7 +737,7 @@ def test_incident_rates_use_payroll_fte(fourth):
 
 
 @pytest.mark.e2e
-def test_coverage_after_the_corrections_today(fourth):
+def test_coverage_after_the_corrections(fourth):
     """The corrected months are delivered; every status is one of the contract's."""
     cov = _q(fourth, "select source, period, status from marts.delivery_coverage where municipality_code = %s",
              (CODE,)).set_index(["source", "period"])["status"]
@@ -755,7 +755,7 @@ def test_coverage_after_the_corrections_today(fourth):
 
 @pytest.mark.e2e
 def test_the_future_period_stays_out_after_the_corrections(fourth):
-    """Parsing engineer (future periods): 2031-01 stays quarantined, in audit, coverage and marts."""
+    """The future period 2031-01 stays quarantined, in audit, coverage and marts."""
     d = _q(fourth, "select status, reason from audit.delivery where municipality_code = %s and period = %s",
            (CODE, FUTURE_MONTH))
     assert set(d["status"]) == {"quarantined"}, d
