@@ -501,11 +501,15 @@ def _ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, sourc
     # duplicate; any other loaded version is superseded by this one in the same transaction.
     with conn.transaction():
         current = conn.execute(
-            """select delivery_id, checksum_sha256, status from audit.delivery
+            """select delivery_id, checksum_sha256, status,
+                      exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
+                                 and i.check_name in ('interrupted', 'parser_error', 'reprocess')) as retake
+                 from audit.delivery d
                 where municipality_code = %s and source = %s and period = %s and scheme = %s
                   and status in ('loaded', 'waiting') and delivery_id <> %s
-                order by delivery_id for update""", (code, source, period, scheme.name, did)).fetchall()
-        same = [d for d, c, st in current if c == digest and st == 'loaded']
+                order by delivery_id for update of d""", (code, source, period, scheme.name, did)).fetchall()
+        # (a version marked to be taken again, e.g. 'reprocess' after a key rotation, is no duplicate's original)
+        same = [d for d, c, st, retake in current if c == digest and st == "loaded" and not retake]
         if same:
             for t in tables:
                 conn.execute(sql.SQL("delete from raw.{} where delivery_id = %s").format(sql.Identifier(t)),
