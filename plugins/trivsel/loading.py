@@ -692,8 +692,9 @@ def _load_bulk(conn, path: Path, module, ctx: DeliveryContext, did: int, reject,
 
 def ingest_municipality(code: str, period: str, run_id: str | None = None,
                         config: Config | None = None) -> list[Outcome]:
-    """Everything one municipality delivered for one period. Holds a lock so two loads of the same
-    municipality and period never interleave: the second waits, then finds nothing new."""
+    """Everything one municipality delivered for one period. Holds period_lock from discovery (undated
+    files moved into the period) to the last decision, so two loads of the same municipality and period
+    never interleave, whatever path started them: the second waits, then finds nothing new."""
     validate_period(period)
     config = config or load_config()
     muni = config.municipality(code)
