@@ -104,7 +104,7 @@ def _load(args) -> int:
     from trivsel import schema, warehouse
     from trivsel.config import load_config, validate_period
     from trivsel.keys import ensure_local_key, pseudonym_key
-    from trivsel.loading import ingest_file, sync_config
+    from trivsel.loading import cleanup_interrupted, ingest_file, period_lock, sync_config
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     validate_period(args.period)
@@ -116,7 +116,11 @@ def _load(args) -> int:
     muni = config.municipality(args.municipality)
     with warehouse.connect(autocommit=True) as conn:
         schema.ensure(conn)
-        outcome = ingest_file(conn, Path(args.file), muni, args.source, args.period, "cli", pseudonym_key())
+        # The DAG's lock (loading.period_lock): a DAG ingest or another `trivsel load` of this municipality
+        # and period waits for this one, and a load that died before is cleaned up first, as the DAG does.
+        with period_lock(conn, muni.code, args.period):
+            cleanup_interrupted(conn, muni.code, args.period, "cli")
+            outcome = ingest_file(conn, Path(args.file), muni, args.source, args.period, "cli", pseudonym_key())
     print(outcome.line())
     for issue in outcome.issues[:50]:
         print(f"  row {issue.row} column {issue.column}: {issue.reason}" + (f" [{issue.value}]" if issue.value else ""))

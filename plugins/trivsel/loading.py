@@ -18,7 +18,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -70,26 +71,67 @@ def inbox_dir(code: str, source: str) -> Path:
     return settings.inbox_root() / code / source
 
 
-def discover(code: str, period: str) -> list[tuple[str, Path]]:
-    """The files of one municipality for one period, per source.
+def period_lock_name(code: str, period: str) -> str:
+    return f"trivsel:ingest:{code}:{period}"
+
+
+@contextmanager
+def period_lock(conn: psycopg.Connection, code: str, period: str) -> Iterator[None]:
+    """The one lock every path that loads a municipality's period takes (the DAG's ingest, `trivsel load`,
+    backfills, the remote pull writing into the inbox): a session-level advisory lock, so two loads of one
+    municipality and period never interleave, whatever process or connection they run in. Re-entrant on the
+    same connection (PostgreSQL counts a session's advisory locks), so a path that holds it may call another
+    that takes it again."""
+    name = period_lock_name(code, period)
+    conn.execute("select pg_advisory_lock(hashtext(%s))", (name,))
+    try:
+        yield
+    finally:
+        conn.execute("select pg_advisory_unlock(hashtext(%s))", (name,))
+
+
+def holds_period_lock(conn: psycopg.Connection, code: str, period: str) -> bool:
+    """True when this connection's session holds period_lock(code, period) (pg_locks: a one-bigint advisory
+    key is split into classid, the high 32 bits, and objid, the low 32 bits, with objsubid 1)."""
+    row = conn.execute(
+        """select exists (select 1 from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()
+                            and granted and objsubid = 1
+                            and classid::bigint = ((hashtext(%(n)s)::bigint >> 32) & 4294967295)
+                            and objid::bigint = (hashtext(%(n)s)::bigint & 4294967295))""",
+        {"n": period_lock_name(code, period)}).fetchone()
+    return bool(row[0])
+
+
+def discover(conn: psycopg.Connection, code: str, period: str) -> list[tuple[str, Path]]:
+    """The files of one municipality for one period, per source. Called under period_lock(code, period).
 
     A file dropped straight into the source folder belongs to the first run that sees it: it is moved
-    into that run's period folder, so a later run of another period does not take it again.
+    into that run's period folder, so a later run of another period does not take it again. Ingests of
+    other periods of the same municipality sweep the same undated files at the same moment, so the move
+    takes a lock per municipality too, and a file another run moved first is simply not there any more.
     """
     validate_period(period)
+    if not holds_period_lock(conn, code, period):
+        raise RuntimeError(f"discover({code}, {period}) needs period_lock({code}, {period}) held")
     found: list[tuple[str, Path]] = []
     for source in settings.SOURCES:
         folder = inbox_dir(code, source)
         if not folder.is_dir():
             continue
-        undated = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if undated:
-            target = folder / period
-            target.mkdir(exist_ok=True)
-            for p in undated:
-                dest = target / p.name
-                log.info("undated file %s taken into period %s", p, period)
-                os.replace(p, dest)
+        if any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir()):
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"trivsel:undated:{code}",))
+                undated = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+                target = folder / period
+                if undated:
+                    target.mkdir(exist_ok=True)
+                for p in undated:
+                    dest = target / p.name
+                    try:
+                        os.replace(p, dest)
+                    except FileNotFoundError:  # another process took it into its own period first
+                        continue
+                    log.info("undated file %s taken into period %s", p, period)
         pdir = folder / period
         if pdir.is_dir():
             for p in sorted(pdir.iterdir()):
@@ -358,7 +400,14 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source: str, period: str,
                 run_id: str | None = None, key: bytes | None = None) -> Outcome:
-    """Take one delivered file all the way to `loaded` or `quarantined`."""
+    """Take one delivered file all the way to `loaded` or `quarantined`, under period_lock (taken here too,
+    so no caller can load without it; a caller that already holds it just nests)."""
+    with period_lock(conn, muni.code, period):
+        return _ingest_file(conn, path, muni, source, period, run_id, key)
+
+
+def _ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source: str, period: str,
+                 run_id: str | None, key: bytes | None) -> Outcome:
     code = muni.code
     t_start = time.time()
     digest, size = checksum(path)
@@ -447,12 +496,37 @@ def ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, source
     t_validated = time.time()
     # Cross-delivery consistency (trivsel.consistency): against what is loaded, in one transaction with the
     # decision, so a partner loading at the same moment in another task is seen either before or after.
+    # Supersession is decided here, from the current state of the key (its rows locked), not from what
+    # _known_delivery saw before the load: a version loaded meanwhile with the same bytes makes this one a
+    # duplicate; any other loaded version is superseded by this one in the same transaction.
     with conn.transaction():
-        verdict = consistency.check(conn, did, scheme.name, muni, period, total)
-        if verdict.status == "waiting":
-            consistency.mark_waiting(conn, did, verdict.reason, total)
-        elif verdict.status == "loaded":
-            consistency.mark_loaded(conn, did, total)
+        current = conn.execute(
+            """select delivery_id, checksum_sha256, status,
+                      exists (select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
+                                 and i.check_name in ('interrupted', 'parser_error', 'reprocess')) as retake
+                 from audit.delivery d
+                where municipality_code = %s and source = %s and period = %s and scheme = %s
+                  and status in ('loaded', 'waiting') and delivery_id <> %s
+                order by delivery_id for update of d""", (code, source, period, scheme.name, did)).fetchall()
+        # (a version marked to be taken again, e.g. 'reprocess' after a key rotation, is no duplicate's original)
+        same = [d for d, c, st, retake in current if c == digest and st == "loaded" and not retake]
+        if same:
+            for t in tables:
+                conn.execute(sql.SQL("delete from raw.{} where delivery_id = %s").format(sql.Identifier(t)),
+                             (did,))
+            reason = f"byte-identical to delivery {same[-1]}"
+            conn.execute("update audit.delivery set status = 'duplicate', reason = %s, rows_loaded = 0,"
+                         " decided_at = now() where delivery_id = %s", (reason, did))
+            verdict = None
+        else:
+            verdict = consistency.check(conn, did, scheme.name, muni, period, total)
+            if verdict.status == "waiting":
+                consistency.mark_waiting(conn, did, verdict.reason, total)
+            elif verdict.status == "loaded":
+                consistency.mark_loaded(conn, did, total)
+    if verdict is None:
+        log.info("duplicate %s/%s/%s %s as delivery %s: %s", code, source, period, path.name, did, reason)
+        return Outcome(code, source, period, path.name, "duplicate", scheme.name, did, reason=reason)
     if verdict.status == "quarantined":
         return reject([(None, None, "consistency", verdict.reason, None)], tables)
     if verdict.status == "waiting":
@@ -618,29 +692,27 @@ def _load_bulk(conn, path: Path, module, ctx: DeliveryContext, did: int, reject,
 
 def ingest_municipality(code: str, period: str, run_id: str | None = None,
                         config: Config | None = None) -> list[Outcome]:
-    """Everything one municipality delivered for one period. Holds a lock so two loads of the same
-    municipality and period never interleave: the second waits, then finds nothing new."""
+    """Everything one municipality delivered for one period. Holds period_lock from discovery (undated
+    files moved into the period) to the last decision, so two loads of the same municipality and period
+    never interleave, whatever path started them: the second waits, then finds nothing new."""
     validate_period(period)
     config = config or load_config()
     muni = config.municipality(code)
-    files = discover(code, period)
-    key = None
-    if any(s == "hr_absence" for s, _ in files):
-        from trivsel.keys import pseudonym_key
-
-        key = pseudonym_key()
     outcomes = []
     with warehouse.connect(autocommit=True) as conn:
         schema.ensure(conn)
-        conn.execute("select pg_advisory_lock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
-        try:
+        with period_lock(conn, code, period):
+            files = discover(conn, code, period)
+            key = None
+            if any(s == "hr_absence" for s, _ in files):
+                from trivsel.keys import pseudonym_key
+
+                key = pseudonym_key()
             cleanup_interrupted(conn, code, period, run_id)
             outcomes += record_unroutable(conn, config.codes, only_code=code, run_id=run_id)
             for source, path in files:
                 outcomes.append(ingest_file(conn, path, muni, source, period, run_id, key))
             reevaluate(conn, muni, period, outcomes)
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (f"trivsel:ingest:{code}:{period}",))
     return outcomes
 
 
@@ -648,7 +720,7 @@ def reevaluate(conn: psycopg.Connection, muni: Municipality, period: str, outcom
     """Waiting deliveries of this municipality and period whose partner is now loaded become `loaded`; loaded
     ones whose partner was replaced by one that no longer matches become `waiting` (trivsel.consistency).
 
-    Called under the ingest lock after the period's files, so a partner that arrived in this run (or in an
+    Called under period_lock after the period's files, so a partner that arrived in this run (or in an
     earlier one) is seen, whatever the order of the files. The outcomes list gets a line for every change
     (or the file's own line is updated), so the task log and the run's log name it.
     """
@@ -691,9 +763,12 @@ def reevaluate(conn: psycopg.Connection, muni: Municipality, period: str, outcom
 
 def cleanup_interrupted(conn: psycopg.Connection, code: str, period: str, run_id: str | None = None) -> list[int]:
     """Deliveries of this municipality and period still `validating`: a load that died (killed, server gone)
-    between registering and deciding. Called under the ingest lock, so no live load owns them. Their raw
+    between registering and deciding. Called under period_lock, so no live load owns them. Their raw
     rows (if a COPY had committed) are removed and they become `quarantined` with check 'interrupted', in
     one transaction; the file itself is then taken again by this run, since 'interrupted' is no decision."""
+    if not holds_period_lock(conn, code, period):
+        raise RuntimeError(f"cleanup_interrupted({code}, {period}) needs period_lock({code}, {period}) held: "
+                           "without it, a live load's delivery would be taken for an interrupted one")
     stale = [r[0] for r in conn.execute(
         "select delivery_id from audit.delivery where municipality_code = %s and period = %s"
         " and status = 'validating' order by delivery_id", (code, period))]

@@ -76,8 +76,18 @@ def pull(code: str, period: str, run_id: str | None = None, as_of: date | dateti
     return pull_municipality(code, period, run_id=run_id, as_of=as_of).as_dict()
 
 
-class DeliveriesQuarantined(RuntimeError):
-    """Raised after a municipality's load so its task shows failed; the other deliveries still loaded."""
+try:  # Airflow's "fail now, never retry" (the task SDK's; outside Airflow, e.g. in tests without it, a plain error)
+    from airflow.sdk.exceptions import AirflowFailException as _FailWithoutRetry
+except ImportError:  # pragma: no cover - Airflow is a dependency of the project; this keeps pipeline importable
+    _FailWithoutRetry = RuntimeError  # type: ignore[misc,assignment]
+
+
+class DeliveriesQuarantined(_FailWithoutRetry):
+    """Raised after a municipality's load so its task shows failed; the other deliveries still loaded.
+
+    A quarantine is a deterministic data error: a retry reads the same bytes and decides the same, so it
+    is an AirflowFailException (the task fails at once, without its retries). Infrastructure errors (a lost
+    connection, a warehouse restart) are raised as they are and keep the task's retries."""
 
 
 def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
@@ -92,6 +102,8 @@ def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
     bad = [o for o in outcomes if o.status == "quarantined"
            or (o.status == "unchanged" and (o.reason or "").startswith("already quarantined"))]
     if bad:
+        log.error("municipality %s, period %s: %d deliveries quarantined (a data error: no retry):\n%s", code,
+                  period, len(bad), "\n".join(o.line() for o in bad))
         raise DeliveriesQuarantined(
             f"{len(bad)} of {len(outcomes)} deliveries of municipality {code} for {period} were quarantined "
             f"(see quarantine.delivery_issue):\n" + "\n".join(o.line() for o in bad))

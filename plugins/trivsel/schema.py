@@ -54,6 +54,22 @@ end $$;
 create index if not exists delivery_key_idx
     on audit.delivery (municipality_code, source, period, scheme, status);
 create index if not exists delivery_checksum_idx on audit.delivery (checksum_sha256);
+-- One `loaded` delivery per key, whatever runs at the same moment: a second one fails its transaction
+-- instead of being counted twice. A warehouse made before this index keeps its newest loaded version per
+-- key and the older ones become `superseded` (the loader's own rule: the latest version is current), once.
+do $$
+begin
+    if to_regclass('audit.delivery_one_loaded_idx') is null then
+        update audit.delivery as old set status = 'superseded', decided_at = now(),
+               reason = 'superseded by a newer loaded version when one loaded version per key became a rule'
+          from audit.delivery as new
+         where old.status = 'loaded' and new.status = 'loaded' and new.delivery_id > old.delivery_id
+           and new.municipality_code = old.municipality_code and new.source = old.source
+           and new.period = old.period and new.scheme = old.scheme;
+        create unique index delivery_one_loaded_idx on audit.delivery (municipality_code, source, period, scheme)
+            where status = 'loaded';
+    end if;
+end $$;
 
 create table if not exists audit.period_run (
     period      text not null,

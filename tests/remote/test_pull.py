@@ -357,3 +357,29 @@ def test_s3_errors_are_named(pull_env, s3_server, monkeypatch):
                        s3_connection(s3_server, endpoint=f"http://127.0.0.1:{free_port()}"))
     msg = _error("607", "hr_absence", "s3://kommune-drop/deliveries", S3_CONN)
     assert "s3://kommune-drop/deliveries: connection refused" in msg and "testing-secret" not in msg
+
+
+def test_a_pull_waits_for_the_period_lock_of_the_loaders(pull_env, https, drop, monkeypatch):
+    """The pull writes into the inbox's period folder only while no load of that municipality and period runs
+    (loading.period_lock, the lock the DAG's ingest and `trivsel load` hold)."""
+    import threading
+    import time
+
+    import psycopg
+
+    from trivsel import loading, schema
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{HTTP_CONN.upper()}", https_connection(https))
+    config, _ = _one_https_file(https)
+    target = pull_env["inbox"] / "169/hr_absence/2014-01/fravaer_2014-01.csv"
+    with psycopg.connect(pull_env["url"], autocommit=True) as holder:
+        schema.ensure(holder)
+        with loading.period_lock(holder, "169", "2014-01"):
+            reports: list = []
+            t = threading.Thread(target=lambda: reports.append(
+                pull_municipality("169", "2014-01", config=config, delay=0.01)))
+            t.start()
+            time.sleep(3)
+            assert t.is_alive() and not target.exists(), "the pull wrote into the inbox under a load's lock"
+        t.join(timeout=120)
+    assert reports and reports[0].pulled == ["hr_absence/2014-01/fravaer_2014-01.csv"] and target.exists()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from trivsel import schema, warehouse
 from trivsel.config import Config, Municipality, SourceConfig, load_config, validate_period
-from trivsel.loading import checksum, inbox_dir
+from trivsel.loading import checksum, inbox_dir, period_lock
 from trivsel.remote.base import Location, RemoteError, RemoteFile, Transient, display_location, with_retries
 from trivsel.remote.local import folder_of
 
@@ -114,15 +114,18 @@ def pull_municipality(code: str, period: str, run_id: str | None = None, as_of: 
         lock = f"trivsel:pull:{code}"
         conn.execute("select pg_advisory_lock(hashtext(%s))", (lock,))
         try:
-            for src in muni.sources.values():
-                if not src.delivers or is_local_inbox(muni, src):
-                    continue
-                try:
-                    with open_location(muni, src, timeout) as loc:
-                        _pull_source(conn, muni, src, loc, period, run_id, report, attempts, delay)
-                except RemoteError as exc:
-                    report.errors.append(str(exc))
-                    log.error("pull failed: %s", exc)
+            # The loaders' lock too (loading.period_lock): a file lands in the inbox's period folder while no
+            # ingest of this municipality and period is discovering or loading it.
+            with period_lock(conn, code, period):
+                for src in muni.sources.values():
+                    if not src.delivers or is_local_inbox(muni, src):
+                        continue
+                    try:
+                        with open_location(muni, src, timeout) as loc:
+                            _pull_source(conn, muni, src, loc, period, run_id, report, attempts, delay)
+                    except RemoteError as exc:
+                        report.errors.append(str(exc))
+                        log.error("pull failed: %s", exc)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock,))
         _check_due(conn, muni, period, as_of, report)
