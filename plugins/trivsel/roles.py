@@ -165,9 +165,15 @@ def _schemas(conn) -> set[str]:
 
 def grant_reader_schema(conn, schema: str) -> None:
     """bi_reader (and, for certified, evaluator) may read every table of `schema`: used by apply() and by
-    the certify step on certified_next just before it becomes certified."""
+    the certify step on certified_next just before it becomes certified. The transformer reads certified too
+    (it reads every schema it builds); the swap into certified would otherwise leave it without a grant."""
     q = sql.Identifier(schema)
-    readers = [BI_READER] + ([EVALUATOR] if schema in (CERTIFIED, "certified_next") else [])
+    certified = schema in (CERTIFIED, "certified_next")
+    if certified:
+        t = sql.Identifier(TRANSFORMER)
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(q, t))
+        conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(q, t))
+    readers = [BI_READER] + ([EVALUATOR] if certified else [])
     for role in readers:
         r = sql.Identifier(role)
         conn.execute(sql.SQL("grant usage on schema {} to {}").format(q, r))
