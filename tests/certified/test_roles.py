@@ -258,3 +258,20 @@ def test_transformer_builds_but_does_not_load(demo_warehouse):
             conn.execute("rollback")
         assert denied(conn, "insert into audit.delivery (municipality_code) values ('x')")
         assert denied(conn, "delete from raw.survey_answer_csv where false")
+
+
+def test_apply_drops_a_leftover_person_level_table_in_marts(demo_warehouse):
+    """A warehouse built before schema person has fct_survey_answer in marts: closed at once (a person
+    column), dropped by the next apply()."""
+    from trivsel import roles
+
+    conn = demo_warehouse
+    conn.execute("create table marts.fct_survey_answer (municipality_code text, respondent_key text)")
+    conn.execute("insert into marts.fct_survey_answer values ('607', '607:2012-05:1')")
+    conn.execute("select audit.trivsel_secure_table('marts', 'fct_survey_answer')")
+    for role in ("bi_reader", "municipality_607", "evaluator"):
+        with As(conn, role):
+            assert denied(conn, "select 1 from marts.fct_survey_answer"), role
+    roles.apply()
+    assert conn.execute("select to_regclass('marts.fct_survey_answer') is null as gone").fetchone()["gone"]
+    assert count(conn, "person.fct_survey_answer") > 0  # the real one is untouched
