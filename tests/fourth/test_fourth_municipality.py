@@ -382,8 +382,12 @@ def _snapshot(url: str) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def fourth(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fourth")
+def fourth(test_home):
+    # beside the session's test home, not under pytest's numbered tmp folders: pytest prunes those of older
+    # sessions, and a second pytest on the machine could remove this warehouse's data directory mid-run
+    tmp = test_home.parent / "fourth-e2e"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     home = tmp / "home"
     base = yaml.safe_load((ROOT / "config" / "municipalities.yml").read_text(encoding="utf-8"))
     config = tmp / "municipalities.yml"
@@ -729,8 +733,9 @@ def test_incident_rates_use_payroll_fte(fourth):
     assert r["exposure_baseline"] == pytest.approx(t0, abs=1e-3)
     assert r["p_value"] == pytest.approx(p, rel=1e-6)
     assert r["rate_ratio"] == pytest.approx((x1 / t1) / (x0 / t0), rel=1e-6)
-    assert bool(r["low_count"]) is (min(x0, x1) < SMALL) is True  # 3 episodes in 2013
-    assert bool(r["significant"]) is (p <= ALPHA)
+    assert min(x0, x1) < SMALL, "the generated case has a low count (3 episodes in 2013)"
+    assert bool(r["low_count"]) is True
+    assert bool(r["significant"]) == bool(p <= ALPHA)  # scipy's p-value is a numpy float
 
 
 # ------------------------------------------------------------------ coverage after the corrections
