@@ -9,7 +9,7 @@
     trivsel demo                       samples + warehouse + every sample period + summary
     trivsel dbt ARGS...                dbt with the project's profile and the warehouse connection
     trivsel airflow up|down|status     Airflow (api-server + UI, scheduler, dag-processor, triggerer) locally
-    trivsel fingerprint [SCHEMA...]    row count and content md5 of every table (default: marts reporting)
+    trivsel fingerprint [SCHEMA...]    row count and content md5 of every table (default: person marts reporting)
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="samples, warehouse, every sample period, summary")
     p.set_defaults(func=_demo)
     p = sub.add_parser("fingerprint", help="row count and content hash of every table (default: marts, reporting)")
-    p.add_argument("schemas", nargs="*", default=["marts", "reporting"])
+    p.add_argument("schemas", nargs="*", default=["person", "marts", "reporting"])
     p.set_defaults(func=_fingerprint)
     p = sub.add_parser("airflow", help="Airflow on this machine: up, down or status (make up / make down)")
     p.add_argument("action", choices=["up", "down", "status"])

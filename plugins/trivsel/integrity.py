@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-DEFAULT_SCHEMAS = ("marts", "reporting")
+DEFAULT_SCHEMAS = ("marts", "reporting", "person")
 
 
 @dataclass(frozen=True)

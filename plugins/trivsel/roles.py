@@ -1,19 +1,28 @@
 """Database roles and row-level security, created and granted idempotently (embedded or external PostgreSQL).
 
     loader              writes raw, quarantine and audit
-    transformer         runs dbt: reads raw and audit, builds staging … certified
-    bi_reader           reads marts, reporting and certified
+    transformer         runs dbt: reads raw and audit, builds staging … certified and the person schema
+    bi_reader           reads marts, reporting and certified (aggregates; never a person-level relation)
     evaluator           reads certified only; denied everywhere else
-    municipality_<code> reads marts through row-level security: only its own municipality's rows
+    municipality_<code> reads a marts relation only if it has the row-level policy on municipality_code
+                        (then only its own municipality's rows) or is listed in NON_SENSITIVE; denied
+                        everything else (default-deny)
+
+Person-level relations (one row per employee-month or per respondent-answer: a pseudonym or respondent key)
+live in schema `person` (PERSON_SCHEMA), which only the transformer reads: the statistics read them there
+and write aggregates to reporting. A relation in any reader schema that carries a person column
+(PERSON_COLUMNS) is closed to every reader role as well, wherever it is built. docs/roles.md explains the
+rule to a municipality's data-protection officer.
 
 The roles are group roles (NOLOGIN): grant them to login users (`grant evaluator to alice`). Membership
 counts, not the login name: a user in municipality_607 sees 607's rows, a member of bi_reader all rows.
 
 dbt's table materialization recreates a table on every build, which drops its grants and policies. So the
-grants and the policy of a marts/reporting table are (re)applied by `audit.trivsel_secure_table(schema,
+grants and the policy of a marts/reporting/person table are (re)applied by `audit.trivsel_secure_table(schema,
 table)`, which this module installs and dbt calls in a post-hook of every marts and reporting model
 (macro trivsel_secure): a freshly built table is readable by a municipality role only once its policy is
-on, in the same transaction. `apply()` runs in the DAG's plan step and as `trivsel roles apply`.
+on, in the same transaction; a table that gets no policy and is not listed gets no municipality grant.
+`apply()` runs in the DAG's plan step and as `trivsel roles apply`.
 """
 
 from __future__ import annotations
@@ -32,58 +41,95 @@ log = logging.getLogger(__name__)
 LOADER, TRANSFORMER, BI_READER, EVALUATOR = "loader", "transformer", "bi_reader", "evaluator"
 STATIC_ROLES = (LOADER, TRANSFORMER, BI_READER, EVALUATOR)
 LOADER_SCHEMAS = ("raw", "quarantine", "audit")
-BUILD_SCHEMAS = ("staging", "intermediate", "marts", "reporting", "certified", "seeds")
+PERSON_SCHEMA = "person"
+BUILD_SCHEMAS = ("staging", "intermediate", PERSON_SCHEMA, "marts", "reporting", "certified", "seeds")
 READER_SCHEMAS = ("marts", "reporting", "certified")
+#: schemas no reader role (bi_reader, evaluator, municipality_<code>) may use at all
+CLOSED_SCHEMAS = (*("raw", "quarantine", "audit"), "staging", "intermediate", PERSON_SCHEMA, "seeds")
 CERTIFIED = "certified"
 POLICY = "trivsel_municipality"
+#: The one list of marts relations a municipality role may read without a row-level policy: dimensions that
+#: hold no figure and no person (names of the municipalities, the questionnaire's items). Every other marts
+#: relation is readable by a municipality role only through its policy on municipality_code.
+NON_SENSITIVE = ("dim_municipality", "dim_survey_item")
+#: A relation with one of these columns holds one row per person: never granted to a reader role.
+PERSON_COLUMNS = ("employee_pseudonym", "respondent_key", "respondent_id")
+#: person-level models that lived in marts before PERSON_SCHEMA: a leftover copy is dropped by apply()
+LEGACY_PERSON_TABLES = ("fct_absence_employee_month", "fct_survey_answer")
 
 
 def municipality_role(code: str) -> str:
     return f"municipality_{code}"
 
 
-# Runs as the table's owner (the dbt user) from a post-hook, or from apply().
+def _sql_array(values: tuple[str, ...]) -> str:
+    return "array[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
+# Runs as the table's owner (the dbt user) from a post-hook, or from apply(). Default-deny: every reader
+# grant is first revoked, then given back only where the rule allows it.
 SECURE_FUNCTION = r"""
 create or replace function audit.trivsel_secure_table(p_schema text, p_table text) returns void
 language plpgsql as $fn$
 declare
     r record;
+    rel regclass := to_regclass(format('%I.%I', p_schema, p_table));
+    kind "char";
+    person_level boolean;
+    policed boolean := false;
 begin
-    if to_regclass(format('%I.%I', p_schema, p_table)) is null then
+    if rel is null then
+        return;
+    end if;
+    select relkind into kind from pg_class where oid = rel;
+    person_level := p_schema = '@PERSON_SCHEMA@' or exists (
+        select 1 from pg_attribute
+        where attrelid = rel and attnum > 0 and not attisdropped and attname::text = any (@PERSON_COLUMNS@));
+    for r in select rolname from pg_roles
+             where rolname in ('bi_reader', 'evaluator') or rolname like 'municipality\_%' loop
+        execute format('revoke all on %s from %I', rel, r.rolname);
+    end loop;
+    if person_level then
+        -- one row per person: the transformer reads it (schema grants), no reader role ever does
         return;
     end if;
     if p_schema in ('marts', 'reporting', 'certified')
             and exists (select 1 from pg_roles where rolname = 'bi_reader') then
-        execute format('grant select on %I.%I to bi_reader', p_schema, p_table);
+        execute format('grant select on %s to bi_reader', rel);
     end if;
     if p_schema = 'certified' and exists (select 1 from pg_roles where rolname = 'evaluator') then
-        execute format('grant select on %I.%I to evaluator', p_schema, p_table);
+        execute format('grant select on %s to evaluator', rel);
     end if;
     if p_schema <> 'marts' then
         return;
     end if;
-    if (select relkind from pg_class where oid = to_regclass(format('%I.%I', p_schema, p_table))) in ('r', 'p')
-       and exists (select 1 from information_schema.columns
-               where table_schema = p_schema and table_name = p_table and column_name = 'municipality_code') then
-        execute format('alter table %I.%I enable row level security', p_schema, p_table);
-        execute format('drop policy if exists trivsel_municipality on %I.%I', p_schema, p_table);
+    if kind in ('r', 'p') and exists (select 1 from pg_attribute where attrelid = rel and attnum > 0
+                                      and not attisdropped and attname = 'municipality_code') then
+        execute format('alter table %s enable row level security', rel);
+        execute format('drop policy if exists trivsel_municipality on %s', rel);
         -- Members of bi_reader or transformer see every row; a member of municipality_<code> the rows of
         -- <code>; anyone else nothing (the owner and superusers bypass row-level security).
         execute format($p$
-            create policy trivsel_municipality on %I.%I for select using (
+            create policy trivsel_municipality on %s for select using (
                 pg_has_role(current_user, 'bi_reader', 'MEMBER')
                 or pg_has_role(current_user, 'transformer', 'MEMBER')
                 or municipality_code::text = any (array(
                     select substr(rolname, 14) from pg_roles
                     where rolname like 'municipality\_%%' and pg_has_role(current_user, oid, 'MEMBER')))
-            )$p$, p_schema, p_table);
+            )$p$, rel);
+        policed := true;
+    end if;
+    if not (policed or p_table = any (@NON_SENSITIVE@)) then
+        -- no policy and not listed: closed to the municipality roles (fails closed)
+        return;
     end if;
     for r in select rolname from pg_roles where rolname like 'municipality\_%' loop
-        execute format('grant select on %I.%I to %I', p_schema, p_table, r.rolname);
+        execute format('grant select on %s to %I', rel, r.rolname);
     end loop;
 end
 $fn$;
-"""
+""".replace("@PERSON_SCHEMA@", PERSON_SCHEMA).replace("@PERSON_COLUMNS@", _sql_array(PERSON_COLUMNS)) \
+    .replace("@NON_SENSITIVE@", _sql_array(NON_SENSITIVE))
 
 
 def _create_role(conn: psycopg.Connection, name: str) -> bool:
@@ -99,8 +145,18 @@ def _create_role(conn: psycopg.Connection, name: str) -> bool:
 
 
 def _tables(conn, schema: str) -> list[str]:
+    """Every table, view and materialized view of `schema` (a view is secured like a table: default-deny)."""
     return [r[0] for r in conn.execute(
-        "select tablename from pg_tables where schemaname = %s order by tablename", (schema,))]
+        """select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') order by c.relname""", (schema,))]
+
+
+def _person_level(conn, schema: str) -> list[str]:
+    """Relations of `schema` with a person column (PERSON_COLUMNS): never readable by a reader role."""
+    return [r[0] for r in conn.execute(
+        """select distinct c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+           where n.nspname = %s and a.attname = any(%s) order by c.relname""", (schema, list(PERSON_COLUMNS)))]
 
 
 def _schemas(conn) -> set[str]:
@@ -109,13 +165,35 @@ def _schemas(conn) -> set[str]:
 
 def grant_reader_schema(conn, schema: str) -> None:
     """bi_reader (and, for certified, evaluator) may read every table of `schema`: used by apply() and by
-    the certify step on certified_next just before it becomes certified."""
+    the certify step on certified_next just before it becomes certified. The transformer reads certified too
+    (it reads every schema it builds); the swap into certified would otherwise leave it without a grant."""
     q = sql.Identifier(schema)
-    readers = [BI_READER] + ([EVALUATOR] if schema in (CERTIFIED, "certified_next") else [])
+    certified = schema in (CERTIFIED, "certified_next")
+    if certified:
+        t = sql.Identifier(TRANSFORMER)
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(q, t))
+        conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(q, t))
+    readers = [BI_READER] + ([EVALUATOR] if certified else [])
     for role in readers:
         r = sql.Identifier(role)
         conn.execute(sql.SQL("grant usage on schema {} to {}").format(q, r))
         conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(q, r))
+        for table in _person_level(conn, schema):
+            conn.execute(sql.SQL("revoke all on {}.{} from {}").format(q, sql.Identifier(table), r))
+
+
+def _drop_legacy_person_tables(conn) -> None:
+    """A warehouse built before PERSON_SCHEMA still has its person-level models in marts, no longer built
+    there: drop them (dbt rebuilds them in person), or, if something depends on one, leave it closed to the
+    readers (audit.trivsel_secure_table revokes a relation with a person column)."""
+    for table in LEGACY_PERSON_TABLES:
+        if conn.execute("select to_regclass(%s) is not null", (f"marts.{table}",)).fetchone()[0]:
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("drop table marts.{}").format(sql.Identifier(table)))
+                log.info("dropped marts.%s: person-level, now built in schema %s", table, PERSON_SCHEMA)
+            except psycopg.errors.DependentObjectsStillExist:
+                log.warning("marts.%s (person-level) has dependants: kept, closed to every reader role", table)
 
 
 def apply(config: Config | None = None, url: str | None = None) -> dict[str, list[str]]:
@@ -131,7 +209,7 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                     created.append(role)
             me = sql.Identifier(conn.execute("select current_user").fetchone()[0])
             db = sql.Identifier(conn.info.dbname)
-            for s in ("seeds",):
+            for s in ("seeds", PERSON_SCHEMA):
                 conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
             with conn.transaction():
                 conn.execute(SECURE_FUNCTION)
@@ -144,11 +222,23 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                 for s in all_schemas:
                     if s in existing:
                         conn.execute(sql.SQL("revoke all on schema {} from public").format(sql.Identifier(s)))
-                for s in (*LOADER_SCHEMAS, "staging", "intermediate", "seeds"):
+                readers = (BI_READER, EVALUATOR, *(municipality_role(c) for c in config.codes))
+                for s in CLOSED_SCHEMAS:
                     if s in existing:
-                        for role in (BI_READER, EVALUATOR, *(municipality_role(c) for c in config.codes)):
+                        for role in readers:
+                            conn.execute(sql.SQL("revoke all on schema {} from {}").format(
+                                sql.Identifier(s), sql.Identifier(role)))
                             conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(
                                 sql.Identifier(s), sql.Identifier(role)))
+                # municipality roles read marts only (through the per-relation rule below)
+                for s in ("reporting", "certified"):
+                    if s in existing:
+                        for code in config.codes:
+                            role = sql.Identifier(municipality_role(code))
+                            conn.execute(sql.SQL("revoke all on schema {} from {}").format(sql.Identifier(s), role))
+                            conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(
+                                sql.Identifier(s), role))
+                _drop_legacy_person_tables(conn)
                 # loader: raw, quarantine, audit
                 for s in LOADER_SCHEMAS:
                     q, r = sql.Identifier(s), sql.Identifier(LOADER)
@@ -192,7 +282,7 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                 for code in config.codes:
                     conn.execute(sql.SQL("grant usage on schema marts to {}").format(
                         sql.Identifier(municipality_role(code))))
-                for s in ("marts", "reporting", "certified"):
+                for s in (PERSON_SCHEMA, "marts", "reporting", "certified"):
                     for table in _tables(conn, s):
                         conn.execute("select audit.trivsel_secure_table(%s, %s)", (s, table))
         finally:

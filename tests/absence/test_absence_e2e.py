@@ -97,7 +97,7 @@ def test_fredericia_change_withheld_at_2013_break(demo_warehouse):
 
 def test_no_odense_rows_in_absence_tables(demo_warehouse):
     for table in ("marts.absence_unit_year", "marts.absence_unit_month", "reporting.absence_change",
-                  "marts.fct_absence_employee_month", "reporting.absence_employee_test"):
+                  "person.fct_absence_employee_month", "reporting.absence_employee_test"):
         n = demo_warehouse.execute(f"select count(*) as n from {table} where municipality_code = %s",
                                    (ODENSE,)).fetchone()["n"]
         assert n == 0, table

@@ -24,7 +24,7 @@ MODELS = ("int_absence__employee_month", "int_absence__delivery_unit_month", "fc
           "absence_unit_month")
 #: tables keyed by delivery (incremental); absence_unit_month is a table over int_absence__delivery_unit_month
 INCREMENTAL = ("intermediate.int_absence__employee_month", "intermediate.int_absence__delivery_unit_month",
-               "marts.fct_absence_employee_month")
+               "person.fct_absence_employee_month")
 TABLES = (*INCREMENTAL, "marts.absence_unit_month")
 
 
@@ -120,20 +120,22 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
             n_new = conn.execute(f"select count(*) as n from {t} where delivery_id = %s", (new_delivery,)).fetchone()
             assert n_old["n"] == 0 and n_new["n"] > 0, t
             assert physical(conn, t, f"delivery_id <> {new_delivery}") == others[t], f"{t}: other deliveries rewritten"
-        assert conn.execute("select count(*) as n from marts.fct_absence_employee_month where delivery_id = %s"
+        assert conn.execute("select count(*) as n from person.fct_absence_employee_month where delivery_id = %s"
                             " and sick_hours = %s", (new_delivery, hours)).fetchone()["n"] == 1
         month = conn.execute("select * from marts.absence_unit_month where municipality_code = %s"
                              " and month = %s and source_scheme = 'hr_payroll_csv' and delivery_id = %s",
                              (HT, PERIOD, new_delivery)).fetchall()
         assert month, "absence_unit_month shows the correction"
-        assert content(conn, "marts.fct_absence_employee_month", ("delivery_id",)) != \
-            baseline["marts.fct_absence_employee_month"]
+        assert content(conn, "person.fct_absence_employee_month", ("delivery_id",)) != \
+            baseline["person.fct_absence_employee_month"]
 
-        # the post-hook of the marts still secures the incrementally built table
-        if conn.execute("select to_regprocedure('audit.trivsel_secure_table(text,text)') is not null as x"
-                        ).fetchone()["x"]:
-            assert conn.execute("select relrowsecurity from pg_class where oid = "
-                                "'marts.fct_absence_employee_month'::regclass").fetchone()["relrowsecurity"]
+        # the post-hook still secures the incrementally built person-level table: no reader role reads it
+        readers = [r["rolname"] for r in conn.execute(
+            "select rolname from pg_roles where rolname in ('bi_reader', 'evaluator')"
+            " or rolname like 'municipality\\_%'")]
+        for role in readers:
+            assert not conn.execute("select has_table_privilege(%s, 'person.fct_absence_employee_month',"
+                                    " 'select') as x", (role,)).fetchone()["x"], role
 
         # (3) again nothing new
         incremental = {t: content(conn, t) for t in TABLES}
@@ -148,14 +150,14 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
 
         # reference data changes (hours per sick day): every delivery derived with it is reprocessed ...
         fingerprints = {r["reference_fingerprint"] for r in conn.execute(
-            "select distinct reference_fingerprint from marts.fct_absence_employee_month")}
+            "select distinct reference_fingerprint from person.fct_absence_employee_month")}
         _dbt(tmp_path, "--vars", "{absence_hours_per_day: 8}")
         rows = conn.execute("select reference_fingerprint, sick_hours, sick_days"
                             " from intermediate.int_absence__employee_month").fetchall()
         assert rows and not ({r["reference_fingerprint"] for r in rows} & fingerprints)
         assert all(abs(float(r["sick_days"]) * 8 - float(r["sick_hours"])) < 1e-9 for r in rows)
         assert not {r["reference_fingerprint"] for r in conn.execute(
-            "select distinct reference_fingerprint from marts.fct_absence_employee_month")} & fingerprints
+            "select distinct reference_fingerprint from person.fct_absence_employee_month")} & fingerprints
         # ... and back again
         _dbt(tmp_path)
         assert {t: content(conn, t) for t in TABLES} == incremental

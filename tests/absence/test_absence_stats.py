@@ -89,17 +89,17 @@ def _synthetic_rows() -> list[tuple[str, str, str, str, Decimal]]:
 
 @pytest.fixture(scope="module")
 def stats_db(warehouse_url):
-    """A database of its own in the session's server, with a marts.fct_absence_employee_month of
+    """A database of its own in the session's server, with a person.fct_absence_employee_month of
     synthetic rows."""
     url = throwaway_db.create(warehouse_url, "absence_stats", rails=False)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("create schema marts")
-        conn.execute("""create table marts.fct_absence_employee_month (
+        conn.execute("create schema person")
+        conn.execute("""create table person.fct_absence_employee_month (
             municipality_code text not null, unit_name text not null, month_start date not null,
             month text not null, employee_pseudonym text not null, sick_hours numeric not null,
             sick_days numeric not null, primary key (municipality_code, unit_name, month_start,
             employee_pseudonym))""")
-        with conn.cursor().copy("copy marts.fct_absence_employee_month (municipality_code, unit_name, "
+        with conn.cursor().copy("copy person.fct_absence_employee_month (municipality_code, unit_name, "
                                 "month_start, month, employee_pseudonym, sick_hours, sick_days) "
                                 "from stdin") as copy:
             for code, unit, month, employee, days in _synthetic_rows():
@@ -123,13 +123,13 @@ def _assert_same(got: list[absence.EmployeeTest], want: list[absence.EmployeeTes
 def test_sql_path_matches_reference(stats_db):
     with psycopg.connect(stats_db) as conn:  # not autocommit: as the pipeline's connection
         rows = conn.execute("select municipality_code, unit_name, month, employee_pseudonym, sick_days "
-                            "from marts.fct_absence_employee_month").fetchall()
+                            "from person.fct_absence_employee_month").fetchall()
         want = employee_tests(rows)
         assert absence.run(conn) == len(want)
         conn.commit()
         stored = conn.execute(f"select * from {absence.TABLE}").fetchall()
         # the same relation under another name, as run(conn, source) reads it
-        conn.execute("create table public.absence_copy as select * from marts.fct_absence_employee_month")
+        conn.execute("create table public.absence_copy as select * from person.fct_absence_employee_month")
         other = absence.sql_employee_tests(conn, "public.absence_copy")
         conn.rollback()
     got = sorted((absence.EmployeeTest(*r) for r in stored), key=lambda t: (t.municipality_code, t.scope))

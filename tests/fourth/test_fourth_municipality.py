@@ -364,7 +364,7 @@ SNAPSHOT = {
     "unit_year": "select * from marts.absence_unit_year where municipality_code = %s",
     "change": "select * from reporting.absence_change where municipality_code = %s",
     "unit_month": "select * from marts.absence_unit_month where municipality_code = %s",
-    "answers": "select municipality_code, wave, count(*) as n from marts.fct_survey_answer group by 1, 2",
+    "answers": "select municipality_code, wave, count(*) as n from person.fct_survey_answer group by 1, 2",
     "certified_rates": "select * from certified.survey_response_rate",
     "other_changes": "select * from reporting.survey_item_change where municipality_code = '169'",
 }

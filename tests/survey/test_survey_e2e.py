@@ -32,7 +32,7 @@ def test_answers_are_scored_on_every_item(demo_warehouse):
         "count(*) filter (where not is_non_answer and answer_ordinal is null) as unscored, "
         "count(*) filter (where is_non_answer) as non_answers, "
         "count(*) filter (where answer_ordinal < 1 or answer_ordinal > scale_points) as out_of_scale "
-        "from marts.fct_survey_answer").fetchall()
+        "from person.fct_survey_answer").fetchall()
     assert row["items"] >= 25
     assert row["n"] == (91 + 77) * row["items"]
     assert row["unscored"] == 0 and row["out_of_scale"] == 0
@@ -45,7 +45,7 @@ def _answers(conn):
     answers = collections.defaultdict(list)
     rounds = collections.defaultdict(set)
     for r in conn.execute(
-            "select municipality_code, round, item_code, answer_ordinal from marts.fct_survey_answer "
+            "select municipality_code, round, item_code, answer_ordinal from person.fct_survey_answer "
             "where not is_non_answer and round is not null").fetchall():
         answers[(r["municipality_code"], r["item_code"], r["round"])].append(r["answer_ordinal"])
         rounds[r["municipality_code"]].add(r["round"])
@@ -108,7 +108,7 @@ def test_response_rates_per_unit_and_round(demo_warehouse):
         populations[(p["municipality_code"], p["wave"], p["unit_name"])] += p["target_population"]
     respondents = collections.Counter(
         (r["municipality_code"], r["wave"], r["unit_name"]) for r in demo_warehouse.execute(
-            "select distinct municipality_code, wave, unit_name, respondent_key from marts.fct_survey_answer"
+            "select distinct municipality_code, wave, unit_name, respondent_key from person.fct_survey_answer"
         ).fetchall())
     units = {(r["municipality_code"], r["wave"], r["unit_name"]): r for r in rows if r["unit_name"]}
     assert set(units) == set(populations)

@@ -21,9 +21,10 @@ DB = "survey_response_units"
 
 UPSTREAM = """
 create schema if not exists marts;
+create schema if not exists person;
 create schema if not exists intermediate;
 create schema if not exists staging;
-create table marts.fct_survey_answer (municipality_code text, unit_name text, wave text, round text,
+create table person.fct_survey_answer (municipality_code text, unit_name text, wave text, round text,
                                       round_order integer, respondent_key text, item_code text);
 create table intermediate.int_survey_populations_unioned (municipality_code text, wave text, unit_name text,
                                                           target_population integer);
@@ -69,7 +70,7 @@ def rates(warehouse_url, tmp_path_factory, monkeypatch_module):
                 cur.execute("insert into intermediate.int_survey_populations_unioned values (%s, %s, %s, %s)",
                             (code, wave, unit, target))
                 for i in range(respondents):
-                    cur.execute("insert into marts.fct_survey_answer values (%s, %s, %s, %s, %s, %s, '1.1.1')",
+                    cur.execute("insert into person.fct_survey_answer values (%s, %s, %s, %s, %s, %s, '1.1.1')",
                                 (code, unit, wave, rnd, 1 if rnd else None, f"{code}:{wave}:{unit}:{i}"))
             cur.execute("insert into staging.stg_config__survey_round values ('101', 'baseline', 1, '2012-09'),"
                         " ('102', 'baseline', 1, '2012-05')")

@@ -116,10 +116,10 @@ def reset(period: str) -> None:
             " and table_name in (select tablename from pg_tables where schemaname = table_schema)")]
         if tables:
             conn.execute("truncate " + ", ".join(tables) + " cascade")
-        fresh = conn.execute("select to_regclass('marts.fct_survey_answer') is null").fetchone()[0]
+        fresh = conn.execute("select to_regclass('person.fct_survey_answer') is null").fetchone()[0]
     if fresh:
         # On an empty warehouse Cosmos' per-model `dbt build` runs relationship tests of a model before the
-        # other model they join exists (dim_municipality's tests read marts.fct_survey_answer): build every
+        # other model they join exists (dim_municipality's tests read person.fct_survey_answer): build every
         # relation once, without tests, so the benchmark measures the steady state.
         from trivsel.cli import main as trivsel_main
         from trivsel.loading import sync_config

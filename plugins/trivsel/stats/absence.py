@@ -30,7 +30,7 @@ from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, we
 TABLE = "reporting.absence_employee_test"
 ALL_UNITS = "(all units)"
 METRIC = "sick_days_per_employee_month"
-SOURCE = "marts.fct_absence_employee_month"
+SOURCE = "person.fct_absence_employee_month"
 
 
 @dataclass
@@ -224,7 +224,7 @@ def _stream_tests(rows: Iterable[tuple], alpha: float) -> Iterator[EmployeeTest]
 
 
 def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL) -> list[EmployeeTest]:
-    """employee_tests() over `source` (a relation shaped as marts.fct_absence_employee_month), with the
+    """employee_tests() over `source` (a relation shaped as person.fct_absence_employee_month), with the
     per-employee means computed in the database and streamed through a server-side cursor."""
     # A server-side cursor lives in a transaction (a savepoint if one is already open).
     with conn.transaction(), conn.cursor(name="absence_employee_values", row_factory=tuple_row) as cur:
@@ -234,7 +234,7 @@ def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_L
 
 
 def run(conn, source: str = SOURCE) -> int:
-    """Read `source` (marts.fct_absence_employee_month), replace reporting.absence_employee_test in one
+    """Read `source` (person.fct_absence_employee_month), replace reporting.absence_employee_test in one
     transaction."""
     tests = sql_employee_tests(conn, source)
     return reporting_table.replace(conn, TABLE, EmployeeTest, tests, COLUMN_TYPES,

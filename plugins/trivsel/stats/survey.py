@@ -265,7 +265,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
 
 ANSWERS_SQL = """
     select municipality_code, item_code, round, answer_ordinal, scale_points
-    from marts.fct_survey_answer
+    from person.fct_survey_answer
     where not is_non_answer and answer_ordinal is not null and round is not null
     -- a fixed order: float sums (means, variances) then come out bit-identical on every re-run
     order by municipality_code, item_code, round, answer_ordinal, respondent_key
@@ -290,7 +290,7 @@ def _rows(cur) -> list[tuple]:
 
 
 def run(conn) -> int:
-    """Read marts.fct_survey_answer (answers by round), the configured rounds and marts.survey_response_rate,
+    """Read person.fct_survey_answer (answers by round), the configured rounds and marts.survey_response_rate,
     replace reporting.survey_item_change in one transaction. Returns the rows written."""
     answers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     points: dict[str, int] = {}

@@ -3,8 +3,11 @@
 -- Incremental by delivery, following int_absence__employee_month (macros/incremental_by_delivery.sql): a
 -- run adds its deliveries not yet here; the pre-hook first deletes the deliveries whose
 -- (delivery_id, reference_fingerprint) is no longer in it.
+-- Person-level: built in schema `person`, which only the transformer reads (plugins/trivsel/roles.py);
+-- bi_reader, evaluator and the municipality roles read the aggregates in marts.
 {{
     config(
+        schema='person',
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='delivery_id',

@@ -1,3 +1,7 @@
+-- Person-level (one row per respondent × item): built in schema `person`, which only the transformer reads
+-- (plugins/trivsel/roles.py); bi_reader, evaluator and the municipality roles read the aggregates.
+{{ config(schema='person') }}
+
 with answers as (
     select * from {{ ref('int_survey_answers_unioned') }}
 ),
