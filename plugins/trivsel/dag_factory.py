@@ -1,0 +1,256 @@
+"""The monthly trivsel DAG, built from config/municipalities.yml and the dbt manifest (dags/ only calls this).
+
+Why a factory: the DAG file stays a few lines of wiring that Airflow imports, while the tasks, the Cosmos
+group and the Assets are ordinary Python that tests build and inspect as a DAG object, without a scheduler.
+
+Parsing never runs dbt: the Cosmos group is rendered from a manifest built ahead of time
+(`LoadMode.DBT_MANIFEST`, trivsel.dbt_manifest), so a parse takes about a second, well inside Airflow's
+default 30 s import timeout. Cosmos' own Asset emission is switched off: it named every model after the
+connection (`postgres://127.0.0.1:55432/...`), which differs per machine. Instead every model task declares
+one Asset with a stable name (`trivsel.<schema>.<model>`), a URI without host or port
+(`trivsel://warehouse/<schema>/<model>`) and the model's description from its YAML.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import settings as cosmos_settings
+from cosmos.constants import DbtResourceType, ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
+from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+from trivsel import dbt_manifest, dbt_runtime, pipeline, settings
+from trivsel.config import Config
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "trivsel_monthly"
+REPORTING = Asset(name="trivsel.reporting", uri="trivsel://warehouse/reporting",
+                  extra={"description": "The reporting schema and certified publication after a monthly run: "
+                                        "what the report and the exports read."})
+# --cache-selected-only: dbt lists the relations of the schemas the task builds, not of every schema of the
+# project (plus PostgreSQL's view-dependency query) before each task; the SQL it runs is the same.
+DBT_GLOBAL_FLAGS = ["--cache-selected-only"]
+PULL_INGEST_INDEX = ("{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job'].get('name', '') }} "
+                     "{{ task.op_kwargs['job']['period'] }}")
+
+
+def dbt_bin() -> str:
+    return shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
+
+
+def model_asset(node: dict[str, Any]) -> Asset:
+    """The Asset of one dbt model from its manifest node: stable on every machine, with its description."""
+    schema, name = node["schema"], node["alias"] or node["name"]
+    return Asset(name=f"trivsel.{schema}.{name}", uri=f"trivsel://warehouse/{schema}/{name}",
+                 extra={"description": " ".join(node.get("description", "").split()),
+                        "dbt_unique_id": node["unique_id"]})
+
+
+def _on_failure(context) -> None:
+    ti = context["ti"]
+    log.error("trivsel: task %s (map index %s) of run %s failed: %s", ti.task_id, ti.map_index,
+              context["run_id"], context.get("exception"))
+
+
+def default_args() -> dict[str, Any]:
+    """Retries with backoff for infrastructure errors; deterministic data errors fail without (pipeline)."""
+    return {
+        "owner": "trivsel",
+        "retries": int(os.environ.get("TRIVSEL_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=int(os.environ.get("TRIVSEL_RETRY_DELAY_SECONDS", "20"))),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": _on_failure,
+    }
+
+
+def params() -> dict[str, Param]:
+    return {
+        "period": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
+                        description="YYYY-MM to process; empty = the month before the run"),
+        "through": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
+                         description="backfill: also load every later period up to this YYYY-MM that has "
+                                     "deliveries, then build the models once"),
+        "municipality": Param(None, type=["null", "string"],
+                              description="only this kommunekode; empty = all registered"),
+    }
+
+
+# ---- the tasks: one small function each ------------------------------------------------------------------
+
+@task
+def plan() -> dict:
+    ctx = get_current_context()
+    p = ctx["params"]
+    planned = pipeline.plan(p.get("period"), p.get("municipality"), ctx.get("logical_date"), ctx["run_id"],
+                            through_param=p.get("through"))
+    from trivsel import roles
+
+    roles.apply_or_warn()  # roles, grants and row-level security (trivsel.roles)
+    return planned
+
+
+@task
+def municipalities(p: dict, names: dict[str, str]) -> list[dict]:
+    return [{"code": c, "name": names.get(c, ""), "period": period} for period in p["periods"] for c in p["codes"]]
+
+
+@task(map_index_template=PULL_INGEST_INDEX)
+def pull(job: dict) -> dict:
+    ctx = get_current_context()
+    return pipeline.pull(job["code"], job["period"], ctx["run_id"], ctx.get("logical_date"))
+
+
+# all_done: a failed pull (remote down) still loads whatever is in the municipality's inbox.
+@task(map_index_template=PULL_INGEST_INDEX, trigger_rule="all_done")
+def ingest(job: dict) -> list[dict]:
+    return pipeline.ingest(job["code"], job["period"], get_current_context()["run_id"])
+
+
+@task(trigger_rule="all_done", retries=0)
+def loads_done(p: dict) -> str:
+    """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined."""
+    return p["period"]
+
+
+@task(retries=1, map_index_template="{{ task.op_kwargs['domain'] }}")
+def significance_tests(domain: str) -> int:
+    return pipeline.run_statistics(domain)
+
+
+@task(retries=0)
+def certify(p: dict) -> dict:
+    """Build models/certified into certified_next, check it, swap it into certified (trivsel.certify).
+    Runs only when every dbt task upstream (models and their tests) and the statistics succeeded."""
+    from trivsel import certify as certification
+
+    upstream = {"passed": True, "what": "every upstream Cosmos dbt task (model builds with their tests) "
+                                        "and the statistics succeeded (trigger rule all_success)"}
+    return certification.certify(p["period"], get_current_context()["run_id"], periods=p.get("periods"),
+                                 dbt_tests=upstream)
+
+
+@task(retries=0)
+def quality_gate() -> dict:
+    """Per-municipality data tests (tag per_municipality): what fails is held, the others build on."""
+    from trivsel import quality
+
+    return quality.gate(get_current_context()["run_id"])
+
+
+@task
+def codes(p: dict) -> list[str]:
+    return p["codes"]
+
+
+@task(retries=0, map_index_template="{{ task.op_kwargs['code'] }}")
+def quality(code: str, held: dict) -> str:
+    """Fails for a municipality whose deliveries the quality gate held; a leaf: nobody else waits on it."""
+    from trivsel import quality as q
+
+    return q.municipality_check(code, held)
+
+
+@task(outlets=[REPORTING])
+def publish(p: dict) -> dict:
+    return pipeline.finish(p["periods"], get_current_context()["run_id"])
+
+
+# ---- dbt ------------------------------------------------------------------------------------------------
+
+def profile(conn_id: str) -> ProfileConfig:
+    return ProfileConfig(profile_name="trivsel", target_name="warehouse",
+                         profile_mapping=PostgresUserPasswordProfileMapping(conn_id=conn_id,
+                                                                            profile_args={"schema": "public"}))
+
+
+def dbt_common(prof: ProfileConfig) -> dict[str, Any]:
+    """Arguments of the plain dbt operators. dbt_seeds and dbt_staging share the task group's partial-parse
+    cache (same project, profile and vars): without a cache_dir Cosmos gives them no partial parse, and each
+    parsed the whole project (~3-4 s)."""
+    cache_dir = cosmos_settings.cache_dir / f"{DAG_ID}__dbt" if cosmos_settings.enable_cache else None
+    return {"project_dir": str(settings.dbt_dir()), "profile_config": prof, "install_deps": False,
+            "invocation_mode": InvocationMode.DBT_RUNNER, "dbt_executable_path": dbt_bin(),
+            "cache_dir": cache_dir, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS}
+
+
+def seeds_and_staging(prof: ProfileConfig) -> tuple[DbtSeedLocalOperator, DbtBuildLocalOperator]:
+    """Seeds (code maps) and staging views change only with the code: one task each builds and tests all.
+    tag:per_municipality tests run in quality_gate, where a failure holds one municipality's deliveries."""
+    common = dbt_common(prof)
+    seeds = DbtSeedLocalOperator(task_id="dbt_seeds", full_refresh=True, **common)
+    staging = DbtBuildLocalOperator(task_id="dbt_staging", select="path:models/staging",
+                                    exclude="tag:per_municipality", **common)
+    return seeds, staging
+
+
+def model_group(prof: ProfileConfig, manifest: Path) -> DbtTaskGroup:
+    """Every intermediate, mart and reporting model as its own task, rendered from the manifest."""
+    group = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(settings.dbt_dir(), manifest_path=manifest, partial_parse=True),
+        profile_config=prof,
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         invocation_mode=InvocationMode.DBT_RUNNER, dbt_executable_path=dbt_bin()),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
+                                   # a test reading two models runs after both, not with the first
+                                   should_detach_multiple_parents_tests=True,
+                                   exclude=list(dbt_manifest.GROUP_EXCLUDE),
+                                   emit_datasets=False),
+        # buildable: a test between two models (relationships) runs in the task of the model built last, not
+        # in the first one's task before the other exists (eager: fails on a fresh warehouse)
+        operator_args={"install_deps": False, "indirect_selection": "buildable",
+                       "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS},
+        default_args={"retries": 1},
+    )
+    declare_model_assets(group, dbt_manifest.load())
+    return group
+
+
+def declare_model_assets(group: DbtTaskGroup, manifest: dict[str, Any]) -> None:
+    """Give each model's task its stable Asset as outlet (Cosmos' emission is off: RenderConfig)."""
+    for unique_id, node in group.dbt_graph.filtered_nodes.items():
+        if node.resource_type != DbtResourceType.MODEL or unique_id not in group.tasks_map:
+            continue
+        target = group.tasks_map[unique_id]
+        target.outlets = [*target.outlets, model_asset(manifest["nodes"][unique_id])]
+
+
+# ---- the DAG --------------------------------------------------------------------------------------------
+
+def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_warehouse", doc_md: str | None = None) -> DAG:
+    """The monthly DAG: plan → pull/ingest per municipality and period → gate → seeds → staging →
+    quality gate → dbt models → statistics per domain → certify → publish; quality per municipality."""
+    manifest = dbt_manifest.require_current()  # never dbt at parse: built by make/trivsel before
+    dbt_runtime.cheap_behavior_flag_source()
+    prof = profile(warehouse_conn_id)
+    names = {m.code: m.name for m in config.municipalities}
+    with DAG(dag_id=DAG_ID, description="Monthly load of municipal work-environment deliveries into the "
+                                        "trivsel warehouse",
+             schedule=config.settings.get("schedule", "0 6 5 * *"), start_date=datetime(2010, 1, 1),
+             catchup=bool(config.settings.get("catchup", False)), max_active_runs=1,
+             default_args=default_args(), params=params(), tags=["trivsel"], doc_md=doc_md) as dag:
+        planned = plan()
+        jobs = municipalities(planned, names)
+        pulled = pull.expand(job=jobs)
+        loaded = ingest.expand(job=jobs)
+        pulled >> loaded
+        gate = loads_done(planned)
+        loaded >> gate
+        seeds, staging = seeds_and_staging(prof)
+        models = model_group(prof, manifest)
+        stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
+        held = quality_gate()
+        quality.partial(held=held).expand(code=codes(planned))
+        gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned)
+    return dag
