@@ -31,6 +31,8 @@ COPY --chown=airflow:0 config /opt/trivsel/config
 # Editable: the `trivsel` command and `import trivsel` resolve to /opt/trivsel/plugins/trivsel, so a mounted
 # plugins/ folder is the code that runs.
 RUN pip install --no-deps --editable /opt/trivsel
+# The dbt manifest the monthly DAG is rendered from (parsing the DAG never runs dbt)
+RUN trivsel manifest
 
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/trivsel/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/trivsel/plugins \

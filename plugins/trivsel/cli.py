@@ -8,6 +8,7 @@
     trivsel samples                    write the bundled sample deliveries into the inbox
     trivsel demo                       samples + warehouse + every sample period + summary
     trivsel dbt ARGS...                dbt with the project's profile and the warehouse connection
+    trivsel manifest [--force]         the dbt manifest the monthly DAG is rendered from (when stale)
     trivsel airflow up|down|status     Airflow (api-server + UI, scheduler, dag-processor, triggerer) locally
     trivsel fingerprint [SCHEMA...]    row count and content md5 of every table (default: person marts reporting)
 """
@@ -100,6 +101,14 @@ def _dbt(args) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def _manifest(args) -> int:
+    from trivsel import dbt_manifest
+
+    path = dbt_manifest.build() if args.force else dbt_manifest.ensure()
+    print(f"manifest: {path}")
+    return 0
+
+
 def _load(args) -> int:
     from trivsel import schema, warehouse
     from trivsel.config import load_config, validate_period
@@ -131,7 +140,7 @@ def run_period(period: str, municipality: str | None = None, quiet: bool = False
                through: str | None = None) -> int:
     """Run the monthly DAG for one period (or a backfill range) with `airflow dags test`: the DAG the
     scheduler runs, in this process's environment."""
-    from trivsel import airflow_env, warehouse
+    from trivsel import airflow_env, dbt_manifest, warehouse
     from trivsel.config import validate_period
 
     validate_period(period)
@@ -139,6 +148,7 @@ def run_period(period: str, municipality: str | None = None, quiet: bool = False
         validate_period(through)
     warehouse.start()
     airflow_env.ensure_metadata_db()
+    dbt_manifest.ensure()  # the DAG is rendered from it: built here when missing or stale, never at parse
     y, m = int(period[:4]), int(period[5:])
     y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     logical_date = f"{y:04d}-{m:02d}-05T06:00:00+00:00"
@@ -341,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("airflow", help="Airflow on this machine: up, down or status (make up / make down)")
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=lambda a: importlib.import_module("trivsel.local_airflow").main(a.action))
+    p = sub.add_parser("manifest", help="build the dbt manifest the monthly DAG is rendered from, if stale")
+    p.add_argument("--force", action="store_true", help="rebuild even when current")
+    p.set_defaults(func=_manifest)
     p = sub.add_parser("dbt", help="dbt with the project's profile and connection")
     p.add_argument("dbt_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_dbt)

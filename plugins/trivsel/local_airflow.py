@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from trivsel import airflow_env, settings, warehouse
+from trivsel import airflow_env, dbt_manifest, settings, warehouse
 
 COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_PORT = 8080
@@ -199,6 +199,7 @@ def up(timeout: float = START_TIMEOUT) -> int:
     print(f"warehouse running ({'external' if warehouse.is_external() else 'embedded'})", flush=True)
     print("airflow: migrating the metadata database (once per Airflow version) ...", flush=True)
     airflow_env.ensure_metadata_db()
+    dbt_manifest.ensure()  # the DAG is rendered from it (trivsel.dag_factory): built before the first parse
     environment = env()
 
     api = SERVICES[0]
