@@ -1,39 +1,207 @@
-"""The DAG's reliability settings, read from its source (importing it runs `dbt ls` through Cosmos)."""
+"""The monthly DAG as Airflow sees it: parsed from dags/ through a DagBag, then asserted on the DAG object.
+
+Parsing must not run dbt (the Cosmos group is rendered from the prebuilt manifest), so the DagBag import runs
+with every way of starting dbt made to fail. The task graph, trigger rules, retries, map indexes and Assets
+are read from the parsed DAG, never from the DAG file's source.
+"""
 
 from __future__ import annotations
 
-import ast
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "trivsel_monthly.py"
+import pytest
 
-
-def _tree():
-    return ast.parse(DAG_FILE.read_text(encoding="utf-8"))
-
-
-def test_tasks_retry_with_backoff_and_have_a_failure_callback():
-    tree = _tree()
-    default_args = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                        and any(isinstance(t, ast.Name) and t.id == "default_args" for t in n.targets))
-    keys = {k.value: v for k, v in zip(default_args.keys, default_args.values, strict=True)}
-    assert {"retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay", "on_failure_callback"} <= set(keys)
-    assert isinstance(keys["retry_exponential_backoff"], ast.Constant) and keys["retry_exponential_backoff"].value is True
-    assert "TRIVSEL_TASK_RETRIES" in ast.unparse(keys["retries"])
-    callback = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_on_failure")
-    assert "log.error" in ast.unparse(callback)
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
+CORE_TASKS = {"plan", "municipalities", "pull", "ingest", "loads_done", "dbt_seeds", "dbt_staging",
+              "quality_gate", "codes", "quality", "significance_tests", "certify", "publish"}
 
 
-def test_gate_runs_whatever_the_municipalities_ingest_did():
-    tree = _tree()
-    gate = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "loads_done")
-    assert "trigger_rule='all_done'" in ast.unparse(gate.decorator_list[0])
+class DbtStarted(AssertionError):
+    """Raised by the patched process and dbt-runner entry points: parsing tried to run dbt."""
+
+
+def _refuse(*args, **kwargs):
+    raise DbtStarted(f"parsing the DAG started a process or dbt: {args[:1]!r}")
+
+
+def _parse(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from dbt.cli.main import dbtRunner
+
+    with monkeypatch.context() as mp:
+        mp.setattr(subprocess, "Popen", _refuse)
+        mp.setattr(os, "system", _refuse)
+        mp.setattr(os, "posix_spawn", _refuse)
+        mp.setattr(dbtRunner, "invoke", _refuse)
+        return DagBag(dag_folder=str(DAG_FILE), safe_mode=False)
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    from trivsel import dbt_manifest
+
+    return json.loads(dbt_manifest.ensure().read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def dag(manifest, monkeypatch_module):
+    bag = _parse(monkeypatch_module)
+    assert bag.import_errors == {}
+    return bag.dags["trivsel_monthly"]
+
+
+def _model_ids(manifest: dict) -> set[str]:
+    return {uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+
+
+def test_parsing_does_not_run_dbt_and_renders_every_task(dag, manifest):
+    from trivsel import dbt_manifest
+
+    ids = set(dag.task_ids)
+    assert CORE_TASKS <= ids
+    excluded = {uid for uid in _model_ids(manifest)
+                if any(dbt_manifest._matches(manifest["nodes"][uid], s) for s in dbt_manifest.GROUP_EXCLUDE)}
+    expected = {f"dbt.{manifest['nodes'][uid]['name']}_model_build" for uid in _model_ids(manifest) - excluded}
+    assert {t for t in ids if t.endswith("_model_build")} == expected
+    assert not any("stg_" in t or "cert_" in t for t in ids if t.startswith("dbt."))
+
+
+def test_the_group_renders_exactly_what_dbt_itself_selects(dag, tmp_path):
+    """The same selection as `dbt ls --exclude ...` (what the DAG rendered before, at every parse): models,
+    and detached tests (those reading more than one model) as their own tasks."""
+    from trivsel import dbt_manifest, settings
+
+    env = dict(os.environ, TRIVSEL_DBT_USER="parse-only", TRIVSEL_DBT_PASSWORD="parse-only")
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "ls", "--project-dir", str(settings.dbt_dir()),
+         "--profiles-dir", str(settings.dbt_dir()), "--target-path", str(tmp_path), "--quiet",
+         "--resource-type", "model", "--resource-type", "test", "--output", "json",
+         "--output-keys", "name", "resource_type", "depends_on", "--exclude", *dbt_manifest.GROUP_EXCLUDE],
+        env=env, capture_output=True, text=True, check=True).stdout
+    listed = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    expected = {f"dbt.{n['name']}_model_build" for n in listed if n["resource_type"] == "model"}
+    expected |= {f"dbt.{n['name']}_test" for n in listed
+                 if n["resource_type"] == "test" and len(n["depends_on"]["nodes"]) > 1}
+    assert expected and {t for t in dag.task_ids if t.startswith("dbt.")} == expected
+
+
+def test_a_stale_manifest_is_an_import_error_not_a_dbt_run(monkeypatch, tmp_path):
+    from trivsel import dbt_manifest, settings
+
+    copy = tmp_path / "dbt"
+    shutil.copytree(settings.dbt_dir(), copy, ignore=shutil.ignore_patterns("target", "logs"))
+    target = dbt_manifest.manifest_dir(copy)
+    shutil.copytree(dbt_manifest.manifest_dir(), target)
+    assert dbt_manifest.is_current(copy)
+    model = next((copy / "models" / "marts").rglob("*.sql"))
+    model.write_text(model.read_text() + "\n-- edited\n")
+    assert not dbt_manifest.is_current(copy)
+    monkeypatch.setattr(settings, "dbt_dir", lambda: copy)
+    bag = _parse(monkeypatch)
+    assert "trivsel_monthly" not in bag.dags
+    (error,) = bag.import_errors.values()
+    assert "older than the dbt project" in error and "make manifest" in error
+
+
+def test_gate_ingest_and_quality_wiring(dag):
+    t = dag.get_task
+    assert t("pull").upstream_task_ids == {"municipalities"}
+    assert t("ingest").upstream_task_ids == {"municipalities", "pull"}
+    # a failed pull (remote down) still loads the inbox; a quarantined municipality does not stop the others
+    assert t("ingest").trigger_rule == "all_done"
+    assert (t("loads_done").trigger_rule, t("loads_done").retries) == ("all_done", 0)
+    assert t("loads_done").upstream_task_ids == {"plan", "ingest"}
+    assert t("dbt_seeds").upstream_task_ids == {"loads_done"}
+    assert t("dbt_staging").upstream_task_ids == {"dbt_seeds"}
+    assert t("quality_gate").upstream_task_ids == {"dbt_staging"}
+    # quality per municipality is a leaf: a held municipality fails its own task, nobody waits on it
+    assert t("quality").upstream_task_ids == {"quality_gate", "codes"} and not t("quality").downstream_task_ids
+    group = [x for x in dag.tasks if x.task_id.startswith("dbt.")]
+    roots = {x.task_id for x in group if not any(u.startswith("dbt.") for u in x.upstream_task_ids)}
+    leaves = {x.task_id for x in group if not any(d.startswith("dbt.") for d in x.downstream_task_ids)}
+    assert roots and all(t(r).upstream_task_ids == {"quality_gate"} for r in roots)
+    assert t("significance_tests").upstream_task_ids == leaves
+    assert all(t(x.task_id).retries == 1 for x in group)
+    assert t("certify").upstream_task_ids == {"plan", "significance_tests"}
+    assert (t("certify").trigger_rule, t("certify").retries) == ("all_success", 0)
+    assert t("publish").upstream_task_ids == {"plan", "certify"}
+
+
+def test_tasks_retry_with_backoff_and_a_failure_is_logged(monkeypatch, caplog):
+    from trivsel import dag_factory
+
+    monkeypatch.setenv("TRIVSEL_TASK_RETRIES", "3")
+    monkeypatch.setenv("TRIVSEL_RETRY_DELAY_SECONDS", "7")
+    args = dag_factory.default_args()
+    assert (args["retries"], args["retry_delay"].total_seconds(), args["retry_exponential_backoff"]) == (3, 7, True)
+    assert args["max_retry_delay"].total_seconds() == 600
+
+    class TI:
+        task_id, map_index = "ingest", 2
+
+    with caplog.at_level(logging.ERROR, logger=dag_factory.__name__):
+        args["on_failure_callback"]({"ti": TI(), "run_id": "r1", "exception": ValueError("boom")})
+    assert any(r.levelno == logging.ERROR and "ingest" in r.getMessage() and "boom" in r.getMessage()
+               and "r1" in r.getMessage() for r in caplog.records)
+
+
+def _render_map_index(dag, task_id: str, **kwargs) -> str:
+    """What the task runner does after a mapped task ran: render map_index_template with the task whose
+    op_kwargs are the mapped values (airflow.sdk.execution_time.task_runner._render_map_index)."""
+    mapped = dag.get_task(task_id)
+    task = mapped.unmap({"op_kwargs": kwargs})
+    return dag.get_template_env().from_string(mapped.map_index_template).render({"task": task})
+
+
+def test_map_indexes_name_municipality_period_and_domain(dag):
+    from trivsel import dag_factory
+    from trivsel.config import load_config
+
+    config = load_config()
+    names = {m.code: m.name for m in config.municipalities}
+    planned = {"periods": ["2013-01"], "codes": ["169", "461"]}
+    jobs = dag_factory.municipalities.function(planned, names)  # what the municipalities task returns
+    assert dag.get_task("pull").op_kwargs_expand_input.value["job"].operator.task_id == "municipalities"
+    for task_id in ("pull", "ingest"):
+        assert [_render_map_index(dag, task_id, job=j) for j in jobs] == [
+            f"169 {names['169']} 2013-01", f"461 {names['461']} 2013-01"]
+    domains = dag.get_task("significance_tests").op_kwargs_expand_input.value["domain"]
+    assert [_render_map_index(dag, "significance_tests", domain=d) for d in domains] == list(domains)
+    assert _render_map_index(dag, "quality", code="607", held={}) == "607"
+
+
+def test_assets_are_stable_and_described(dag, manifest):
+    assets = [(t.task_id, a) for t in dag.tasks for a in t.outlets]
+    assert assets
+    for _task_id, asset in assets:
+        parts = urlsplit(asset.uri)
+        assert (parts.scheme, parts.hostname, parts.port) == ("trivsel", "warehouse", None), asset.uri
+        assert "127.0.0.1" not in asset.uri and "localhost" not in asset.uri
+        assert asset.name.startswith("trivsel.") and asset.extra.get("description", "").strip(), asset
+    names = [a.name for _, a in assets]
+    assert len(names) == len(set(names))
+    models = {t.task_id: t for t in dag.tasks if t.task_id.endswith("_model_build")}
+    for task_id, task in models.items():
+        (asset,) = task.outlets
+        node = manifest["nodes"][asset.extra["dbt_unique_id"]]
+        assert task_id == f"dbt.{node['name']}_model_build"
+        assert asset.name == f"trivsel.{node['schema']}.{node['name']}"
+        assert asset.extra["description"] == " ".join(node["description"].split())
+    assert {a.name for a in dag.get_task("publish").outlets} == {"trivsel.reporting"}
+    # no other task claims to produce an Asset (Cosmos' own emission is off)
+    assert {t for t, _ in assets} == set(models) | {"publish"}
 
 
 def test_a_quarantine_fails_the_municipalitys_task_also_on_retry(monkeypatch):
     """A retry finds the quarantined file 'unchanged': the task must still fail, not turn green."""
-    import pytest
-
     from trivsel import loading, pipeline
 
     outcome = loading.Outcome("607", "hr_absence", "2014-01", "x.xlsx", "unchanged", "hr_unit_workbook", 7,
