@@ -68,10 +68,6 @@ def env() -> dict[str, str]:
     # the LocalExecutor's task processes report to the Execution API of this api-server
     e.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{p}/execution/")
     e.setdefault("AIRFLOW__API__WORKERS", "1")  # a laptop, and the CI machine has 2 cores
-    # Parsing the DAG runs `dbt ls` (Cosmos, LoadMode.DBT_LS) when Cosmos's cache is cold: ~30 s on two
-    # cores, which is exactly Airflow's default import timeout. Give the first parse room.
-    e.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "180")
-    e.setdefault("AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "240")
     return e
 
 

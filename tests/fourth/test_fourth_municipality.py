@@ -56,7 +56,6 @@ ALPHA = 0.05  # settings.significance_level
 MINIMUM_RATE = 0.60  # settings.minimum_response_rate
 SMALL = 5  # settings.small_cell_threshold
 
-os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")
 
 
 # ------------------------------------------------------------------ what the docs say
@@ -347,8 +346,7 @@ def _env(home: Path, config: Path) -> dict[str, str]:
            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     env.update(TRIVSEL_HOME=str(home), TRIVSEL_CONFIG=str(config), TRIVSEL_TASK_RETRIES="0",
-               TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 1),
-               AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300")
+               TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 1))
     return env
 
 

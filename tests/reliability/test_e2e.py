@@ -28,10 +28,6 @@ from trivsel.integrity import differences, table_fingerprints
 
 PERIOD = "2014-01"
 
-# A fresh Airflow home parses the DAG with a cold Cosmos `dbt ls`: more than Airflow's default 30 s DagBag
-# import timeout on a busy 2-core machine (the DAG then "could not be found").
-os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")
-
 
 @pytest.mark.e2e
 def test_rerunning_a_loaded_period_changes_no_table(demo_warehouse, demo_run, test_home):
@@ -97,8 +93,6 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(port), TRIVSEL_TASK_RETRIES="3",
                TRIVSEL_RETRY_DELAY_SECONDS="3",
-               # a fresh Airflow home parses the DAG with a cold Cosmos `dbt ls`: >30 s on a busy 2-core box
-               AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300",
                AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=meta_url.replace("postgresql://", "postgresql+psycopg://", 1))
     url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=120)
     try:

@@ -53,7 +53,7 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     # a PostgreSQL server of its own (warehouse + Airflow metadata), beside the session's
     env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 50),
-               TRIVSEL_TASK_RETRIES="0", AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300")
+               TRIVSEL_TASK_RETRIES="0")
     url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
     embedded_env = dict(env)
     # the run addresses that server as an external warehouse: no task starts or stops it

@@ -48,9 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     config = gen.write_config(settings.home() / "bench" / "municipalities.yml")
     os.environ["TRIVSEL_CONFIG"] = str(config)
     os.environ.setdefault("TRIVSEL_TASK_RETRIES", "0")  # a failure shows at once, not after backoff
-    # Cosmos renders the dbt task group with `dbt ls` at parse time: on a busy 2-core machine the first parse
-    # takes longer than Airflow's 30 s default (local_airflow.py and docker-compose.yml use 180 s too).
-    os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "180")
     print(f"trivsel bench: TRIVSEL_HOME={settings.home()} config={config} cpus={os.cpu_count()}", flush=True)
 
     out = Path(args.out)
