@@ -7,7 +7,7 @@ Parsing never runs dbt: the Cosmos group is rendered from a manifest built ahead
 (`LoadMode.DBT_MANIFEST`, trivsel.dbt_manifest), so a parse takes about a second, well inside Airflow's
 default 30 s import timeout. Cosmos' own Asset emission is switched off: it named every model after the
 connection (`postgres://127.0.0.1:55432/...`), which differs per machine. Instead every model task declares
-one Asset with a stable name (`trivsel.<schema>.<model>`), a URI without host or port
+(and dbt_seeds and dbt_staging for each seed and staging view) one Asset with a stable name (`trivsel.<schema>.<model>`), a URI without host or port
 (`trivsel://warehouse/<schema>/<model>`) and the model's description from its YAML.
 """
 
@@ -181,20 +181,27 @@ def dbt_common(prof: ProfileConfig) -> dict[str, Any]:
     cache_dir = cosmos_settings.cache_dir / f"{DAG_ID}__dbt" if cosmos_settings.enable_cache else None
     return {"project_dir": str(settings.dbt_dir()), "profile_config": prof, "install_deps": False,
             "invocation_mode": InvocationMode.DBT_RUNNER, "dbt_executable_path": dbt_bin(),
-            "cache_dir": cache_dir, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS}
+            "cache_dir": cache_dir, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS,
+            "emit_datasets": False}  # their Assets are declared (seeds_and_staging), without host or port
 
 
-def seeds_and_staging(prof: ProfileConfig) -> tuple[DbtSeedLocalOperator, DbtBuildLocalOperator]:
-    """Seeds (code maps) and staging views change only with the code: one task each builds and tests all.
-    tag:per_municipality tests run in quality_gate, where a failure holds one municipality's deliveries."""
+def seeds_and_staging(prof: ProfileConfig, manifest: dict[str, Any]) -> tuple[DbtSeedLocalOperator,
+                                                                              DbtBuildLocalOperator]:
+    """Seeds (code maps) and staging views change only with the code: one task each builds and tests all,
+    with one Asset per seed or view. tag:per_municipality tests run in quality_gate, where a failure holds
+    one municipality's deliveries."""
     common = dbt_common(prof)
-    seeds = DbtSeedLocalOperator(task_id="dbt_seeds", full_refresh=True, **common)
+    nodes = manifest["nodes"].values()
+    seeds = DbtSeedLocalOperator(task_id="dbt_seeds", full_refresh=True, **common,
+                                 outlets=[model_asset(n) for n in nodes if n["resource_type"] == "seed"])
     staging = DbtBuildLocalOperator(task_id="dbt_staging", select="path:models/staging",
-                                    exclude="tag:per_municipality", **common)
+                                    exclude="tag:per_municipality", **common,
+                                    outlets=[model_asset(n) for n in nodes if n["resource_type"] == "model"
+                                             and n["original_file_path"].startswith("models/staging/")])
     return seeds, staging
 
 
-def model_group(prof: ProfileConfig, manifest: Path) -> DbtTaskGroup:
+def model_group(prof: ProfileConfig, manifest: Path, nodes: dict[str, Any]) -> DbtTaskGroup:
     """Every intermediate, mart and reporting model as its own task, rendered from the manifest."""
     group = DbtTaskGroup(
         group_id="dbt",
@@ -213,7 +220,7 @@ def model_group(prof: ProfileConfig, manifest: Path) -> DbtTaskGroup:
                        "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS},
         default_args={"retries": 1},
     )
-    declare_model_assets(group, dbt_manifest.load())
+    declare_model_assets(group, nodes)
     return group
 
 
@@ -247,8 +254,9 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_warehous
         pulled >> loaded
         gate = loads_done(planned)
         loaded >> gate
-        seeds, staging = seeds_and_staging(prof)
-        models = model_group(prof, manifest)
+        nodes = dbt_manifest.load()
+        seeds, staging = seeds_and_staging(prof, nodes)
+        models = model_group(prof, manifest, nodes)
         stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
         held = quality_gate()
         quality.partial(held=held).expand(code=codes(planned))

@@ -4,11 +4,15 @@ sample period (session fixture demo_warehouse)."""
 from __future__ import annotations
 
 import pytest
+from scipy.stats import binom
+
+from trivsel.config import load_config
 
 pytestmark = pytest.mark.e2e
 
 HT, ODENSE, FR = "169", "461", "607"
 YEARS = (2010, 2011, 2012, 2013)
+ALPHA = float(load_config().settings["significance_level"])
 
 
 def _episodes(conn, code: str, register: str) -> dict[int, dict]:
@@ -96,13 +100,29 @@ def test_use_of_force(demo_warehouse):
         assert (fr[y]["n_registered"], fr[y]["n_excluded"], fr[y]["n_counted"]) == (None, None, None)
 
 
+def _exact_poisson_p(row: dict) -> float:
+    """Two-sided exact conditional p of equal Poisson rates: given n episodes in all, the follow-up count is
+    binomial with the follow-up's share of the exposure; p sums the outcomes no likelier than the one seen."""
+    x0, x1 = row["count_baseline"], row["count_followup"]
+    t0, t1 = float(row["exposure_baseline"]), float(row["exposure_followup"])
+    n = x0 + x1
+    pmf = binom.pmf(range(n + 1), n, t1 / (t0 + t1))
+    return float(min(1.0, pmf[pmf <= pmf[x1] * (1 + 1e-7)].sum()))
+
+
 def test_rate_change_report(demo_warehouse):
     rows = demo_warehouse.execute("select * from reporting.incident_rate_change").fetchall()
     got = {(r["municipality_code"], r["register"]): r for r in rows}
     ht = got[(HT, "reported_accident")]
     assert (ht["count_baseline"], ht["count_followup"]) == (63, 13)
     assert ht["crosses_break"] and "169_near_miss_definition_2013" in ht["break_id"]
-    assert 0.0 <= ht["p_value"] <= 1.0
+    # every tested row's p-value is the exact conditional test of equal Poisson rates, recomputed here from
+    # the row's published counts and exposures straight from the binomial distribution (scipy)
+    tested = [r for r in rows if r["p_value"] is not None]
+    assert ht in tested and len(tested) >= 3
+    for r in tested:
+        assert r["p_value"] == pytest.approx(_exact_poisson_p(r), rel=1e-9, abs=1e-12), r
+        assert r["significant"] == (r["p_value"] <= ALPHA)
     assert got[(ODENSE, "reported_accident")]["low_count"]
     assert got[(FR, "use_of_force")]["status"] == "not_delivered"
     assert got[(FR, "use_of_force")]["p_value"] is None

@@ -33,10 +33,15 @@ def _refuse(*args, **kwargs):
 
 
 def _parse(monkeypatch):
+    """A DagBag of the DAG file, as the dag-processor imports it: under Airflow's default import timeout
+    (30 s; an import that outlasts it is an import error), with dbt and child processes refused."""
+    from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
     from dbt.cli.main import dbtRunner
 
     with monkeypatch.context() as mp:
+        mp.delenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", raising=False)
+        assert conf.getfloat("core", "dagbag_import_timeout") == 30.0
         mp.setattr(subprocess, "Popen", _refuse)
         mp.setattr(os, "system", _refuse)
         mp.setattr(os, "posix_spawn", _refuse)
@@ -196,8 +201,15 @@ def test_assets_are_stable_and_described(dag, manifest):
         assert asset.name == f"trivsel.{node['schema']}.{node['name']}"
         assert asset.extra["description"] == " ".join(node["description"].split())
     assert {a.name for a in dag.get_task("publish").outlets} == {"trivsel.reporting"}
-    # no other task claims to produce an Asset (Cosmos' own emission is off)
-    assert {t for t, _ in assets} == set(models) | {"publish"}
+    nodes = manifest["nodes"].values()
+    seeds = {f"trivsel.{n['schema']}.{n['alias']}" for n in nodes if n["resource_type"] == "seed"}
+    views = {f"trivsel.{n['schema']}.{n['alias']}" for n in nodes if n["resource_type"] == "model"
+             and n["original_file_path"].startswith("models/staging/")}
+    assert seeds and {a.name for a in dag.get_task("dbt_seeds").outlets} == seeds
+    assert views and {a.name for a in dag.get_task("dbt_staging").outlets} == views
+    # no other task claims to produce an Asset, and no dbt operator emits its own (Cosmos' host:port URIs)
+    assert {t for t, _ in assets} == set(models) | {"publish", "dbt_seeds", "dbt_staging"}
+    assert not [t.task_id for t in dag.tasks if getattr(t, "emit_datasets", False)]
 
 
 def test_a_quarantine_fails_the_municipalitys_task_also_on_retry(monkeypatch):
@@ -213,3 +225,33 @@ def test_a_quarantine_fails_the_municipalitys_task_also_on_retry(monkeypatch):
                          reason="already loaded as delivery 8")
     monkeypatch.setattr(loading, "ingest_municipality", lambda *a, **k: [ok])
     assert pipeline.ingest("607", "2014-01", "retry")[0]["status"] == "unchanged"
+
+
+@pytest.mark.e2e
+def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
+    """After the demo's run (`airflow dags test` of the parsed DAG): the map indexes Airflow stored name the
+    municipality and period, the domain and the code, and no Asset it registered carries a host or port."""
+    import psycopg
+
+    from trivsel import airflow_env
+    from trivsel.config import load_config
+
+    names = {m.code: m.name for m in load_config().municipalities}
+    url = airflow_env.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        (run_id,) = conn.execute("select run_id from dag_run where dag_id = 'trivsel_monthly' order by id desc"
+                                 " limit 1").fetchone()
+        rows = conn.execute("select task_id, map_index, rendered_map_index from task_instance where dag_id ="
+                            " 'trivsel_monthly' and run_id = %s and map_index >= 0", (run_id,)).fetchall()
+        uris = [u for (u,) in conn.execute("select uri from asset").fetchall()]
+    by_task: dict[str, set[str]] = {}
+    for task_id, _i, rendered in rows:
+        by_task.setdefault(task_id, set()).add(rendered)
+    periods = sorted(demo_run)
+    expected_jobs = {f"{c} {n} {p}" for p in periods for c, n in names.items()}
+    assert by_task["pull"] == expected_jobs and by_task["ingest"] == expected_jobs
+    from trivsel import pipeline
+
+    assert by_task["significance_tests"] == set(pipeline.STAT_DOMAINS)
+    assert by_task["quality"] == set(names)
+    assert uris and all(urlsplit(u).port is None and "127.0.0.1" not in u for u in uris)
