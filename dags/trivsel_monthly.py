@@ -27,7 +27,7 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from trivsel import dbt_runtime, pipeline
+from trivsel import dbt_runtime, pipeline, upstream
 from trivsel.config import load_config
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,12 @@ DBT_CACHE_DIR = cosmos_settings.cache_dir / "trivsel_monthly__dbt" if cosmos_set
 # --cache-selected-only: dbt lists the relations of the schemas the task builds, not of every schema of the
 # project (plus PostgreSQL's view-dependency query) before each task; the SQL it runs is the same.
 DBT_GLOBAL_FLAGS = ["--cache-selected-only"]
+# every dbt task reads the run's pinned snapshot of deliveries (trivsel.snapshot) and records its results
+# for certify (trivsel.upstream)
+RUN_ARGS = {"vars": {"run_id": "{{ run_id }}"}, "callback": upstream.record_dbt_results}
 DBT_COMMON = {"project_dir": str(ROOT / "dbt"), "profile_config": PROFILE, "install_deps": False,
               "invocation_mode": InvocationMode.DBT_RUNNER, "dbt_executable_path": DBT_BIN,
-              "cache_dir": DBT_CACHE_DIR, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS}
+              "cache_dir": DBT_CACHE_DIR, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS, **RUN_ARGS}
 
 
 def _on_failure(context) -> None:
@@ -126,23 +129,24 @@ def trivsel_monthly():
 
     @task(trigger_rule="all_done", retries=0)
     def loads_done(p: dict) -> str:
-        """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined."""
-        return p["period"]
+        """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined;
+        pin that set of deliveries for every model of this run (trivsel.snapshot)."""
+        return pipeline.loads_done(p["period"], get_current_context()["run_id"])
 
     @task(retries=1)
     def significance_tests(domain: str) -> int:
         return pipeline.run_statistics(domain)
 
-    @task(retries=0)
+    # all_done: certify measures this run's upstream (task states, dbt results) and records a refusal
+    @task(retries=0, trigger_rule="all_done")
     def certify(p: dict) -> dict:
-        """Build models/certified into certified_next, check it, swap it into certified (trivsel.certify).
-        Runs only when every dbt task upstream (models and their tests) and the statistics succeeded."""
-        from trivsel import certify as certification
+        """Measure the upstream, build models/certified into certified_next, check it, swap it in."""
+        return pipeline.certify(p, get_current_context())
 
-        upstream = {"passed": True, "what": "every upstream Cosmos dbt task (model builds with their tests) "
-                                            "and the statistics succeeded (trigger rule all_success)"}
-        return certification.certify(p["period"], get_current_context()["run_id"], periods=p.get("periods"),
-                                     dbt_tests=upstream)
+    @task(retries=0, trigger_rule="all_done")
+    def run_outcome(p: dict) -> str:
+        """Last: fails the run when a municipality's deliveries were quarantined or held."""
+        return pipeline.run_outcome(p, get_current_context())
 
     @task(retries=0)
     def quality_gate() -> dict:
@@ -195,13 +199,15 @@ def trivsel_monthly():
         # buildable: a test between two models (relationships) runs in the task of the model built last, not
         # in the first one's task before the other exists (eager: fails on a fresh warehouse)
         operator_args={"install_deps": False, "indirect_selection": "buildable",
-                       "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS},
+                       "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS, **RUN_ARGS},
         default_args={"retries": 1},
     )
     stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
     held = quality_gate()
-    quality.partial(held=held).expand(code=codes(planned))
-    gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned)
+    verdicts = quality.partial(held=held).expand(code=codes(planned))
+    outcome = run_outcome(planned)
+    gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned) >> outcome
+    verdicts >> outcome
 
 
 trivsel_monthly()
