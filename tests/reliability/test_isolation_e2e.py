@@ -93,7 +93,9 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         assert len(failed) == 3, failed
         assert re.fullmatch(r"failed: ingest\[169\b[^\]]*\]: failed", failed[0]), failed
         assert failed[1:] == ["failed: quality[169]: failed", "failed: run_outcome: failed"], failed
-        assert "municipalities 169 had deliveries quarantined or held" in out, out[-3000:]
+        run_log = (home / "logs" / f"run-{PERIOD}.log").read_text(errors="replace")
+        assert "municipalities 169 had deliveries quarantined or held" in run_log, run_log[-3000:]
+        assert "upstream measured: passed" in run_log, "certify measured the run's upstream"
 
         with psycopg.connect(url, autocommit=True) as c:
             audit = {name: (status, reason) for name, status, reason in c.execute(
