@@ -15,7 +15,7 @@
             coalesce(units.fingerprint, 'no units'),
             '{{ var("absence_hours_per_day", 7.4) }}'
         )) as reference_fingerprint
-    from {{ source('audit', 'delivery') }} as deliveries
+    from ({{ pinned_deliveries() }}) as deliveries
     cross join (
         select md5(coalesce(string_agg(
             concat_ws(',', quote_nullable(absence_code), quote_nullable(counts_as_sick_leave),

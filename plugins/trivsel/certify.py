@@ -6,12 +6,23 @@ A period is certified only when all of these passed:
    the models read is `loaded`, i.e. passed its Great Expectations suite in trivsel.loading. Quarantined
    and not-delivered keys do not block certification; they are published in the data-quality summary
    (certified.publication_log) and in certified.delivery_coverage, never as zeros.
-2. dbt tests: in the DAG, the certify task runs only when every Cosmos task upstream (each model's build
-   with its tests) succeeded; `trivsel certify` outside the DAG runs `dbt test` itself.
-   The certified models' own tests and contracts run in the build of step 3.
+2. dbt tests, measured: in the DAG, certify reads this run's own upstream results (trivsel.upstream): every
+   dbt result its dbt tasks recorded (audit.dbt_result, from each invocation's run_results.json) and the
+   Airflow states of this dag run's tasks. A failed or errored dbt result, or an upstream task that did not
+   succeed (other than a pull, a held municipality's `quality` task, or an ingest that failed on a
+   quarantined delivery), refuses the publication. The task runs with trigger rule `all_done`, so that a
+   refusal is measured and recorded rather than the task being skipped. `trivsel certify` outside the DAG
+   runs `dbt test` itself. The certified models' own tests and contracts run in the build of step 3.
 3. the certified outputs: the dbt models in models/certified are built into schema `certified_next`
    (contracts enforced, small-cell suppression with the threshold from config), then validated with the
    Great Expectations suites expectations/certified_<table>.json inside PostgreSQL.
+
+A refusal changes no certified table: certify appends a row with outcome `refused`, the measured checks and
+the reason to certified.publication_log, logs the reason, and fails its task.
+
+A run whose periods have no delivery at all (a scheduled run for an empty month, e.g. right after the DAG is
+unpaused) publishes nothing: it would be a new certified version whose only news is `not_delivered` rows.
+certify logs why and returns `published: false`; the previous certified version stays current.
 
 Then, in one transaction, `certified_next` becomes `certified` (the previous `certified` schema is
 renamed away and dropped; publication_log moves along): evaluators see the previous certified state until
@@ -33,7 +44,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from trivsel import roles, schema, settings, warehouse
+from trivsel import privacy, roles, schema, settings, warehouse
 from trivsel.config import load_config, validate_period
 
 log = logging.getLogger(__name__)
@@ -68,8 +79,18 @@ create table if not exists {schema}.publication_log (
     sources_not_delivered   integer not null,
     quality_summary         jsonb not null,
     tables                  jsonb not null,
-    suppressed              boolean not null default false
+    suppressed              boolean not null default false,
+    outcome                 text not null default 'published' check (outcome in ('published', 'refused')),
+    upstream                jsonb,
+    refusal_reason          text
 )
+"""
+#: a publication_log made before outcome/upstream existed gains them
+PUBLICATION_LOG_MIGRATE = """
+alter table {schema}.publication_log add column if not exists periods text[];
+alter table {schema}.publication_log add column if not exists outcome text not null default 'published';
+alter table {schema}.publication_log add column if not exists upstream jsonb;
+alter table {schema}.publication_log add column if not exists refusal_reason text
 """
 
 DICTIONARY_DDL = """
@@ -257,7 +278,7 @@ def publish(conn, result: Result, small: int, dictionary: list[tuple]) -> int:
         conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:certify'))")
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(CERTIFIED)))
         conn.execute(PUBLICATION_LOG_DDL.format(schema=CERTIFIED))
-        conn.execute(f"alter table {CERTIFIED}.publication_log add column if not exists periods text[]")
+        conn.execute(PUBLICATION_LOG_MIGRATE.format(schema=CERTIFIED))
         conn.execute(sql.SQL("alter table {}.publication_log set schema {}").format(
             sql.Identifier(CERTIFIED), sql.Identifier(NEXT)))
         conn.execute(DICTIONARY_DDL.format(schema=NEXT))
@@ -268,12 +289,13 @@ def publish(conn, result: Result, small: int, dictionary: list[tuple]) -> int:
                 copy.write_row(row)
         pid = conn.execute(
             f"""insert into {NEXT}.publication_log (period, periods, run_id, small_cell_threshold, checks,
-                   deliveries_loaded, deliveries_quarantined, sources_not_delivered, quality_summary, tables)
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning publication_id""",
+                   deliveries_loaded, deliveries_quarantined, sources_not_delivered, quality_summary, tables,
+                   upstream)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning publication_id""",
             (result.period, result.summary["periods"], result.run_id, small, json.dumps(result.checks, default=str),
              result.summary["deliveries_loaded"], result.summary["deliveries_quarantined"],
              len(result.summary["not_delivered"]), json.dumps(result.summary, default=str),
-             json.dumps(result.tables))).fetchone()[0]
+             json.dumps(result.tables), json.dumps(result.checks.get("dbt_tests"), default=str))).fetchone()[0]
         if conn.execute("select 1 from pg_roles where rolname = 'evaluator'").fetchone():
             roles.grant_reader_schema(conn, NEXT)
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS)))
@@ -285,10 +307,44 @@ def publish(conn, result: Result, small: int, dictionary: list[tuple]) -> int:
     return pid
 
 
+def record_refusal(conn, result: Result, small: int, reason: str) -> int:
+    """Append an outcome-`refused` row to certified.publication_log; no certified table changes."""
+    summary = result.summary or {}
+    reason = privacy.mask_identifiers(reason) or ""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:certify'))")
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(CERTIFIED)))
+        conn.execute(PUBLICATION_LOG_DDL.format(schema=CERTIFIED))
+        conn.execute(PUBLICATION_LOG_MIGRATE.format(schema=CERTIFIED))
+        pid = conn.execute(
+            f"""insert into {CERTIFIED}.publication_log (period, periods, run_id, small_cell_threshold, checks,
+                   deliveries_loaded, deliveries_quarantined, sources_not_delivered, quality_summary, tables,
+                   outcome, upstream, refusal_reason)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, '{{}}', 'refused', %s, %s)
+                returning publication_id""",
+            (result.period, summary.get("periods") or [result.period], result.run_id, small,
+             privacy.mask_identifiers(json.dumps(result.checks, default=str)), summary.get("deliveries_loaded", 0),
+             summary.get("deliveries_quarantined", 0), len(summary.get("not_delivered") or []),
+             privacy.mask_identifiers(json.dumps(summary, default=str)),
+             privacy.mask_identifiers(json.dumps(result.checks.get("dbt_tests"), default=str)), reason[:5000],
+             )).fetchone()[0]
+        if conn.execute("select 1 from pg_roles where rolname = 'evaluator'").fetchone():
+            roles.grant_reader_schema(conn, CERTIFIED)
+    return pid
+
+
+def has_deliveries(conn, periods: list[str]) -> bool:
+    """Whether any file at all came for the periods (loaded, quarantined, waiting, … : anything decided)."""
+    return conn.execute("select exists (select 1 from audit.delivery where period = any(%s))",
+                        (periods,)).fetchone()[0]
+
+
 def certify(period: str, run_id: str, *, periods: list[str] | None = None,
             dbt_tests: dict[str, Any] | None = None) -> dict[str, Any]:
     """Certify and publish what a run loaded: `period` (the run's last period) and, for a backfill run,
-    every period it covered (`periods`). Raises CertificationFailed (the previous state stays)."""
+    every period it covered (`periods`). `dbt_tests`: the measured upstream check (trivsel.upstream.measure)
+    in the DAG; None runs `dbt test`. Raises CertificationFailed after recording the refusal (the previous
+    state stays). Returns `published: false` without publishing when no file came for any of the periods."""
     periods = sorted({validate_period(p) for p in (periods or [])} | {validate_period(period)})
     small = threshold()
     result = Result(period, run_id)
@@ -296,14 +352,20 @@ def certify(period: str, run_id: str, *, periods: list[str] | None = None,
             psycopg.connect(warehouse.url(), autocommit=True) as conn:
         target = Path(tmp)
         schema.ensure(conn)
+        if not has_deliveries(conn, periods):
+            log.warning("run %s: no delivery came for %s: nothing new to certify; no certified version is "
+                        "published (the previous one stays current)", run_id, ", ".join(periods))
+            return {**result.as_dict(), "published": False,
+                    "reason": f"no delivery for {', '.join(periods)}: nothing published"}
         conn.execute("select pg_advisory_lock(hashtext('trivsel:certify:build'))")
         try:
             result.checks["deliveries"], result.summary = check_deliveries(conn, periods)
             result.checks["dbt_tests"] = dbt_tests if dbt_tests is not None else run_dbt_tests(target / "test")
             blocking = [k for k, c in result.checks.items() if not c.get("passed")]
             if blocking:
-                raise CertificationFailed(f"period {period} not certified: {', '.join(blocking)} failed: "
-                                          + json.dumps({k: result.checks[k] for k in blocking}, default=str)[:3000])
+                raise CertificationFailed(f"period {period} not certified: {', '.join(blocking)} failed: " + "; ".join(
+                    f"{k}: {result.checks[k].get('reason') or json.dumps(result.checks[k], default=str)[:1500]}"
+                    for k in blocking)[:3000])
             result.checks["certified_build"] = build_certified(conn, small, target / "build")
             if not result.checks["certified_build"]["passed"]:
                 raise CertificationFailed(f"period {period} not certified: the certified models did not build: "
@@ -320,11 +382,14 @@ def certify(period: str, run_id: str, *, periods: list[str] | None = None,
                 ).fetchone()[0]
             manifest = json.loads((target / "build" / "manifest.json").read_text())
             result.publication_id = publish(conn, result, small, data_dictionary(manifest))
-        except CertificationFailed:
+        except CertificationFailed as exc:
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(NEXT)))
+            refused = record_refusal(conn, result, small, str(exc))
+            log.error("run %s: publication refused (publication_log %s): %s", run_id, refused,
+                      privacy.mask_identifiers(str(exc)))
             raise
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('trivsel:certify:build'))")
     log.info("period %s certified and published (publication %s): %s", period, result.publication_id,
              json.dumps(result.tables))
-    return result.as_dict()
+    return {**result.as_dict(), "published": True}

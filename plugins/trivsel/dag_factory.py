@@ -28,7 +28,7 @@ from cosmos.constants import DbtResourceType, ExecutionMode, InvocationMode, Loa
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from trivsel import dbt_manifest, dbt_runtime, pipeline, settings
+from trivsel import dbt_manifest, dbt_runtime, pipeline, settings, upstream
 from trivsel.config import Config
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ REPORTING = Asset(name="trivsel.reporting", uri="trivsel://warehouse/reporting",
 # --cache-selected-only: dbt lists the relations of the schemas the task builds, not of every schema of the
 # project (plus PostgreSQL's view-dependency query) before each task; the SQL it runs is the same.
 DBT_GLOBAL_FLAGS = ["--cache-selected-only"]
+# every dbt task reads the run's pinned snapshot of deliveries (trivsel.snapshot) and records its results
+# for certify (trivsel.upstream)
+RUN_ARGS = {"vars": {"run_id": "{{ run_id }}"}, "callback": upstream.record_dbt_results}
 PULL_INGEST_INDEX = ("{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job'].get('name', '') }} "
                      "{{ task.op_kwargs['job']['period'] }}")
 
@@ -119,8 +122,9 @@ def ingest(job: dict) -> list[dict]:
 
 @task(trigger_rule="all_done", retries=0)
 def loads_done(p: dict) -> str:
-    """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined."""
-    return p["period"]
+    """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined;
+    pin that set of deliveries for every model of this run (trivsel.snapshot)."""
+    return pipeline.loads_done(p["period"], get_current_context()["run_id"])
 
 
 @task(retries=1, map_index_template="{{ task.op_kwargs['domain'] }}")
@@ -128,16 +132,17 @@ def significance_tests(domain: str) -> int:
     return pipeline.run_statistics(domain)
 
 
-@task(retries=0)
+# all_done: certify measures this run's upstream (task states, dbt results) and records a refusal
+@task(retries=0, trigger_rule="all_done")
 def certify(p: dict) -> dict:
-    """Build models/certified into certified_next, check it, swap it into certified (trivsel.certify).
-    Runs only when every dbt task upstream (models and their tests) and the statistics succeeded."""
-    from trivsel import certify as certification
+    """Measure the upstream, build models/certified into certified_next, check it, swap it in."""
+    return pipeline.certify(p, get_current_context())
 
-    upstream = {"passed": True, "what": "every upstream Cosmos dbt task (model builds with their tests) "
-                                        "and the statistics succeeded (trigger rule all_success)"}
-    return certification.certify(p["period"], get_current_context()["run_id"], periods=p.get("periods"),
-                                 dbt_tests=upstream)
+
+@task(retries=0, trigger_rule="all_done")
+def run_outcome(p: dict) -> str:
+    """Last: fails the run when a municipality's deliveries were quarantined or held."""
+    return pipeline.run_outcome(p, get_current_context())
 
 
 @task(retries=0)
@@ -181,7 +186,7 @@ def dbt_common(prof: ProfileConfig) -> dict[str, Any]:
     cache_dir = cosmos_settings.cache_dir / f"{DAG_ID}__dbt" if cosmos_settings.enable_cache else None
     return {"project_dir": str(settings.dbt_dir()), "profile_config": prof, "install_deps": False,
             "invocation_mode": InvocationMode.DBT_RUNNER, "dbt_executable_path": dbt_bin(),
-            "cache_dir": cache_dir, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS,
+            "cache_dir": cache_dir, "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS, **RUN_ARGS,
             "emit_datasets": False}  # their Assets are declared (seeds_and_staging), without host or port
 
 
@@ -217,7 +222,7 @@ def model_group(prof: ProfileConfig, manifest: Path, nodes: dict[str, Any]) -> D
         # buildable: a test between two models (relationships) runs in the task of the model built last, not
         # in the first one's task before the other exists (eager: fails on a fresh warehouse)
         operator_args={"install_deps": False, "indirect_selection": "buildable",
-                       "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS},
+                       "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS, **RUN_ARGS},
         default_args={"retries": 1},
     )
     declare_model_assets(group, nodes)
@@ -259,6 +264,8 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_warehous
         models = model_group(prof, manifest, nodes)
         stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
         held = quality_gate()
-        quality.partial(held=held).expand(code=codes(planned))
-        gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned)
+        verdicts = quality.partial(held=held).expand(code=codes(planned))
+        outcome = run_outcome(planned)
+        gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned) >> outcome
+        verdicts >> outcome
     return dag

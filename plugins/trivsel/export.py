@@ -190,7 +190,10 @@ def export(out: Path, period: str | None = None, fmt: str = "csv", url: str | No
     cols, rows = tables["publication_log"]
     latest = dict(zip(cols, rows[-1], strict=True)) if rows else {}
     if rows:
-        latest = max((dict(zip(cols, r, strict=True)) for r in rows), key=lambda r: r["publication_id"])
+        # the latest published version (a refused attempt, outcome 'refused', changed no table)
+        published = [d for d in (dict(zip(cols, r, strict=True)) for r in rows) if d.get("outcome", "published")
+                     == "published"] or [dict(zip(cols, r, strict=True)) for r in rows]
+        latest = max(published, key=lambda r: r["publication_id"])
     meta = {"exported_at": datetime.now().astimezone().isoformat(), "read_as_role": role, "period_filter": period,
             "format": fmt, "tables": {t: len(r) for t, (_, r) in tables.items()},
             "latest_publication": {k: (v.isoformat() if isinstance(v, (date, datetime)) else v)

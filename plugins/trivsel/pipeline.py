@@ -6,7 +6,7 @@ import importlib
 import logging
 from datetime import date, datetime
 
-from trivsel import loading, schema, warehouse
+from trivsel import loading, schema, snapshot, warehouse
 from trivsel.config import load_config, validate_period
 
 log = logging.getLogger(__name__)
@@ -139,3 +139,76 @@ def finish(periods: list[str], run_id: str) -> dict:
     summary = {status: n for status, n in rows}
     log.info("periods %s finished: %s", ", ".join(periods), summary)
     return summary
+
+
+def loads_done(period: str, run_id: str) -> str:
+    """The run's gate: pin the snapshot of deliveries every model of this run is built from (trivsel.snapshot)."""
+    with warehouse.connect(autocommit=True) as conn:
+        pinned = snapshot.pin(conn, run_id)
+        snapshot.prune(conn)
+    log.info("run %s: models build from %d loaded deliveries (pinned)", run_id, pinned["loaded"])
+    return period
+
+
+def certify(p: dict, context: dict) -> dict:
+    """The DAG's certify step: measure this run's upstream (trivsel.upstream), then certify or refuse."""
+    from trivsel import certify as certification
+    from trivsel import upstream
+
+    jobs = [{"code": c, "period": period} for period in p["periods"] for c in p["codes"]]
+    measured = upstream.from_context(context, jobs)
+    log.info("run %s: upstream measured: %s", context["run_id"],
+             "passed" if measured["passed"] else f"FAILED: {measured.get('reason')}")
+    return certification.certify(p["period"], context["run_id"], periods=p.get("periods"), dbt_tests=measured)
+
+
+class MunicipalitiesNotPublished(_FailWithoutRetry):
+    """The run's final verdict: everything else was published, but these municipalities' deliveries were not."""
+
+
+def not_published(conn, periods: list[str], codes: list[str]) -> dict[str, list[str]]:
+    """{municipality: [lines]} for the run's deliveries that stand quarantined (no later loaded or superseded
+    version of their key) or held by the quality gate (`waiting` with the gate's reason)."""
+    rows = conn.execute(
+        """select d.municipality_code, d.source, d.period, d.file_name, d.status, d.delivery_id
+             from audit.delivery as d
+            where d.period = any(%s) and d.municipality_code = any(%s)
+              and (d.status = 'quarantined' or (d.status = 'waiting' and d.reason like 'held by the quality gate%%'))
+              and not exists (select 1 from audit.delivery as later
+                               where later.municipality_code = d.municipality_code and later.source = d.source
+                                 and later.period = d.period and later.scheme is not distinct from d.scheme
+                                 and later.delivery_id > d.delivery_id and later.status in ('loaded', 'superseded'))
+            order by 1, 2, 3, 6""", (periods, codes)).fetchall()
+    out: dict[str, list[str]] = {}
+    for code, source, period, file_name, status, did in rows:
+        what = "quarantined" if status == "quarantined" else "held by the quality gate"
+        out.setdefault(code, []).append(f"{code}/{source}/{period} {file_name} (delivery {did}): {what}")
+    return out
+
+
+def run_outcome(p: dict, context: dict) -> str:
+    """The run's last task (trigger rule all_done): fail it, after everything else was published, when a
+    municipality's deliveries were quarantined or held, so the run's final state says so (a quarantine fails
+    only a mapped ingest task, which is not a leaf of the DAG), or when certify or publish did not succeed (a
+    refused certification must not end in a green run)."""
+    run_id = context["run_id"]
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    return outcome(p, run_id, states)
+
+
+def outcome(p: dict, run_id: str, states: dict[str, str | None]) -> str:
+    """run_outcome's verdict from the run's task states and audit.delivery (raises MunicipalitiesNotPublished)."""
+    unpublished = [f"{t} is {states.get(t) or 'not run'}" for t in ("certify", "publish") if states.get(t) != "success"]
+    with warehouse.connect(autocommit=True) as conn:
+        missing = not_published(conn, p["periods"], p["codes"])
+    if unpublished:
+        raise MunicipalitiesNotPublished(f"run {run_id}: nothing was published ({'; '.join(unpublished)}; see the "
+                                         f"certify task's log and certified.publication_log)")
+    if missing:
+        text = "\n".join(line for code in sorted(missing) for line in missing[code])
+        log.error("run %s: municipalities %s not (fully) published:\n%s", run_id, ", ".join(sorted(missing)), text)
+        raise MunicipalitiesNotPublished(
+            f"run {run_id}: the others were published, but municipalities {', '.join(sorted(missing))} had "
+            f"deliveries quarantined or held (audit.delivery, quarantine.delivery_issue):\n{text}")
+    return f"run {run_id}: every municipality's deliveries of {', '.join(p['periods'])} were published"

@@ -35,7 +35,7 @@ from typing import Any
 
 from psycopg import sql
 
-from trivsel import settings, warehouse
+from trivsel import settings, snapshot, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,17 @@ class MunicipalityHeld(RuntimeError):
     """Raised by a municipality's `quality` task when the gate held some of its deliveries."""
 
 
-def _dbt_test(target_dir: Path) -> tuple[int, str, list[dict[str, Any]]]:
-    """`dbt test --select tag:per_municipality --store-failures`; (return code, output, results)."""
+def _dbt_test(target_dir: Path, run_id: str | None = None) -> tuple[int, str, list[dict[str, Any]]]:
+    """`dbt test --select tag:per_municipality --store-failures`; (return code, output, results). With the
+    run id as dbt var `run_id`, as every dbt task of the run has it (its pinned snapshot, trivsel.snapshot)."""
     env = dict(os.environ, **warehouse.dbt_env())
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     dbt = str(Path(sys.executable).with_name("dbt"))
     cmd = [dbt, "test", "--select", SELECTOR, "--store-failures", "--project-dir", str(settings.dbt_dir()),
            "--profiles-dir", str(settings.dbt_dir()), "--target-path", str(target_dir),
            "--log-path", str(target_dir / "logs")]
+    if run_id:
+        cmd += ["--vars", json.dumps({"run_id": run_id})]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(settings.dbt_dir()))
     out = warehouse.redact(proc.stdout + proc.stderr)
     path = target_dir / "run_results.json"
@@ -98,6 +101,7 @@ def _hold(conn, test: str, relation: str, run_id: str | None) -> dict[str, list[
                   f"delivery of municipality {code}; its rows are kept out of staging, marts and certified until "
                   f"it matches (it is re-checked at the next ingest of its period)")
         with conn.transaction():
+            snapshot.hold(conn, run_id, did, reason)  # out of this run's models too (its pinned snapshot)
             hit = conn.execute(
                 "update audit.delivery set status = 'waiting', reason = %s, decided_at = now()"
                 " where delivery_id = %s and status = 'loaded'"
@@ -115,7 +119,7 @@ def gate(run_id: str | None = None) -> dict[str, list[str]]:
     """Run the per-municipality tests; hold what fails. Returns {municipality_code: [held deliveries]}."""
     target = settings.home() / "dbt-quality-target"  # kept between runs: dbt's partial parse
     target.mkdir(parents=True, exist_ok=True)
-    rc, out, results = _dbt_test(target)
+    rc, out, results = _dbt_test(target, run_id)
     failing = _failing(results)
     if not failing:
         log.info("quality gate: %d per-municipality tests pass", len(results))
@@ -125,7 +129,7 @@ def gate(run_id: str | None = None) -> dict[str, list[str]]:
         for test, relation in failing:
             for code, lines in _hold(conn, test, relation, run_id).items():
                 held.setdefault(code, []).extend(lines)
-    rc, out, results = _dbt_test(target)
+    rc, out, results = _dbt_test(target, run_id)
     still = _failing(results)
     if still:
         raise QualityGateFailed(f"per-municipality tests still fail after holding {held}: {still}\n{out[-2000:]}")

@@ -427,7 +427,7 @@ def render(conn, baseline: str | None = None, followup: str | None = None) -> tu
         raise RuntimeError(f"unknown survey round {unknown[0]!r}: settings.survey_rounds has "
                            f"{', '.join(config.survey_rounds)}")
     pub = conn.execute("select period, run_id, certified_at, small_cell_threshold from certified.publication_log"
-                       " order by publication_id desc limit 1").fetchone()
+                       " where outcome = 'published' order by publication_id desc limit 1").fetchone()
     response = section_response(conn, names, baseline, followup, minimum)
     items, charts = section_items(conn, names, baseline, followup)
     body = f"""<!doctype html>

@@ -79,6 +79,41 @@ create table if not exists audit.period_run (
     primary key (period, run_id)
 );
 
+-- A run's snapshot of the deliveries, pinned at its gate (loads_done; trivsel.snapshot): the status of every
+-- delivery of the warehouse at that moment. The run's dbt models read deliveries through it (dbt var run_id,
+-- macro pinned_deliveries), so one run's models are built from one set of deliveries; a delivery committed
+-- during the run is picked up by the next run. run_pin marks that the run pinned (an empty snapshot is one).
+create table if not exists audit.run_pin (
+    run_id      text primary key,
+    pinned_at   timestamptz not null default now(),
+    deliveries  integer not null,
+    loaded      integer not null
+);
+create table if not exists audit.run_snapshot (
+    run_id      text not null references audit.run_pin (run_id) on delete cascade,
+    delivery_id bigint not null references audit.delivery (delivery_id),
+    status      text not null,
+    reason      text,
+    decided_at  timestamptz,
+    primary key (run_id, delivery_id)
+);
+
+-- What each dbt invocation of a run reported (run_results.json), recorded by the Cosmos callback
+-- (trivsel.upstream.record_dbt_results): certify reads it instead of assuming the tests passed.
+create table if not exists audit.dbt_result (
+    run_id        text not null,
+    task_id       text not null,
+    map_index     integer not null default -1,
+    try_number    integer not null default 1,
+    unique_id     text not null,
+    resource_type text,
+    status        text not null,
+    failures      bigint,
+    message       text,
+    recorded_at   timestamptz not null default now(),
+    primary key (run_id, task_id, map_index, try_number, unique_id)
+);
+
 create table if not exists quarantine.delivery_issue (
     delivery_id  bigint not null references audit.delivery (delivery_id),
     file_name    text not null,

@@ -96,7 +96,8 @@ def test_contracts_are_enforced_and_versioned(demo_warehouse):
 
 
 def test_publication_log_records_what_was_checked(demo_warehouse):
-    rows = demo_warehouse.execute("select * from certified.publication_log order by publication_id").fetchall()
+    rows = demo_warehouse.execute("select * from certified.publication_log where outcome = 'published'"
+                                  " order by publication_id").fetchall()
     assert rows
     from trivsel.loading import periods_with_deliveries
 
@@ -128,7 +129,12 @@ def test_failed_certification_keeps_the_previous_state(demo_warehouse, monkeypat
     monkeypatch.setattr(certify, "validate_outputs", failing)
     with pytest.raises(certify.CertificationFailed):
         certify.certify("2014-03", "test_forced_failure", dbt_tests={"passed": True, "what": "test"})
-    after = demo_warehouse.execute("select max(publication_id) as p from certified.publication_log").fetchone()["p"]
+    after = demo_warehouse.execute("select max(publication_id) as p from certified.publication_log"
+                                   " where outcome = 'published'").fetchone()["p"]
     assert after == before
+    refusal = demo_warehouse.execute("select outcome, run_id, refusal_reason from certified.publication_log"
+                                     " order by publication_id desc limit 1").fetchone()
+    assert (refusal["outcome"], refusal["run_id"]) == ("refused", "test_forced_failure")
+    assert "forced" in refusal["refusal_reason"]
     assert demo_warehouse.execute("select count(*) as n from certified.survey_item_change").fetchone()["n"] == n_before
     assert not demo_warehouse.execute("select 1 from pg_namespace where nspname = 'certified_next'").fetchone()

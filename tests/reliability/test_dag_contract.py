@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
 CORE_TASKS = {"plan", "municipalities", "pull", "ingest", "loads_done", "dbt_seeds", "dbt_staging",
-              "quality_gate", "codes", "quality", "significance_tests", "certify", "publish"}
+              "quality_gate", "codes", "quality", "significance_tests", "certify", "publish",
+              "run_outcome"}
 
 
 class DbtStarted(AssertionError):
@@ -127,8 +128,9 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert t("dbt_seeds").upstream_task_ids == {"loads_done"}
     assert t("dbt_staging").upstream_task_ids == {"dbt_seeds"}
     assert t("quality_gate").upstream_task_ids == {"dbt_staging"}
-    # quality per municipality is a leaf: a held municipality fails its own task, nobody waits on it
-    assert t("quality").upstream_task_ids == {"quality_gate", "codes"} and not t("quality").downstream_task_ids
+    # quality per municipality fails its own task; only the final run_outcome waits on it
+    assert t("quality").upstream_task_ids == {"quality_gate", "codes"}
+    assert t("quality").downstream_task_ids == {"run_outcome"}
     group = [x for x in dag.tasks if x.task_id.startswith("dbt.")]
     roots = {x.task_id for x in group if not any(u.startswith("dbt.") for u in x.upstream_task_ids)}
     leaves = {x.task_id for x in group if not any(d.startswith("dbt.") for d in x.downstream_task_ids)}
@@ -136,8 +138,13 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert t("significance_tests").upstream_task_ids == leaves
     assert all(t(x.task_id).retries == 1 for x in group)
     assert t("certify").upstream_task_ids == {"plan", "significance_tests"}
-    assert (t("certify").trigger_rule, t("certify").retries) == ("all_success", 0)
+    # all_done: certify measures the upstream itself and records a refusal (trivsel.upstream)
+    assert (t("certify").trigger_rule, t("certify").retries) == ("all_done", 0)
     assert t("publish").upstream_task_ids == {"plan", "certify"}
+    # the one leaf: the run's final state says whether a municipality was quarantined or held
+    assert t("run_outcome").upstream_task_ids == {"plan", "publish", "quality"}
+    assert (t("run_outcome").trigger_rule, t("run_outcome").retries) == ("all_done", 0)
+    assert [x.task_id for x in dag.tasks if not x.downstream_task_ids] == ["run_outcome"]
 
 
 def test_tasks_retry_with_backoff_and_a_failure_is_logged(monkeypatch, caplog):

@@ -88,10 +88,14 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         print(out[-4000:])
         failed = sorted(line.strip() for line in out.splitlines() if line.strip().startswith("failed:"))
         assert proc.returncode == 1, out[-3000:]
-        # only 169's tasks fail: the ingest that quarantined its registry export, and its quality verdict
-        assert len(failed) == 2, failed
+        # only 169's tasks fail: the ingest that quarantined its registry export, its quality verdict, and the
+        # run's final verdict (run_outcome), which names 169 after everything else was published
+        assert len(failed) == 3, failed
         assert re.fullmatch(r"failed: ingest\[169\b[^\]]*\]: failed", failed[0]), failed
-        assert failed[1] == "failed: quality[169]: failed", failed
+        assert failed[1:] == ["failed: quality[169]: failed", "failed: run_outcome: failed"], failed
+        run_log = (home / "logs" / f"run-{PERIOD}.log").read_text(errors="replace")
+        assert "municipalities 169 had deliveries quarantined or held" in run_log, run_log[-3000:]
+        assert "upstream measured: passed" in run_log, "certify measured the run's upstream"
 
         with psycopg.connect(url, autocommit=True) as c:
             audit = {name: (status, reason) for name, status, reason in c.execute(

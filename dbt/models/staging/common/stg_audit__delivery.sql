@@ -1,5 +1,6 @@
 with source as (
-    select * from {{ source('audit', 'delivery') }}
+    -- in a DAG run: the statuses the run pinned at its gate (macros/pinned_deliveries.sql)
+    {{ pinned_deliveries() }}
 ),
 
 final as (

@@ -1,0 +1,167 @@
+"""What a run's upstream tasks actually did, measured for certification (issue 14).
+
+Why. The certify task used to be handed `{"passed": True}` by the DAG and wrote it into
+certified.publication_log: a claim, not a measurement. Now:
+
+- every dbt task of the run records dbt's own results (run_results.json of its invocation: each model, seed
+  and test with its status and message) in `audit.dbt_result`, through a Cosmos callback
+  (`record_dbt_results`) that runs after dbt, also when dbt failed;
+- certify reads those results and the states of this dag run's task instances (Airflow's execution API,
+  `ti.get_task_states`), and `measure()` decides: it refuses when a dbt result failed or errored, when a
+  dbt task, the gate, the quality gate or a statistics task did not succeed, or when an ingest task failed
+  for any other reason than a quarantined delivery (a quarantine is a data error of one municipality: the
+  others publish; a crash is not).
+
+The certify task therefore runs with trigger rule `all_done`: it must run to measure and record a refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from trivsel import warehouse
+
+log = logging.getLogger(__name__)
+
+#: dbt result statuses that are a pass
+DBT_OK = {"success", "pass", "skipped", "warn", "no-op"}
+#: task ids whose failure never blocks certification, and why (recorded with the measurement)
+TOLERATED = {
+    "pull": "a remote location that is down or overdue is logged; ingest loads what is in the inbox",
+    "quality": "a municipality held by the quality gate fails its own task; its rows are out of the models",
+}
+#: tasks after certify in the DAG: not upstream
+DOWNSTREAM = {"certify", "publish", "run_outcome"}
+
+
+#: the DAG's mapped tasks (get_task_states names a mapped task instance f"{task_id}_{map_index}")
+MAPPED = {"pull", "ingest", "significance_tests", "quality"}
+
+
+def _task_of(key: str) -> tuple[str, int]:
+    """'ingest_3' → ('ingest', 3); 'dbt.int_x_run' → ('dbt.int_x_run', -1)."""
+    base, _, idx = key.rpartition("_")
+    if base in MAPPED and idx.isdigit():
+        return base, int(idx)
+    return key, -1
+
+
+def record_dbt_results(project_dir: str | Path, context: dict[str, Any] | None = None, **_: Any) -> int:
+    """Cosmos callback: store the invocation's run_results.json in audit.dbt_result. Returns rows stored.
+
+    Runs after dbt, before Cosmos raises dbt's failure, so failing tests are recorded too."""
+    path = Path(project_dir) / "target" / "run_results.json"
+    if context is None or not path.is_file():
+        log.warning("no dbt run results to record (%s)", path)
+        return 0
+    ti = context["ti"]
+    results = json.loads(path.read_text()).get("results", [])
+    rows = [(context["run_id"], ti.task_id, ti.map_index if ti.map_index is not None else -1,
+             getattr(ti, "try_number", 1) or 1, r["unique_id"], r["unique_id"].split(".")[0], r.get("status"),
+             r.get("failures"), warehouse.redact((r.get("message") or "")[:1000])) for r in results]
+    with warehouse.connect(autocommit=True) as conn:
+        store(conn, rows)
+    bad = [r for r in rows if r[6] not in DBT_OK]
+    log.info("recorded %d dbt results of %s (%d not passed)", len(rows), ti.task_id, len(bad))
+    return len(rows)
+
+
+def store(conn: psycopg.Connection, rows: list[tuple]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """insert into audit.dbt_result (run_id, task_id, map_index, try_number, unique_id, resource_type,
+                                             status, failures, message)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+               on conflict (run_id, task_id, map_index, try_number, unique_id) do update
+               set status = excluded.status, failures = excluded.failures, message = excluded.message,
+                   recorded_at = now()""", rows)
+
+
+def dbt_results(conn: psycopg.Connection, run_id: str) -> list[dict[str, Any]]:
+    """The run's dbt results, the last try of each task only (a retried task that passed counts as passed)."""
+    rows = conn.execute(
+        """select distinct on (task_id, map_index, unique_id) task_id, map_index, try_number, unique_id,
+                  resource_type, status, failures, message
+             from audit.dbt_result where run_id = %s
+            order by task_id, map_index, unique_id, try_number desc""", (run_id,)).fetchall()
+    last_try = {}
+    for r in rows:
+        last_try[(r[0], r[1])] = max(last_try.get((r[0], r[1]), 0), r[2])
+    return [{"task_id": t, "map_index": m, "unique_id": u, "resource_type": k, "status": s, "failures": f,
+             "message": msg} for t, m, n, u, k, s, f, msg in rows if n == last_try[(t, m)]]
+
+
+def quarantined_jobs(conn: psycopg.Connection, jobs: list[dict[str, str]]) -> set[tuple[str, str]]:
+    """(code, period) of the jobs that have a quarantined delivery: their ingest failed on a data error."""
+    if not jobs:
+        return set()
+    rows = conn.execute(
+        """select distinct municipality_code, period from audit.delivery
+            where status = 'quarantined' and (municipality_code, period) in
+                  (select * from unnest(%s::text[], %s::text[]))""",
+        ([j["code"] for j in jobs], [j["period"] for j in jobs])).fetchall()
+    return {(c, p) for c, p in rows}
+
+
+def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], jobs: list[dict[str, str]],
+            quarantined: set[tuple[str, str]]) -> dict[str, Any]:
+    """The check `upstream` of certification, from this run's task states and dbt results.
+
+    task_states: {task key as get_task_states gives it: state}; jobs: the run's ingest jobs in map-index
+    order; quarantined: the (code, period) jobs with a quarantined delivery."""
+    blocking: list[str] = []
+    tolerated: list[str] = []
+    states: dict[str, str | None] = {}
+    for key, state in sorted(task_states.items()):
+        task, idx = _task_of(key)
+        if task in DOWNSTREAM:
+            continue
+        label = key
+        if task == "ingest" and 0 <= idx < len(jobs):
+            label = f"ingest[{jobs[idx]['code']} {jobs[idx]['period']}]"
+        states[label] = state
+        if state == "success":
+            continue
+        if task in TOLERATED:
+            tolerated.append(f"{label}: {state} ({TOLERATED[task]})")
+        elif task == "ingest" and state == "failed" and 0 <= idx < len(jobs) \
+                and (jobs[idx]["code"], jobs[idx]["period"]) in quarantined:
+            tolerated.append(f"{label}: failed on quarantined deliveries (published without them)")
+        else:
+            blocking.append(f"task {label} is {state or 'not run'}")
+    failed_results = [r for r in results if r["status"] not in DBT_OK]
+    blocking += [f"dbt {r['unique_id']} ({r['task_id']}): {r['status']}: {(r['message'] or '')[:300]}"
+                 for r in failed_results]
+    by_status: dict[str, int] = {}
+    for r in results:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    if not results:
+        blocking.append("no dbt results were recorded for this run (audit.dbt_result)")
+    check: dict[str, Any] = {
+        "passed": not blocking,
+        "what": "measured: this dag run's task states (Airflow) and every dbt result of its dbt tasks "
+                "(audit.dbt_result, from run_results.json)",
+        "task_states": states, "dbt_results_by_status": by_status,
+        "dbt_tests": sum(1 for r in results if r["resource_type"] == "test"),
+        "tolerated": tolerated,
+    }
+    if blocking:
+        check["reason"] = "; ".join(blocking)[:3000]
+        check["blocking"] = blocking[:50]
+    return check
+
+
+def from_context(context: dict[str, Any], jobs: list[dict[str, str]]) -> dict[str, Any]:
+    """measure() for the running certify task: reads the dag run's task states and the run's dbt results."""
+    ti = context["ti"]
+    run_id = context["run_id"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    with warehouse.connect(autocommit=True) as conn:
+        results = dbt_results(conn, run_id)
+        quarantined = quarantined_jobs(conn, jobs)
+    return measure(states, results, jobs, quarantined)
