@@ -44,7 +44,7 @@ PROJECT = ProjectConfig(ROOT / "dbt", partial_parse=True)
 PROFILE = ProfileConfig(
     profile_name="trivsel",
     target_name="warehouse",
-    profile_mapping=PostgresUserPasswordProfileMapping(conn_id="trivsel_warehouse",
+    profile_mapping=PostgresUserPasswordProfileMapping(conn_id="trivsel_transformer",
                                                        profile_args={"schema": "public"}),
 )
 EXECUTION = ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
