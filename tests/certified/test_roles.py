@@ -45,8 +45,11 @@ def denied(conn, statement: str) -> bool:
 #: The rule, per static role: the schemas whose every relation it reads (and only those).
 EXPECTED_SCHEMAS = {
     "loader": {"raw", "quarantine", "audit"},
+    # dbt_test__audit: the failing rows the quality gate's tests store (--store-failures), the transformer's own
     "transformer": {"raw", "audit", "staging", "intermediate", "person", "marts", "reporting", "certified",
-                    "seeds"},
+                    "seeds", "dbt_test__audit"},
+    # certification reads what the certified models read and the deliveries' trail; never raw or staging
+    "publisher": {"audit", "quarantine", "intermediate", "person", "marts", "reporting", "seeds", "certified"},
     "bi_reader": {"marts", "reporting", "certified"},
     "evaluator": {"certified"},
 }
