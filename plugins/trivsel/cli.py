@@ -42,7 +42,7 @@ def _warehouse(args) -> int:
     elif args.action == "status":
         print(warehouse.status())
     elif args.action == "url":
-        print(warehouse.url())
+        print(warehouse.url(role=getattr(args, "role", None)))
     return 0
 
 
@@ -321,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("warehouse", help="start, stop, status or url of the warehouse")
     p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.add_argument("--role", choices=["loader", "transformer", "publisher", "evaluator"],
+                   help="url: the login of this stage role (default: the bootstrap superuser)")
     p.set_defaults(func=_warehouse)
     p = sub.add_parser("inbox", help="print the inbox folder of a municipality's source")
     p.add_argument("code")

@@ -72,6 +72,9 @@ OWNERS: dict[str, str] = {
 }
 #: What the publisher reads to certify: the certified models' inputs and the deliveries' audit trail.
 PUBLISHER_READS = ("audit", "quarantine", "intermediate", PERSON_SCHEMA, "marts", "reporting", "seeds")
+#: The person-level tables the publisher reads: a certified model is computed from them (the answer
+#: distribution from fct_survey_answer). Every other person table is closed to it.
+PUBLISHER_PERSON_TABLES = ("fct_survey_answer",)
 #: The quality gate (run as transformer) holds a delivery: it may change these columns of audit.delivery.
 TRANSFORMER_DELIVERY_COLUMNS = ("status", "reason", "decided_at")
 #: A relation with one of these columns holds one row per person: never granted to a reader role.
@@ -112,7 +115,15 @@ begin
         execute format('revoke all on %s from %I', rel, r.rolname);
     end loop;
     if person_level then
-        -- one row per person: the transformer reads it (schema grants), no reader role ever does
+        -- one row per person: the transformer reads it (schema grants), no reader role ever does; the
+        -- publisher only the person tables a certified model is computed from (PUBLISHER_PERSON_TABLES)
+        if exists (select 1 from pg_roles where rolname = 'publisher') then
+            if p_schema = '@PERSON_SCHEMA@' and p_table = any (@PUBLISHER_PERSON_TABLES@) then
+                execute format('grant select on %s to publisher', rel);
+            else
+                execute format('revoke all on %s from publisher', rel);
+            end if;
+        end if;
         return;
     end if;
     if p_schema in ('marts', 'reporting', 'certified')
@@ -151,7 +162,8 @@ begin
 end
 $fn$;
 """.replace("@PERSON_SCHEMA@", PERSON_SCHEMA).replace("@PERSON_COLUMNS@", _sql_array(PERSON_COLUMNS)) \
-    .replace("@NON_SENSITIVE@", _sql_array(NON_SENSITIVE))
+    .replace("@NON_SENSITIVE@", _sql_array(NON_SENSITIVE)) \
+    .replace("@PUBLISHER_PERSON_TABLES@", _sql_array(PUBLISHER_PERSON_TABLES))
 
 
 def _create_role(conn: psycopg.Connection, name: str) -> bool:
@@ -267,6 +279,11 @@ def _stage_grants(conn, me: str, db: sql.Identifier) -> None:
     for s in PUBLISHER_READS:
         if s in existing:
             conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(s), pub))
+            if s == PERSON_SCHEMA:  # table by table, in audit.trivsel_secure_table (PUBLISHER_PERSON_TABLES)
+                for owner in (TRANSFORMER, me):
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} revoke all on tables"
+                                         " from {}").format(sql.Identifier(owner), sql.Identifier(s), pub))
+                continue
             conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(sql.Identifier(s), pub))
             _default_grant(conn, (OWNERS.get(s, TRANSFORMER), me), s, "select", "tables", PUBLISHER)
     for s in ("raw", "audit"):
