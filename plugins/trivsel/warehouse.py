@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from trivsel import settings
 
@@ -382,17 +383,18 @@ def take_role(conn: psycopg.Connection, role: str) -> None:
     """Make the session run as `role` (SET ROLE when logged in as someone else); refuse if it cannot.
 
     Checked afterwards: current_user must be the role and must not be a superuser."""
-    me = conn.execute("select current_user").fetchone()[0]
+    cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the connection has
+    me = cur.execute("select current_user").fetchone()[0]
     if me != role:
         try:
-            conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
+            cur.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
         except psycopg.Error as exc:
             if not conn.autocommit:
                 conn.rollback()
             conn.close()
             raise RoleUnavailable(f"logged in as {me!r}, which cannot take the warehouse role {role!r} "
                                   f"({str(exc).splitlines()[0]}). {_how_to_fix(role)}") from None
-    current, is_super = conn.execute(
+    current, is_super = cur.execute(
         "select current_user, rolsuper from pg_roles where rolname = current_user").fetchone()
     if not conn.autocommit:
         conn.commit()  # the SET ROLE stays for the session
