@@ -56,7 +56,9 @@ PERSON_SCHEMA = "person"
 BUILD_SCHEMAS = ("staging", "intermediate", PERSON_SCHEMA, "marts", "reporting", "certified", "seeds")
 READER_SCHEMAS = ("marts", "reporting", "certified")
 #: schemas no reader role (bi_reader, evaluator, municipality_<code>) may use at all
-CLOSED_SCHEMAS = (*("raw", "quarantine", "audit"), "staging", "intermediate", PERSON_SCHEMA, "seeds")
+#: Great Expectations' schema of per-delivery views of raw (trivsel.validation.GX_SCHEMA), the loader's
+GX_SCHEMA = "gx"
+CLOSED_SCHEMAS = (*("raw", "quarantine", "audit"), "staging", "intermediate", PERSON_SCHEMA, "seeds", GX_SCHEMA)
 CERTIFIED = "certified"
 POLICY = "trivsel_municipality"
 #: The one list of marts relations a municipality role may read without a row-level policy: dimensions that
@@ -66,6 +68,7 @@ NON_SENSITIVE = ("dim_municipality", "dim_survey_item")
 #: Who owns each schema and everything in it: the stage that writes it. No superuser owns a table.
 OWNERS: dict[str, str] = {
     **{s: LOADER for s in LOADER_SCHEMAS},
+    GX_SCHEMA: LOADER,  # Great Expectations' per-delivery views of raw (trivsel.validation)
     **{s: TRANSFORMER for s in ("staging", "intermediate", PERSON_SCHEMA, "marts", "reporting", "seeds",
                                 "dbt_test__audit")},
     CERTIFIED: PUBLISHER, "certified_next": PUBLISHER,
@@ -327,7 +330,7 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                     created.append(role)
             me = sql.Identifier(conn.execute("select current_user").fetchone()[0])
             db = sql.Identifier(conn.info.dbname)
-            for s in ("seeds", PERSON_SCHEMA):
+            for s in ("seeds", PERSON_SCHEMA, GX_SCHEMA):
                 conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
             with conn.transaction():
                 conn.execute(SECURE_FUNCTION)

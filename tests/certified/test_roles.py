@@ -44,7 +44,7 @@ def denied(conn, statement: str) -> bool:
 
 #: The rule, per static role: the schemas whose every relation it reads (and only those).
 EXPECTED_SCHEMAS = {
-    "loader": {"raw", "quarantine", "audit"},
+    "loader": {"raw", "quarantine", "audit", "gx"},  # gx: Great Expectations' views of a delivery's raw rows
     # dbt_test__audit: the failing rows the quality gate's tests store (--store-failures), the transformer's own
     "transformer": {"raw", "audit", "staging", "intermediate", "person", "marts", "reporting", "certified",
                     "seeds", "dbt_test__audit"},

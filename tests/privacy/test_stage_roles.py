@@ -21,7 +21,7 @@ from psycopg import sql
 
 #: schema -> the stage role that must own it and every relation in it
 EXPECTED_OWNER = {
-    "raw": "loader", "quarantine": "loader", "audit": "loader",
+    "raw": "loader", "quarantine": "loader", "audit": "loader", "gx": "loader",
     "staging": "transformer", "intermediate": "transformer", "person": "transformer", "marts": "transformer",
     "reporting": "transformer", "seeds": "transformer", "dbt_test__audit": "transformer",
     "certified": "publisher",
@@ -94,6 +94,16 @@ def _authorized_logins(log_file: Path) -> dict[str, int]:
 def test_the_stages_logged_in_as_their_roles(demo_warehouse, tmp_path):
     from trivsel import report, warehouse
 
+    # they did their work as those roles: deliveries loaded and validated, models built, a version certified
+    statuses = {r["status"]: r["n"] for r in demo_warehouse.execute(
+        "select status, count(*) as n from audit.delivery group by status")}
+    assert statuses.get("loaded", 0) > 0, statuses
+    denied_reasons = demo_warehouse.execute(
+        "select count(*) as n from quarantine.delivery_issue where reason ilike '%%permission denied%%'"
+        " or reason ilike '%%must be owner%%'").fetchone()["n"]
+    assert denied_reasons == 0, "a stage lacked a privilege it needs"
+    assert demo_warehouse.execute("select count(*) as n from marts.survey_response_rate").fetchone()["n"] > 0
+    assert demo_warehouse.execute("select count(*) as n from certified.publication_log").fetchone()["n"] > 0
     log_file = warehouse.embedded().log_file
     logins = _authorized_logins(log_file)
     # ingest, the dbt tasks and the statistics, certification: each as its role during the DAG run
