@@ -143,12 +143,15 @@ begin
                                       and not attisdropped and attname = 'municipality_code') then
         execute format('alter table %s enable row level security', rel);
         execute format('drop policy if exists trivsel_municipality on %s', rel);
-        -- Members of bi_reader or transformer see every row; a member of municipality_<code> the rows of
-        -- <code>; anyone else nothing (the owner and superusers bypass row-level security).
+        -- Members of bi_reader, transformer or publisher (certification builds from every municipality's
+        -- rows) see every row; a member of municipality_<code> the rows of <code>; anyone else nothing (the
+        -- owner and superusers bypass row-level security).
         execute format($p$
             create policy trivsel_municipality on %s for select using (
                 pg_has_role(current_user, 'bi_reader', 'MEMBER')
                 or pg_has_role(current_user, 'transformer', 'MEMBER')
+                or (exists (select 1 from pg_roles where rolname = 'publisher')
+                    and pg_has_role(current_user, 'publisher', 'MEMBER'))
                 or municipality_code::text = any (array(
                     select substr(rolname, 14) from pg_roles
                     where rolname like 'municipality\_%%' and pg_has_role(current_user, oid, 'MEMBER')))

@@ -104,6 +104,15 @@ def test_the_stages_logged_in_as_their_roles(demo_warehouse, tmp_path):
     assert denied_reasons == 0, "a stage lacked a privilege it needs"
     assert demo_warehouse.execute("select count(*) as n from marts.survey_response_rate").fetchone()["n"] > 0
     assert demo_warehouse.execute("select count(*) as n from certified.publication_log").fetchone()["n"] > 0
+    # the publisher built certified from every municipality's rows (row-level security lets it read them all)
+    for table, marts_table in (("survey_response_rate", "survey_response_rate"),
+                               ("delivery_coverage", "delivery_coverage")):
+        published = {r["municipality_code"] for r in demo_warehouse.execute(
+            f"select distinct municipality_code from certified.{table}")}
+        built = {r["municipality_code"] for r in demo_warehouse.execute(
+            f"select distinct municipality_code from marts.{marts_table}")}
+        codes = built - {"ALL"}
+        assert codes and codes <= published, (table, published, built)
     log_file = warehouse.embedded().log_file
     logins = _authorized_logins(log_file)
     # ingest, the dbt tasks and the statistics, certification: each as its role during the DAG run
