@@ -17,7 +17,7 @@ from __future__ import annotations
 from trivsel.config import load_config
 from trivsel.dag_factory import build_monthly_dag
 
-# the Cosmos dbt profile's Airflow connection
-WAREHOUSE_CONN_ID = "trivsel_warehouse"
+# the Cosmos dbt profile's Airflow connection: dbt runs as the transformer role (docs/roles.md)
+WAREHOUSE_CONN_ID = "trivsel_transformer"
 
 dag = build_monthly_dag(load_config(), warehouse_conn_id=WAREHOUSE_CONN_ID, doc_md=__doc__)

@@ -41,7 +41,9 @@ def env() -> dict[str, str]:
         # manifest (trivsel.dag_factory), the DAG parse runs no dbt.
         # Cosmos' dbt ls and partial-parse cache, per installation (not a shared /tmp/cosmos)
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home() / "cosmos"),
+        # the bootstrap login (roles apply in the plan step); every stage has its own connection below
         "AIRFLOW_CONN_TRIVSEL_WAREHOUSE": warehouse.url(),
+        **stage_connections(),
         "TRIVSEL_HOME": str(settings.home()),
         "PYTHONPATH": os.pathsep.join(p for p in [str(settings.ROOT / "plugins"), e.get("PYTHONPATH")] if p),
         "NO_PROXY": "*",
@@ -57,6 +59,13 @@ def env() -> dict[str, str]:
     if KEY_ENV not in e and not warehouse.is_external():
         e[KEY_ENV] = ensure_local_key()  # the demo's local key; production sets its own
     return e
+
+
+def stage_connections() -> dict[str, str]:
+    """AIRFLOW_CONN_TRIVSEL_<ROLE> for each stage role (trivsel_loader, trivsel_transformer, trivsel_publisher,
+    trivsel_evaluator): the Cosmos profile uses trivsel_transformer. In the embedded warehouse each logs in
+    with the role's generated password; an external one with TRIVSEL_<ROLE>_URL/_PASSWORD (docs/roles.md)."""
+    return {f"AIRFLOW_CONN_TRIVSEL_{role.upper()}": warehouse.url(role=role) for role in warehouse.STAGE_ROLES}
 
 
 def airflow_bin() -> str:

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from trivsel import privacy, roles, schema, settings, warehouse
@@ -180,8 +179,8 @@ def check_deliveries(conn, periods: list[str]) -> tuple[dict[str, Any], dict[str
 # ---------------------------------------------------------------- 2./3. dbt
 
 
-def _dbt(args: list[str], target_dir: Path) -> tuple[int, str]:
-    env = dict(os.environ, **warehouse.dbt_env())
+def _dbt(args: list[str], target_dir: Path, role: str = warehouse.PUBLISHER) -> tuple[int, str]:
+    env = dict(os.environ, **warehouse.dbt_env(role))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     dbt = str(Path(sys.executable).with_name("dbt"))
     cmd = [dbt, *args, "--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir()),
@@ -202,7 +201,9 @@ def _dbt_failures(target_dir: Path) -> list[str]:
 
 def run_dbt_tests(target_dir: Path) -> dict[str, Any]:
     """dbt test of everything the certified models read (outside the DAG)."""
-    rc, out = _dbt(["test", "--exclude", "path:models/certified", "path:models/staging"], target_dir)
+    # the transformer's models, tested as the transformer (the publisher reads no raw and no staging)
+    rc, out = _dbt(["test", "--exclude", "path:models/certified", "path:models/staging"], target_dir,
+                   role=warehouse.TRANSFORMER)
     failures = _dbt_failures(target_dir)
     return {"passed": rc == 0, "what": "dbt test of intermediate, marts and reporting (trivsel certify)",
             "failures": failures[:20], **({} if rc == 0 else {"output": out[-2000:]})}
@@ -259,7 +260,7 @@ def validate_outputs(small: int) -> dict[str, Any]:
             per_table[table] = "no suite"
             continue
         spec = json.loads(path.read_text(encoding="utf-8"))
-        n, fails = validate_query(warehouse.url(), f"certified_{table}",
+        n, fails = validate_query(warehouse.url(role=warehouse.PUBLISHER), f"certified_{table}",
                                   f'select * from {NEXT}."{table}"', spec, params)
         evaluated += n
         per_table[table] = {"expectations": n, "failed": len(fails)}
@@ -349,7 +350,7 @@ def certify(period: str, run_id: str, *, periods: list[str] | None = None,
     small = threshold()
     result = Result(period, run_id)
     with tempfile.TemporaryDirectory(prefix="trivsel-certify-") as tmp, \
-            psycopg.connect(warehouse.url(), autocommit=True) as conn:
+            warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
         target = Path(tmp)
         schema.ensure(conn)
         if not has_deliveries(conn, periods):

@@ -43,7 +43,7 @@ def _warehouse(args) -> int:
     elif args.action == "status":
         print(warehouse.status())
     elif args.action == "url":
-        print(warehouse.url())
+        print(warehouse.url(role=getattr(args, "role", None)))
     return 0
 
 
@@ -93,7 +93,7 @@ def _samples(args) -> int:
 def _dbt(args) -> int:
     from trivsel import warehouse
 
-    env = dict(os.environ, **warehouse.dbt_env())
+    env = dict(os.environ, **warehouse.dbt_env(warehouse.TRANSFORMER))
     dbt = str(Path(sys.executable).with_name("dbt"))
     cmd = [dbt, *args.dbt_args]
     if args.dbt_args and args.dbt_args[0] not in ("--version", "-h", "--help"):
@@ -123,7 +123,7 @@ def _load(args) -> int:
     config = load_config()
     sync_config(config)
     muni = config.municipality(args.municipality)
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
         schema.ensure(conn)
         # The DAG's lock (loading.period_lock): a DAG ingest or another `trivsel load` of this municipality
         # and period waits for this one, and a load that died before is cleaned up first, as the DAG does.
@@ -198,7 +198,7 @@ def _fingerprint(args) -> int:
     from trivsel import warehouse
     from trivsel.integrity import table_fingerprints
 
-    with warehouse.connect() as conn:
+    with warehouse.connect(warehouse.TRANSFORMER) as conn:
         for name, fp in table_fingerprints(conn, args.schemas).items():
             print(f"{name}\t{fp.rows}\t{fp.content_md5}")
     return 0
@@ -226,7 +226,7 @@ def _print_summary() -> None:
     from trivsel import warehouse
 
     print("\n== trivsel warehouse ==")
-    with warehouse.connect() as conn:
+    with warehouse.connect(warehouse.TRANSFORMER) as conn:
         def q(sql_text):
             try:
                 return conn.execute(sql_text).fetchall()
@@ -293,9 +293,13 @@ def _roles(args) -> int:
 
 
 def _export(args) -> int:
-    from trivsel import export
+    from trivsel import export, warehouse
 
-    written = export.export(Path(args.out), period=args.period, fmt=args.format, sep=args.sep)
+    try:
+        written = export.export(Path(args.out), period=args.period, fmt=args.format, sep=args.sep)
+    except warehouse.RoleUnavailable as exc:
+        print(f"trivsel export: refused: {exc}", file=sys.stderr)
+        return 2
     for path in written:
         print(path)
     return 0
@@ -310,9 +314,13 @@ def _docs(args) -> int:
 
 
 def _report(args) -> int:
-    from trivsel import report
+    from trivsel import report, warehouse
 
-    path = report.write_report(Path(args.out), baseline=args.baseline, followup=args.followup)
+    try:
+        path = report.write_report(Path(args.out), baseline=args.baseline, followup=args.followup)
+    except warehouse.RoleUnavailable as exc:
+        print(f"trivsel report: refused: {exc}", file=sys.stderr)
+        return 2
     print(path)
     return 0
 
@@ -323,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("warehouse", help="start, stop, status or url of the warehouse")
     p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.add_argument("--role", choices=["loader", "transformer", "publisher", "evaluator"],
+                   help="url: the login of this stage role (default: the bootstrap superuser)")
     p.set_defaults(func=_warehouse)
     p = sub.add_parser("inbox", help="print the inbox folder of a municipality's source")
     p.add_argument("code")

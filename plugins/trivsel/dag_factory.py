@@ -95,12 +95,9 @@ def params() -> dict[str, Param]:
 def plan() -> dict:
     ctx = get_current_context()
     p = ctx["params"]
-    planned = pipeline.plan(p.get("period"), p.get("municipality"), ctx.get("logical_date"), ctx["run_id"],
-                            through_param=p.get("through"))
-    from trivsel import roles
-
-    roles.apply_or_warn()  # roles, grants and row-level security (trivsel.roles)
-    return planned
+    # pipeline.plan first applies roles, grants and owners (the only superuser step, trivsel.roles)
+    return pipeline.plan(p.get("period"), p.get("municipality"), ctx.get("logical_date"), ctx["run_id"],
+                         through_param=p.get("through"))
 
 
 @task
@@ -240,7 +237,7 @@ def declare_model_assets(group: DbtTaskGroup, manifest: dict[str, Any]) -> None:
 
 # ---- the DAG --------------------------------------------------------------------------------------------
 
-def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_warehouse", doc_md: str | None = None) -> DAG:
+def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
     """The monthly DAG: plan → pull/ingest per municipality and period → gate → seeds → staging →
     quality gate → dbt models → statistics per domain → certify → publish; quality per municipality."""
     manifest = dbt_manifest.require_current()  # never dbt at parse: built by make/trivsel before

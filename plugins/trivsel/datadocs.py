@@ -32,7 +32,7 @@ def build(root: Path | None = None) -> Path:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    ds = ctx.data_sources.add_postgres(name="warehouse", connection_string=warehouse.url())
+    ds = ctx.data_sources.add_postgres(name="warehouse", connection_string=warehouse.url(role=warehouse.EVALUATOR))
     small = threshold()
     params = {"small_counts": list(range(1, small)), "small_cell_threshold": small}
     for table in TABLES.values():

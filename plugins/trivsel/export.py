@@ -1,7 +1,7 @@
 """`trivsel export`: the certified tables and their data dictionary, for evaluators.
 
-Reads only schema certified, as the role `evaluator` where the connection may take it (so an export can
-never contain anything an evaluator may not see). Writes one file per table (csv, parquet) or one workbook
+Reads only schema certified, as the role `evaluator`, and refuses to run if it cannot log in as or take
+that role (warehouse.RoleUnavailable): an export never contains anything an evaluator may not see. Writes one file per table (csv, parquet) or one workbook
 with a sheet per table (xlsx), plus the data dictionary (certified.data_dictionary, generated from the dbt
 manifest at certification: every column's type, constraints and description) and publication.json (the
 latest certified.publication_log entry).
@@ -115,15 +115,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _as_evaluator(conn) -> bool:
-    try:
-        conn.execute("set role evaluator")
-        return True
-    except psycopg.Error:
-        conn.rollback()
-        return False
-
-
 def _filter(columns: list[str], period: str | None) -> tuple[sql.Composable, list]:
     if not period:
         return sql.SQL(""), []
@@ -160,8 +151,14 @@ def export(out: Path, period: str | None = None, fmt: str = "csv", url: str | No
     if fmt not in ("csv", "parquet", "xlsx"):
         raise ValueError(f"unknown format {fmt!r}")
     out.mkdir(parents=True, exist_ok=True)
-    with psycopg.connect(url or warehouse.url(), autocommit=True) as conn:
-        role = "evaluator" if _as_evaluator(conn) else conn.execute("select current_user").fetchone()[0]
+    # as evaluator, or not at all (warehouse.RoleUnavailable): an export holds what an evaluator may read
+    if url is None:
+        conn = warehouse.connect(warehouse.EVALUATOR, strict=True, autocommit=True)
+    else:
+        conn = psycopg.connect(url, autocommit=True)
+        warehouse.take_role(conn, warehouse.EVALUATOR)
+    with conn:
+        role = conn.execute("select current_user").fetchone()[0]
         tables = read_tables(conn, period)
     if "publication_log" not in tables:
         raise RuntimeError("nothing certified yet: certified.publication_log does not exist "

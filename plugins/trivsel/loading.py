@@ -482,7 +482,7 @@ def _ingest_file(conn: psycopg.Connection, path: Path, muni: Municipality, sourc
     t_loaded = time.time()
     params = {"period": period, "municipality_code": code, "year": ctx.year, "unit_names": ctx.unit_names}
     try:
-        failures = validate_delivery(warehouse.url(), did, tables, params)
+        failures = validate_delivery(warehouse.url(role=warehouse.LOADER), did, tables, params)
     except Exception as exc:  # noqa: BLE001 - a broken suite must not leave the delivery 'validating'
         if _is_connection_error(exc):
             raise  # the warehouse went away: the task retries, and the stale 'validating' row is cleaned up
@@ -699,7 +699,7 @@ def ingest_municipality(code: str, period: str, run_id: str | None = None,
     config = config or load_config()
     muni = config.municipality(code)
     outcomes = []
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
         schema.ensure(conn)
         with period_lock(conn, code, period):
             files = discover(conn, code, period)
@@ -796,7 +796,7 @@ def cleanup_interrupted(conn: psycopg.Connection, code: str, period: str, run_id
 def sync_config(config: Config | None = None) -> None:
     """Write config/municipalities.yml into raw.config_* so dbt models can join it."""
     config = config or load_config()
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
         schema.ensure(conn)
         with conn.transaction():
             conn.execute("delete from raw.config_municipality; delete from raw.config_unit;"
@@ -828,7 +828,7 @@ def sync_config(config: Config | None = None) -> None:
 
 def record_period_run(period: str, run_id: str, finished: bool = False, as_of: date | None = None) -> None:
     """as_of: the run's date (its logical date), the "now" that marts.delivery_coverage judges overdue by."""
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
         schema.ensure(conn)
         if finished:
             conn.execute("update audit.period_run set finished_at = now() where period = %s and run_id = %s",

@@ -57,8 +57,11 @@ def plan(period_param: str | None, municipality_param: str | None, logical_date:
         config.municipality(municipality_param)  # fails clearly on an unknown code
         codes = [municipality_param]
     warehouse.start() if not warehouse.is_external() else None
+    from trivsel import roles
+
+    roles.apply_or_warn()  # bootstrap (the only superuser step): roles, logins, grants, owners (trivsel.roles)
     loading.sync_config(config)
-    with warehouse.connect(autocommit=True) as conn:  # files no municipality's ingest would ever take
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:  # files no municipality's ingest would ever take
         schema.ensure(conn)
         unroutable = loading.record_unroutable(conn, config.codes, run_id=run_id)
     for o in unroutable:
@@ -121,7 +124,7 @@ def run_statistics(domain: str) -> int:
             log.warning("no statistics module for %s yet", domain)
             return 0
         raise
-    with warehouse.connect() as conn:
+    with warehouse.connect(warehouse.TRANSFORMER) as conn:
         n = module.run(conn)
         conn.commit()
     log.info("statistics %s: %d rows into reporting", domain, n)
@@ -131,7 +134,7 @@ def run_statistics(domain: str) -> int:
 def finish(periods: list[str], run_id: str) -> dict:
     for period in periods:
         loading.record_period_run(period, run_id, finished=True)
-    with warehouse.connect() as conn:
+    with warehouse.connect(warehouse.LOADER) as conn:
         schema.ensure(conn)
         rows = conn.execute(
             "select status, count(*) from audit.delivery where period = any(%s) group by status order by status",

@@ -54,7 +54,7 @@ class MunicipalityHeld(RuntimeError):
 def _dbt_test(target_dir: Path, run_id: str | None = None) -> tuple[int, str, list[dict[str, Any]]]:
     """`dbt test --select tag:per_municipality --store-failures`; (return code, output, results). With the
     run id as dbt var `run_id`, as every dbt task of the run has it (its pinned snapshot, trivsel.snapshot)."""
-    env = dict(os.environ, **warehouse.dbt_env())
+    env = dict(os.environ, **warehouse.dbt_env(warehouse.TRANSFORMER))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     dbt = str(Path(sys.executable).with_name("dbt"))
     cmd = [dbt, "test", "--select", SELECTOR, "--store-failures", "--project-dir", str(settings.dbt_dir()),
@@ -125,7 +125,7 @@ def gate(run_id: str | None = None) -> dict[str, list[str]]:
         log.info("quality gate: %d per-municipality tests pass", len(results))
         return {}
     held: dict[str, list[str]] = {}
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.TRANSFORMER, autocommit=True) as conn:
         for test, relation in failing:
             for code, lines in _hold(conn, test, relation, run_id).items():
                 held.setdefault(code, []).extend(lines)

@@ -128,11 +128,12 @@ def bar_chart(title: str, categories: list[str], series: list[tuple[str, str, li
 
 
 def _connect(url: str | None):
-    conn = psycopg.connect(url or warehouse.url(), autocommit=True, row_factory=dict_row)
-    try:
-        conn.execute("set role evaluator")
-    except psycopg.Error:
-        pass
+    """The report reads only what an evaluator may read: it logs in as `evaluator` (or, given a url, takes
+    that role) and refuses to run otherwise (warehouse.RoleUnavailable), never with more privileges."""
+    if url is None:
+        return warehouse.connect(warehouse.EVALUATOR, strict=True, autocommit=True, row_factory=dict_row)
+    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    warehouse.take_role(conn, warehouse.EVALUATOR)
     return conn
 
 

@@ -1,7 +1,10 @@
 """Database roles and row-level security, created and granted idempotently (embedded or external PostgreSQL).
 
-    loader              writes raw, quarantine and audit
-    transformer         runs dbt: reads raw and audit, builds staging … certified and the person schema
+    loader              ingest logs in as it; owns and writes raw, quarantine and audit
+    transformer         dbt and the statistics log in as it; reads raw and audit, owns and builds staging,
+                        intermediate, person, marts, reporting and seeds
+    publisher           certification logs in as it; reads what the certified models read (intermediate,
+                        person, marts, reporting, seeds, audit), owns and swaps certified; never raw
     bi_reader           reads marts, reporting and certified (aggregates; never a person-level relation)
     evaluator           reads certified only; denied everywhere else
     municipality_<code> reads a marts relation only if it has the row-level policy on municipality_code
@@ -14,8 +17,13 @@ and write aggregates to reporting. A relation in any reader schema that carries 
 (PERSON_COLUMNS) is closed to every reader role as well, wherever it is built. docs/roles.md explains the
 rule to a municipality's data-protection officer.
 
-The roles are group roles (NOLOGIN): grant them to login users (`grant evaluator to alice`). Membership
-counts, not the login name: a user in municipality_607 sees 607's rows, a member of bi_reader all rows.
+The stage roles (warehouse.STAGE_ROLES: loader, transformer, publisher, evaluator) are LOGIN roles: each
+pipeline stage connects as its own (warehouse.connect(role=...)); the superuser is for this bootstrap only.
+In the embedded warehouse each gets a generated password (.local/pg/<role>.password, mode 0600), set here;
+an external warehouse takes TRIVSEL_<ROLE>_PASSWORD (or a DBA sets it). Every table is owned by the stage
+role that builds it (OWNERS, re-asserted by apply()), never by a superuser. The other roles are group roles
+(NOLOGIN): grant them to login users (`grant evaluator to alice`). Membership counts, not the login name: a
+user in municipality_607 sees 607's rows, a member of bi_reader all rows.
 
 dbt's table materialization recreates a table on every build, which drops its grants and policies. So the
 grants and the policy of a marts/reporting/person table are (re)applied by `audit.trivsel_secure_table(schema,
@@ -39,19 +47,39 @@ from trivsel.config import Config, load_config
 log = logging.getLogger(__name__)
 
 LOADER, TRANSFORMER, BI_READER, EVALUATOR = "loader", "transformer", "bi_reader", "evaluator"
-STATIC_ROLES = (LOADER, TRANSFORMER, BI_READER, EVALUATOR)
+PUBLISHER = "publisher"
+STATIC_ROLES = (LOADER, TRANSFORMER, PUBLISHER, BI_READER, EVALUATOR)
+#: Roles a pipeline stage logs in as (LOGIN, with a password); the others are group roles.
+LOGIN_ROLES = warehouse.STAGE_ROLES
 LOADER_SCHEMAS = ("raw", "quarantine", "audit")
 PERSON_SCHEMA = "person"
 BUILD_SCHEMAS = ("staging", "intermediate", PERSON_SCHEMA, "marts", "reporting", "certified", "seeds")
 READER_SCHEMAS = ("marts", "reporting", "certified")
 #: schemas no reader role (bi_reader, evaluator, municipality_<code>) may use at all
-CLOSED_SCHEMAS = (*("raw", "quarantine", "audit"), "staging", "intermediate", PERSON_SCHEMA, "seeds")
+#: Great Expectations' schema of per-delivery views of raw (trivsel.validation.GX_SCHEMA), the loader's
+GX_SCHEMA = "gx"
+CLOSED_SCHEMAS = (*("raw", "quarantine", "audit"), "staging", "intermediate", PERSON_SCHEMA, "seeds", GX_SCHEMA)
 CERTIFIED = "certified"
 POLICY = "trivsel_municipality"
 #: The one list of marts relations a municipality role may read without a row-level policy: dimensions that
 #: hold no figure and no person (names of the municipalities, the questionnaire's items). Every other marts
 #: relation is readable by a municipality role only through its policy on municipality_code.
 NON_SENSITIVE = ("dim_municipality", "dim_survey_item")
+#: Who owns each schema and everything in it: the stage that writes it. No superuser owns a table.
+OWNERS: dict[str, str] = {
+    **{s: LOADER for s in LOADER_SCHEMAS},
+    GX_SCHEMA: LOADER,  # Great Expectations' per-delivery views of raw (trivsel.validation)
+    **{s: TRANSFORMER for s in ("staging", "intermediate", PERSON_SCHEMA, "marts", "reporting", "seeds",
+                                "dbt_test__audit")},
+    CERTIFIED: PUBLISHER, "certified_next": PUBLISHER,
+}
+#: What the publisher reads to certify: the certified models' inputs and the deliveries' audit trail.
+PUBLISHER_READS = ("audit", "quarantine", "intermediate", PERSON_SCHEMA, "marts", "reporting", "seeds")
+#: The person-level tables the publisher reads: a certified model is computed from them (the answer
+#: distribution from fct_survey_answer). Every other person table is closed to it.
+PUBLISHER_PERSON_TABLES = ("fct_survey_answer",)
+#: The quality gate (run as transformer) holds a delivery: it may change these columns of audit.delivery.
+TRANSFORMER_DELIVERY_COLUMNS = ("status", "reason", "decided_at")
 #: A relation with one of these columns holds one row per person: never granted to a reader role.
 PERSON_COLUMNS = ("employee_pseudonym", "respondent_key", "respondent_id")
 #: person-level models that lived in marts before PERSON_SCHEMA: a leftover copy is dropped by apply()
@@ -90,7 +118,15 @@ begin
         execute format('revoke all on %s from %I', rel, r.rolname);
     end loop;
     if person_level then
-        -- one row per person: the transformer reads it (schema grants), no reader role ever does
+        -- one row per person: the transformer reads it (schema grants), no reader role ever does; the
+        -- publisher only the person tables a certified model is computed from (PUBLISHER_PERSON_TABLES)
+        if exists (select 1 from pg_roles where rolname = 'publisher') then
+            if p_schema = '@PERSON_SCHEMA@' and p_table = any (@PUBLISHER_PERSON_TABLES@) then
+                execute format('grant select on %s to publisher', rel);
+            else
+                execute format('revoke all on %s from publisher', rel);
+            end if;
+        end if;
         return;
     end if;
     if p_schema in ('marts', 'reporting', 'certified')
@@ -107,12 +143,15 @@ begin
                                       and not attisdropped and attname = 'municipality_code') then
         execute format('alter table %s enable row level security', rel);
         execute format('drop policy if exists trivsel_municipality on %s', rel);
-        -- Members of bi_reader or transformer see every row; a member of municipality_<code> the rows of
-        -- <code>; anyone else nothing (the owner and superusers bypass row-level security).
+        -- Members of bi_reader, transformer or publisher (certification builds from every municipality's
+        -- rows) see every row; a member of municipality_<code> the rows of <code>; anyone else nothing (the
+        -- owner and superusers bypass row-level security).
         execute format($p$
             create policy trivsel_municipality on %s for select using (
                 pg_has_role(current_user, 'bi_reader', 'MEMBER')
                 or pg_has_role(current_user, 'transformer', 'MEMBER')
+                or (exists (select 1 from pg_roles where rolname = 'publisher')
+                    and pg_has_role(current_user, 'publisher', 'MEMBER'))
                 or municipality_code::text = any (array(
                     select substr(rolname, 14) from pg_roles
                     where rolname like 'municipality\_%%' and pg_has_role(current_user, oid, 'MEMBER')))
@@ -129,7 +168,8 @@ begin
 end
 $fn$;
 """.replace("@PERSON_SCHEMA@", PERSON_SCHEMA).replace("@PERSON_COLUMNS@", _sql_array(PERSON_COLUMNS)) \
-    .replace("@NON_SENSITIVE@", _sql_array(NON_SENSITIVE))
+    .replace("@NON_SENSITIVE@", _sql_array(NON_SENSITIVE)) \
+    .replace("@PUBLISHER_PERSON_TABLES@", _sql_array(PUBLISHER_PERSON_TABLES))
 
 
 def _create_role(conn: psycopg.Connection, name: str) -> bool:
@@ -182,6 +222,90 @@ def grant_reader_schema(conn, schema: str) -> None:
             conn.execute(sql.SQL("revoke all on {}.{} from {}").format(q, sql.Identifier(table), r))
 
 
+def _set_logins(conn) -> None:
+    """The stage roles log in: LOGIN, and the password of warehouse.role_password (embedded: generated once
+    into .local/pg/<role>.password; external: TRIVSEL_<ROLE>_PASSWORD if given, else left to the DBA)."""
+    for role in LOGIN_ROLES:
+        pw = warehouse.role_password(role, create=not warehouse.is_external())
+        if pw is None:
+            conn.execute(sql.SQL("alter role {} login").format(sql.Identifier(role)))
+        else:
+            conn.execute(sql.SQL("alter role {} login password {}").format(sql.Identifier(role), sql.Literal(pw)))
+
+
+def _default_grant(conn, owners: tuple[str, ...], schema: str, privileges: str, on: str, grantee: str) -> None:
+    """ALTER DEFAULT PRIVILEGES for every role that creates objects in `schema` (its stage owner and the
+    bootstrap login), so a table made later is readable at once by whoever reads that schema."""
+    for owner in dict.fromkeys(owners):
+        conn.execute(sql.SQL("alter default privileges for role {} in schema {} grant " + privileges + " on "
+                             + on + " to {}").format(sql.Identifier(owner), sql.Identifier(schema),
+                                                     sql.Identifier(grantee)))
+
+
+_RELKIND_ALTER = {"r": "table", "p": "table", "f": "foreign table", "v": "view", "m": "materialized view",
+                  "S": "sequence"}
+
+
+def assign_owners(conn) -> list[str]:
+    """Give every schema of OWNERS, and every relation and function in it, to its stage role (a relation a
+    superuser made at bootstrap, or a warehouse from before stage roles). Returns what changed."""
+    changed: list[str] = []
+    existing = _schemas(conn)
+    for schema_name, owner in OWNERS.items():
+        if schema_name not in existing:
+            continue
+        o = sql.Identifier(owner)
+        conn.execute(sql.SQL("alter schema {} owner to {}").format(sql.Identifier(schema_name), o))
+        rows = conn.execute(
+            """select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = %s and c.relkind in ('r', 'p', 'f', 'v', 'm', 'S')
+                 and pg_get_userbyid(c.relowner) <> %s
+                 -- a sequence owned by a column follows its table
+                 and not (c.relkind = 'S' and exists (select 1 from pg_depend d where d.objid = c.oid
+                          and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')))
+               order by c.relkind <> 'S', c.relname""", (schema_name, owner)).fetchall()
+        for name, kind in rows:
+            conn.execute(sql.SQL("alter " + _RELKIND_ALTER[kind] + " {}.{} owner to {}").format(
+                sql.Identifier(schema_name), sql.Identifier(name), o))
+            changed.append(f"{schema_name}.{name}")
+        for fn in conn.execute(
+                """select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                   where n.nspname = %s and pg_get_userbyid(p.proowner) <> %s""", (schema_name, owner)):
+            conn.execute(sql.SQL("alter function " + fn[0] + " owner to {}").format(o))
+    if changed:
+        log.info("owners: %d relations given to their stage roles", len(changed))
+    return changed
+
+
+def _stage_grants(conn, me: str, db: sql.Identifier) -> None:
+    """What the stage roles need beyond their own schemas, and default privileges for what they create."""
+    t, pub = sql.Identifier(TRANSFORMER), sql.Identifier(PUBLISHER)
+    existing = _schemas(conn)
+    conn.execute(sql.SQL("grant create on database {} to {}").format(db, pub))  # certified_next
+    for s in PUBLISHER_READS:
+        if s in existing:
+            conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(s), pub))
+            if s == PERSON_SCHEMA:  # table by table, in audit.trivsel_secure_table (PUBLISHER_PERSON_TABLES)
+                for owner in (TRANSFORMER, me):
+                    conn.execute(sql.SQL("alter default privileges for role {} in schema {} revoke all on tables"
+                                         " from {}").format(sql.Identifier(owner), sql.Identifier(s), pub))
+                continue
+            conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(sql.Identifier(s), pub))
+            _default_grant(conn, (OWNERS.get(s, TRANSFORMER), me), s, "select", "tables", PUBLISHER)
+    for s in ("raw", "audit"):
+        _default_grant(conn, (LOADER,), s, "select", "tables", TRANSFORMER)
+    for s in BUILD_SCHEMAS:
+        if OWNERS.get(s) == TRANSFORMER:
+            _default_grant(conn, (TRANSFORMER,), s, "select", "tables", TRANSFORMER)
+    for s in ("marts", "reporting"):
+        # the statistics' reporting tables (trivsel.stats, as transformer) are readable by bi_reader at once
+        _default_grant(conn, (TRANSFORMER,), s, "select", "tables", BI_READER)
+    # the quality gate (as transformer) holds a delivery whose rows fail a per-municipality test
+    if conn.execute("select to_regclass('audit.delivery') is not null").fetchone()[0]:
+        conn.execute(sql.SQL("grant update ({}) on audit.delivery to {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in TRANSFORMER_DELIVERY_COLUMNS), t))
+
+
 def _drop_legacy_person_tables(conn) -> None:
     """A warehouse built before PERSON_SCHEMA still has its person-level models in marts, no longer built
     there: drop them (dbt rebuilds them in person), or, if something depends on one, leave it closed to the
@@ -209,7 +333,7 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                     created.append(role)
             me = sql.Identifier(conn.execute("select current_user").fetchone()[0])
             db = sql.Identifier(conn.info.dbname)
-            for s in ("seeds", PERSON_SCHEMA):
+            for s in ("seeds", PERSON_SCHEMA, GX_SCHEMA):
                 conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
             with conn.transaction():
                 conn.execute(SECURE_FUNCTION)
@@ -239,6 +363,14 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                             conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(
                                 sql.Identifier(s), role))
                 _drop_legacy_person_tables(conn)
+                _set_logins(conn)
+                _stage_grants(conn, conn.execute("select current_user").fetchone()[0], db)
+                pub = sql.Identifier(PUBLISHER)
+                for s in ("raw", "staging"):
+                    if s in existing:
+                        conn.execute(sql.SQL("revoke all on schema {} from {}").format(sql.Identifier(s), pub))
+                        conn.execute(sql.SQL("revoke all on all tables in schema {} from {}").format(
+                            sql.Identifier(s), pub))
                 # loader: raw, quarantine, audit
                 for s in LOADER_SCHEMAS:
                     q, r = sql.Identifier(s), sql.Identifier(LOADER)
@@ -285,6 +417,7 @@ def apply(config: Config | None = None, url: str | None = None) -> dict[str, lis
                 for s in (PERSON_SCHEMA, "marts", "reporting", "certified"):
                     for table in _tables(conn, s):
                         conn.execute("select audit.trivsel_secure_table(%s, %s)", (s, table))
+                assign_owners(conn)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('trivsel:roles'))")
     if created:

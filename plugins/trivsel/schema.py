@@ -204,12 +204,29 @@ def raw_table_ddl(table: RawTable) -> sql.Composed:
                                                                      sql.SQL(", ").join(cols))
 
 
+def _may_define(conn: psycopg.Connection) -> bool:
+    """The platform tables are defined by the bootstrap (a superuser) or by their owner (the loader role):
+    true for those, or while schema audit does not exist yet (then whoever calls must be able to)."""
+    row = conn.execute(
+        """select r.rolsuper or n.nspowner is null or pg_has_role(current_user, n.nspowner, 'USAGE')
+             from pg_roles r left join pg_namespace n on n.nspname = 'audit'
+            where r.rolname = current_user""").fetchone()
+    if isinstance(row, dict):  # a connection with dict rows
+        row = tuple(row.values())
+    return bool(row and row[0])
+
+
 def ensure(conn: psycopg.Connection) -> None:
     """Create schemas, platform tables and every scheme's raw tables (add new columns if a scheme grew)."""
+    if not _may_define(conn):
+        return  # a stage that does not own the platform tables (transformer, publisher): the bootstrap made them
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:schema'))")
+        existing = {r[0] for r in conn.execute("select nspname from pg_namespace where nspname = any(%s)",
+                                                (list(SCHEMAS),))}
         for s in SCHEMAS:
-            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
+            if s not in existing:  # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even if it exists
+                conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(s)))
         conn.execute(PLATFORM_DDL)
         for module in all_schemes().values():
             for table in module.scheme.tables:

@@ -28,11 +28,21 @@ ENVIRONMENT: dict[str, str] = {
     "TRIVSEL_AIRFLOW_HOST": "address the local API server listens on (default 127.0.0.1)",
     "TRIVSEL_BULK_FROM_BYTES": "smallest file (bytes) a scheme with a set-based path loads set-based "
     "(default 65536; 0 = always, off = never)",
+    **{f"TRIVSEL_{r}_URL": f"libpq URL the {r.lower()} stage logs in with (optional; default: WAREHOUSE_URL's "
+       f"server as user {r.lower()} with TRIVSEL_{r}_PASSWORD, or the embedded warehouse's generated password)"
+       for r in ("LOADER", "TRANSFORMER", "PUBLISHER", "EVALUATOR")},
+    **{f"TRIVSEL_{r}_PASSWORD": f"password of the warehouse role {r.lower()} on an external warehouse (set by "
+       "`trivsel roles apply`, used by its stage; embedded: generated into .local/pg/"
+       f"{r.lower()}.password)" for r in ("LOADER", "TRANSFORMER", "PUBLISHER", "EVALUATOR")},
 }
 
 #: Airflow connection ids the code looks up (before falling back to the environment).
 AIRFLOW_CONNECTIONS: dict[str, str] = {
-    "trivsel_warehouse": "the warehouse (AIRFLOW_CONN_TRIVSEL_WAREHOUSE)",
+    "trivsel_warehouse": "the warehouse's bootstrap login: roles apply only (AIRFLOW_CONN_TRIVSEL_WAREHOUSE)",
+    "trivsel_loader": "ingest's login as role loader (AIRFLOW_CONN_TRIVSEL_LOADER)",
+    "trivsel_transformer": "dbt's login as role transformer: the Cosmos profile (AIRFLOW_CONN_TRIVSEL_TRANSFORMER)",
+    "trivsel_publisher": "certification's login as role publisher (AIRFLOW_CONN_TRIVSEL_PUBLISHER)",
+    "trivsel_evaluator": "report's and export's login as role evaluator (AIRFLOW_CONN_TRIVSEL_EVALUATOR)",
     "trivsel_pseudonym_key": "password field holds the pseudonymisation key (AIRFLOW_CONN_TRIVSEL_PSEUDONYM_KEY)",
 }
 

@@ -217,6 +217,8 @@ GX_SCHEMA = "gx"
 def _ensure_gx_schema(conn) -> None:
     from psycopg import sql
 
+    if conn.execute("select to_regnamespace(%s) is not null", (GX_SCHEMA,)).fetchone()[0]:
+        return  # made by the bootstrap, owned by loader (CREATE SCHEMA IF NOT EXISTS needs CREATE on the database)
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:schema'))")
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(GX_SCHEMA)))

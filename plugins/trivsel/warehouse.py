@@ -15,9 +15,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from trivsel import settings
 
@@ -139,10 +140,14 @@ def status() -> str:
 # repeats the statement: terse keeps only the error message, and no statement is logged with an error.
 # Passed on every start (also to a data directory initialised before this rule) and set in docker-compose.yml.
 LOG_PRIVACY = {"log_error_verbosity": "terse", "log_min_error_statement": "panic"}
+# Which role each connection logged in as ("connection authorized: user=loader database=warehouse"): the
+# record that every stage used its own role (tests/privacy/test_stage_roles.py).
+LOG_CONNECTIONS = {"log_connections": "on"}
 
 
 def _server_options(port: int) -> str:
-    return " ".join([f"-p {port} -h 127.0.0.1", *(f"-c {k}={v}" for k, v in LOG_PRIVACY.items())])
+    options = {**LOG_PRIVACY, **LOG_CONNECTIONS}
+    return " ".join([f"-p {port} -h 127.0.0.1", *(f"-c {k}={v}" for k, v in options.items())])
 
 
 def start() -> str:
@@ -166,6 +171,10 @@ def start() -> str:
                                f"(another server on that port? set TRIVSEL_PG_PORT). {e.log_file}:\n{tail}")
     _wait_ready()
     ensure_databases()
+    if any(not role_password_file(r).exists() for r in STAGE_ROLES):
+        from trivsel import roles  # bootstrap: the stage roles, their passwords, schemas and owners
+
+        roles.apply()
     return url()
 
 
@@ -199,13 +208,19 @@ def _wait_ready(timeout: float = 30) -> None:
             time.sleep(0.3)
 
 
-def _embedded_url(database: str) -> str:
+def _embedded_url(database: str, user: str = SUPERUSER, password: str | None = None) -> str:
     e = embedded()
-    return f"postgresql://{SUPERUSER}:{quote(_password(e), safe='')}@127.0.0.1:{e.port}/{database}"
+    pw = password if password is not None else _password(e)
+    return f"postgresql://{user}:{quote(pw, safe='')}@127.0.0.1:{e.port}/{database}"
 
 
-def url(database: str = WAREHOUSE_DB) -> str:
-    """libpq URL of the warehouse (or of another database in the same server)."""
+def url(database: str = WAREHOUSE_DB, role: str | None = None) -> str:
+    """libpq URL of the warehouse (or of another database in the same server).
+
+    Without `role`: the bootstrap (superuser) login, for `trivsel warehouse`/`roles apply` and schema setup
+    only. With `role`: the login of that pipeline stage (STAGE_ROLES), see role_url()."""
+    if role is not None:
+        return role_url(role, database)
     external = os.environ.get("WAREHOUSE_URL")
     if external:
         if database == WAREHOUSE_DB:
@@ -213,6 +228,81 @@ def url(database: str = WAREHOUSE_DB) -> str:
         parts = urlsplit(external)
         return parts._replace(path="/" + database).geturl()
     return _embedded_url(database)
+
+
+# ---------------------------------------------------------------- stage logins
+#: Each pipeline stage logs in as its own role (trivsel.roles creates them, LOGIN, with these passwords):
+#: ingest as loader, dbt as transformer, certification as publisher, report and export as evaluator.
+LOADER, TRANSFORMER, PUBLISHER, EVALUATOR = "loader", "transformer", "publisher", "evaluator"
+STAGE_ROLES = (LOADER, TRANSFORMER, PUBLISHER, EVALUATOR)
+#: Where a deployment gives a stage role's login (settings.ENVIRONMENT lists each name).
+ROLE_URL_ENV = {r: f"TRIVSEL_{r.upper()}_URL" for r in STAGE_ROLES}
+ROLE_PASSWORD_ENV = {r: f"TRIVSEL_{r.upper()}_PASSWORD" for r in STAGE_ROLES}
+ROLE_AIRFLOW_CONN_ENV = {r: f"AIRFLOW_CONN_TRIVSEL_{r.upper()}" for r in STAGE_ROLES}
+
+
+class RoleUnavailable(RuntimeError):
+    """A stage cannot log in as (or take) its role: it refuses to go on with someone else's privileges."""
+
+
+def _check_role(role: str) -> str:
+    if role not in STAGE_ROLES:
+        raise ValueError(f"unknown stage role {role!r}; stage roles: {', '.join(STAGE_ROLES)}")
+    return role
+
+
+def role_password_file(role: str) -> Path:
+    """Embedded default: the generated password of a stage role, beside superuser.password (mode 0600)."""
+    return embedded().data_dir.parent / f"{_check_role(role)}.password"
+
+
+def role_password(role: str, create: bool = False) -> str | None:
+    """The stage role's password: TRIVSEL_<ROLE>_PASSWORD, else (embedded) its generated file, created by the
+    bootstrap (`create=True`) with a random 32-byte secret."""
+    env = os.environ.get(ROLE_PASSWORD_ENV[_check_role(role)])
+    if env:
+        return env
+    if is_external():
+        return None
+    f = role_password_file(role)
+    if not f.exists():
+        if not create:
+            return None
+        f.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+    return f.read_text().strip()
+
+
+def role_url(role: str, database: str = WAREHOUSE_DB) -> str:
+    """libpq URL of a stage role's login, first found of:
+
+    1. TRIVSEL_<ROLE>_URL (e.g. TRIVSEL_LOADER_URL), a complete URL;
+    2. the bootstrap URL (WAREHOUSE_URL or the embedded server) with user <role> and TRIVSEL_<ROLE>_PASSWORD;
+    3. AIRFLOW_CONN_TRIVSEL_<ROLE> (the Airflow connection trivsel_<role> given as a URI);
+    4. the embedded server with user <role> and its generated password (.local/pg/<role>.password);
+    5. an external warehouse without any of these: WAREHOUSE_URL itself (a single-login deployment; the
+       evaluator then still takes its role, see connect()).
+    """
+    given = os.environ.get(ROLE_URL_ENV[_check_role(role)])
+    password = os.environ.get(ROLE_PASSWORD_ENV[role])
+    if not given and not password:
+        given = os.environ.get(ROLE_AIRFLOW_CONN_ENV[role])
+    if given:
+        given = given.replace("postgres://", "postgresql://", 1)
+        if database == WAREHOUSE_DB:
+            return given
+        return urlsplit(given)._replace(path="/" + database).geturl()
+    pw = role_password(role)
+    if pw is None:
+        if is_external():
+            return url(database)
+        raise RoleUnavailable(f"no password for the warehouse role {role!r} ({role_password_file(role)} is "
+                              "missing): run `trivsel roles apply` (or `trivsel warehouse start`) to create it")
+    parts = urlsplit(url(database))
+    netloc = f"{role}:{quote(pw, safe='')}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
 
 
 def admin_url() -> str:
@@ -225,8 +315,13 @@ def airflow_sqlalchemy_url() -> str:
 
 def redact(text: str) -> str:
     """Hide the password of any URL we know of before it reaches a log."""
-    for u in {url(WAREHOUSE_DB), url(AIRFLOW_DB), admin_url()}:
-        pw = urlsplit(u).password
+    passwords = {urlsplit(u).password for u in {url(WAREHOUSE_DB), url(AIRFLOW_DB), admin_url()}}
+    for role in STAGE_ROLES:
+        try:
+            passwords.add(urlsplit(role_url(role)).password)
+        except RoleUnavailable:
+            pass
+    for pw in passwords:
         if pw:
             text = text.replace(pw, "***").replace(quote(pw, safe=""), "***")
     return text
@@ -240,17 +335,83 @@ def ensure_databases() -> None:
                 conn.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(db)))
 
 
-def connect(**kwargs) -> psycopg.Connection:
-    return psycopg.connect(url(), **kwargs)
+def has_role_login(role: str) -> bool:
+    """Whether the stage role has a login of its own here (always in the embedded warehouse; for an external
+    one, if TRIVSEL_<ROLE>_URL is set, or TRIVSEL_<ROLE>_PASSWORD or AIRFLOW_CONN_TRIVSEL_<ROLE> logs in as the
+    role itself; not when the Airflow connection is only WAREHOUSE_URL again)."""
+    if not is_external():
+        return True
+    if os.environ.get(ROLE_URL_ENV[_check_role(role)]):
+        return True
+    return unquote(urlsplit(role_url(role)).username or "") == role
 
 
-def dbt_env() -> dict[str, str]:
-    """The connection, split up for dbt's profiles.yml (which reads env_var())."""
-    parts = urlsplit(url())
+def connect(role: str | None = None, *, strict: bool | None = None, **kwargs) -> psycopg.Connection:
+    """A connection as `role` (a stage role), or the bootstrap login without one.
+
+    strict (default: only for evaluator): the session must run as the role. Not strict, an external
+    warehouse configured with WAREHOUSE_URL alone connects every stage with that one login.
+
+    The session ends up as `role` whatever the login: a login that is not the role itself (a single-login
+    external deployment, or a member of the role) takes it with SET ROLE, so the stage works with that
+    role's privileges only; if neither works, RoleUnavailable names the role and how to fix it."""
+    if role is None:
+        return psycopg.connect(url(), **kwargs)
+    if strict is None:
+        strict = role == EVALUATOR
+    if not strict and not has_role_login(role):
+        # an external warehouse given only WAREHOUSE_URL: one login for every stage (docs/roles.md)
+        return psycopg.connect(url(), **kwargs)
+    try:
+        conn = psycopg.connect(role_url(role), **kwargs)
+    except psycopg.OperationalError as exc:
+        raise RoleUnavailable(f"cannot log in to the warehouse as role {role!r}: "
+                              f"{redact(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}. "
+                              f"{_how_to_fix(role)}") from None
+    take_role(conn, role)
+    return conn
+
+
+def _how_to_fix(role: str) -> str:
+    up = role.upper()
+    return (f"Run `trivsel roles apply` as the warehouse admin (creates the role and, in the embedded "
+            f"warehouse, its password), or give its login in TRIVSEL_{up}_URL / TRIVSEL_{up}_PASSWORD / the "
+            f"Airflow connection trivsel_{role} (docs/roles.md).")
+
+
+def take_role(conn: psycopg.Connection, role: str) -> None:
+    """Make the session run as `role` (SET ROLE when logged in as someone else); refuse if it cannot.
+
+    Checked afterwards: current_user must be the role and must not be a superuser."""
+    cur = conn.cursor(row_factory=tuple_row)  # whatever row factory the connection has
+    me = cur.execute("select current_user").fetchone()[0]
+    if me != role:
+        try:
+            cur.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
+        except psycopg.Error as exc:
+            if not conn.autocommit:
+                conn.rollback()
+            conn.close()
+            raise RoleUnavailable(f"logged in as {me!r}, which cannot take the warehouse role {role!r} "
+                                  f"({str(exc).splitlines()[0]}). {_how_to_fix(role)}") from None
+    current, is_super = cur.execute(
+        "select current_user, rolsuper from pg_roles where rolname = current_user").fetchone()
+    if not conn.autocommit:
+        conn.commit()  # the SET ROLE stays for the session
+    if current != role or is_super:
+        conn.close()
+        raise RoleUnavailable(f"the session runs as {current!r}, not as the non-superuser role {role!r}. "
+                              f"{_how_to_fix(role)}")
+
+
+def dbt_env(role: str | None = None) -> dict[str, str]:
+    """The connection, split up for dbt's profiles.yml (which reads env_var()). dbt runs as `transformer`
+    (certification's build of models/certified as `publisher`); no role = the bootstrap login."""
+    parts = urlsplit(url(role=role) if role else url())
     return {
         "TRIVSEL_DBT_HOST": parts.hostname or "127.0.0.1",
         "TRIVSEL_DBT_PORT": str(parts.port or 5432),
-        "TRIVSEL_DBT_USER": parts.username or "",
-        "TRIVSEL_DBT_PASSWORD": parts.password or "",
+        "TRIVSEL_DBT_USER": unquote(parts.username or ""),
+        "TRIVSEL_DBT_PASSWORD": unquote(parts.password or ""),
         "TRIVSEL_DBT_DBNAME": (parts.path or "/").lstrip("/") or WAREHOUSE_DB,
     }

@@ -44,9 +44,13 @@ def denied(conn, statement: str) -> bool:
 
 #: The rule, per static role: the schemas whose every relation it reads (and only those).
 EXPECTED_SCHEMAS = {
-    "loader": {"raw", "quarantine", "audit"},
+    "loader": {"raw", "quarantine", "audit", "gx"},  # gx: Great Expectations' views of a delivery's raw rows
+    # dbt_test__audit: the failing rows the quality gate's tests store (--store-failures), the transformer's own
     "transformer": {"raw", "audit", "staging", "intermediate", "person", "marts", "reporting", "certified",
-                    "seeds"},
+                    "seeds", "dbt_test__audit"},
+    # certification reads what the certified models read and the deliveries' trail; never raw or staging
+    # (in person: PUBLISHER_PERSON_TABLES only)
+    "publisher": {"audit", "quarantine", "intermediate", "person", "marts", "reporting", "seeds", "certified"},
     "bi_reader": {"marts", "reporting", "certified"},
     "evaluator": {"certified"},
 }
@@ -54,6 +58,8 @@ EXPECTED_SCHEMAS = {
 NON_SENSITIVE = {"dim_municipality", "dim_survey_item"}
 PERSON_COLUMNS = {"employee_pseudonym", "respondent_key", "respondent_id"}
 PERSON_TABLES = {"fct_absence_employee_month", "fct_survey_answer"}
+#: the publisher reads the person table the certified answer distribution is computed from, no other
+PUBLISHER_PERSON_TABLES = {"fct_survey_answer"}
 
 
 def _codes() -> list[str]:
@@ -81,6 +87,8 @@ def _relations(conn) -> list[dict]:
 def _expected(role: str, rel: dict) -> bool:
     if role.startswith("municipality_"):
         return rel["schema"] == "marts" and (rel["policed"] or rel["name"] in NON_SENSITIVE)
+    if role == "publisher" and rel["schema"] == "person":
+        return rel["name"] in PUBLISHER_PERSON_TABLES
     return rel["schema"] in EXPECTED_SCHEMAS[role]
 
 

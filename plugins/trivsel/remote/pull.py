@@ -109,7 +109,7 @@ def pull_municipality(code: str, period: str, run_id: str | None = None, as_of: 
     settings = config.settings
     attempts = int(settings.get("remote_attempts", attempts))
     timeout = float(settings.get("remote_timeout_seconds", timeout))
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
         schema.ensure(conn)
         lock = f"trivsel:pull:{code}"
         conn.execute("select pg_advisory_lock(hashtext(%s))", (lock,))
