@@ -146,7 +146,7 @@ def finish(periods: list[str], run_id: str) -> dict:
 
 def loads_done(period: str, run_id: str) -> str:
     """The run's gate: pin the snapshot of deliveries every model of this run is built from (trivsel.snapshot)."""
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:  # audit is the loader's
         pinned = snapshot.pin(conn, run_id)
         snapshot.prune(conn)
     log.info("run %s: models build from %d loaded deliveries (pinned)", run_id, pinned["loaded"])
@@ -203,7 +203,7 @@ def run_outcome(p: dict, context: dict) -> str:
 def outcome(p: dict, run_id: str, states: dict[str, str | None]) -> str:
     """run_outcome's verdict from the run's task states and audit.delivery (raises MunicipalitiesNotPublished)."""
     unpublished = [f"{t} is {states.get(t) or 'not run'}" for t in ("certify", "publish") if states.get(t) != "success"]
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:  # reads audit only
         missing = not_published(conn, p["periods"], p["codes"])
     if unpublished:
         raise MunicipalitiesNotPublished(f"run {run_id}: nothing was published ({'; '.join(unpublished)}; see the "

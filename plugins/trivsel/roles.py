@@ -78,8 +78,12 @@ PUBLISHER_READS = ("audit", "quarantine", "intermediate", PERSON_SCHEMA, "marts"
 #: The person-level tables the publisher reads: a certified model is computed from them (the answer
 #: distribution from fct_survey_answer). Every other person table is closed to it.
 PUBLISHER_PERSON_TABLES = ("fct_survey_answer",)
-#: The quality gate (run as transformer) holds a delivery: it may change these columns of audit.delivery.
+#: The quality gate (run as transformer) holds a delivery: it may change these columns of audit.delivery,
+#: and of the run's pinned snapshot (audit.run_snapshot, trivsel.snapshot).
 TRANSFORMER_DELIVERY_COLUMNS = ("status", "reason", "decided_at")
+TRANSFORMER_UPDATES = ("delivery", "run_snapshot")
+#: audit tables the dbt stage writes (as transformer, insert or upsert): its own run results, read by certify
+TRANSFORMER_INSERTS = ("dbt_result",)
 #: A relation with one of these columns holds one row per person: never granted to a reader role.
 PERSON_COLUMNS = ("employee_pseudonym", "respondent_key", "respondent_id")
 #: person-level models that lived in marts before PERSON_SCHEMA: a leftover copy is dropped by apply()
@@ -301,9 +305,15 @@ def _stage_grants(conn, me: str, db: sql.Identifier) -> None:
         # the statistics' reporting tables (trivsel.stats, as transformer) are readable by bi_reader at once
         _default_grant(conn, (TRANSFORMER,), s, "select", "tables", BI_READER)
     # the quality gate (as transformer) holds a delivery whose rows fail a per-municipality test
-    if conn.execute("select to_regclass('audit.delivery') is not null").fetchone()[0]:
-        conn.execute(sql.SQL("grant update ({}) on audit.delivery to {}").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in TRANSFORMER_DELIVERY_COLUMNS), t))
+    for table in TRANSFORMER_UPDATES:
+        if conn.execute("select to_regclass(%s) is not null", (f"audit.{table}",)).fetchone()[0]:
+            conn.execute(sql.SQL("grant update ({}) on audit.{} to {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in TRANSFORMER_DELIVERY_COLUMNS),
+                sql.Identifier(table), t))
+    # the dbt stage records its own run results (trivsel.upstream.record_dbt_results)
+    for table in TRANSFORMER_INSERTS:
+        if conn.execute("select to_regclass(%s) is not null", (f"audit.{table}",)).fetchone()[0]:
+            conn.execute(sql.SQL("grant insert, update on audit.{} to {}").format(sql.Identifier(table), t))
 
 
 def _drop_legacy_person_tables(conn) -> None:

@@ -64,7 +64,7 @@ def record_dbt_results(project_dir: str | Path, context: dict[str, Any] | None =
     rows = [(context["run_id"], ti.task_id, ti.map_index if ti.map_index is not None else -1,
              getattr(ti, "try_number", 1) or 1, r["unique_id"], r["unique_id"].split(".")[0], r.get("status"),
              r.get("failures"), warehouse.redact((r.get("message") or "")[:1000])) for r in results]
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.TRANSFORMER, autocommit=True) as conn:  # the dbt stage's own results
         store(conn, rows)
     bad = [r for r in rows if r[6] not in DBT_OK]
     log.info("recorded %d dbt results of %s (%d not passed)", len(rows), ti.task_id, len(bad))
@@ -161,7 +161,7 @@ def from_context(context: dict[str, Any], jobs: list[dict[str, str]]) -> dict[st
     ti = context["ti"]
     run_id = context["run_id"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:  # certify reads audit
         results = dbt_results(conn, run_id)
         quarantined = quarantined_jobs(conn, jobs)
     return measure(states, results, jobs, quarantined)
