@@ -207,6 +207,13 @@ def test_no_planted_identifier_reaches_a_log_or_a_readable_table(test_home, samp
             assert sum("<9 digits masked>" in t for t in texts) == 3, "each planted number masked, once"
             assert sum("<10 digits masked>" in t for t in texts) == 1, "the CPR number masked"
 
+            # free text reaches what readers read (the exclusion reasons of 169's incident figures): masked
+            c.execute("set role bi_reader")
+            reasons = " ".join(r or "" for (r,) in c.execute(
+                "select exclusion_reasons from marts.incident_year where municipality_code = '169'"))
+            c.execute("reset role")
+            assert "digits masked>" in reasons, reasons[:500]
+
             # every relation each reader role can read, as that role
             read = {}
             for role in READERS:
