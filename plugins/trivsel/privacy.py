@@ -45,3 +45,54 @@ def looks_like_identifier(value: str | None) -> bool:
 def mask_value(value: str | None) -> str | None:
     """An issue's offending value as stored for readers: kept unless it holds an identifier-like number."""
     return mask_identifiers(value) if value is not None else None
+
+
+# ---------------------------------------------------------------- free text in raw tables
+
+#: what a free-text value must contain to be a candidate at all (a cheap filter PostgreSQL applies)
+_CANDIDATE_SQL = "[0-9]{5}"
+
+
+def mask_free_text(conn, table: str, columns: Iterable[str], delivery_id: int) -> int:
+    """Mask identifier-like numbers in the free-text `columns` of one delivery's rows of raw.`table`.
+
+    Why: a description or remark is typed by a person, who may name a colleague by employee number or CPR
+    number. Raw rows reach staging, marts and the certified tables, so the loader masks such numbers in the
+    same transaction as the COPY, before the delivery is committed: no other session ever sees them. Set-based
+    (PostgreSQL picks the few candidate rows); only those are masked in Python, with the rule reasons use.
+    Returns the values changed."""
+    from psycopg import sql
+
+    changed = 0
+    for column in columns:
+        col = sql.Identifier(column)
+        rows = conn.execute(
+            sql.SQL("select ctid::text, {c} from raw.{t} where delivery_id = %s and {c} ~ %s").format(
+                c=col, t=sql.Identifier(table)), (delivery_id, _CANDIDATE_SQL)).fetchall()
+        updates = [(masked, ctid) for ctid, value in rows if (masked := mask_identifiers(value)) != value]
+        if updates:
+            with conn.cursor() as cur:
+                cur.executemany(sql.SQL("update raw.{t} set {c} = %s where ctid = %s::tid").format(
+                    c=col, t=sql.Identifier(table)), updates)
+            changed += len(updates)
+    return changed
+
+
+# ---------------------------------------------------------------- exceptions in logs
+
+def describe_exception(exc: BaseException, keep: Iterable[str] = ()) -> str:
+    """A one-line account of `exc` (and what caused it) fit for a log: type and masked message.
+
+    Why: a parser or COPY error message often quotes the offending line or value (csv.Error, a decimal
+    conversion, PostgreSQL's "invalid input syntax ... '918273'"), and `log.exception` would print it raw
+    into the Airflow task log. The traceback's frames add nothing a reader of the task log needs that the
+    file, scheme and exception type do not say; a developer reproduces with `trivsel load` on the archived
+    file."""
+    parts = []
+    seen = 0
+    while exc is not None and seen < 5:
+        first = (str(exc).splitlines() or [""])[0][:300]
+        parts.append(f"{type(exc).__name__}: {mask_identifiers(first, keep=keep)}")
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        seen += 1
+    return " <- ".join(parts)

@@ -26,6 +26,10 @@ class Column:
     name: str
     type: str  # a PostgreSQL type: text, integer, numeric, date, boolean
     description: str = ""
+    #: free text a person typed (a description, a remark): may hold an employee or CPR number by accident,
+    #: so the loader masks identifier-like numbers in it before the delivery is committed
+    #: (trivsel.privacy.mask_free_text)
+    free_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class RawTable:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def free_text_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.free_text]
 
 
 @dataclass(frozen=True)

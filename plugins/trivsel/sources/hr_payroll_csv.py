@@ -42,7 +42,7 @@ SCHEME = Scheme(
                 Column("unit_text", "text", "Enhed as delivered (a unit name or an alias)"),
                 Column("month_start", "date", "first day of the month (Måned)"),
                 Column("absence_code", "text", "Fraværskode, upper-cased; null = no absence this month"),
-                Column("absence_text", "text", "Fraværstekst as delivered"),
+                Column("absence_text", "text", "Fraværstekst as delivered", free_text=True),
                 Column("absence_hours", "numeric", "Fraværstimer"),
                 Column("contractual_hours", "numeric", "Normtimer: the employee's contractual hours in the month"),
                 Column("fte", "numeric", "Årsværk: the employee's full-time equivalent in the month"),

@@ -23,7 +23,7 @@ TABLE = RawTable(
         Column("year", "integer", "År: the calendar year counted"),
         Column("incident_type", "text", "Type as delivered: 'Trusler' or 'Vold'"),
         Column("n_incidents", "integer", "Antal: reported accidents of that type in the year"),
-        Column("note", "text", "Bemærkning: free text"),
+        Column("note", "text", "Bemærkning: free text", free_text=True),
     ),
     description="Odense yearly threats and violence counts, municipality level",
 )

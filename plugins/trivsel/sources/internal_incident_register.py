@@ -33,7 +33,7 @@ TABLE = RawTable(
         Column("unit_label", "text", "Sted: unit as the register writes it"),
         Column("incident_type", "text", "Type as delivered: 'Trussel' or 'Vold'"),
         Column("subtype", "text", "Undertype as delivered"),
-        Column("description", "text", "Beskrivelse: free text"),
+        Column("description", "text", "Beskrivelse: free text", free_text=True),
     ),
     description="Fredericia internal incident register, one row per registration",
 )

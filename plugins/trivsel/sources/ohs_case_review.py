@@ -26,7 +26,7 @@ TABLE = RawTable(
         Column("also_violence", "boolean", "the review found violence in the episode"),
         Column("excluded_label", "text", "Udeladt as delivered ('Ja'/'Nej')"),
         Column("excluded", "boolean", "the episode is left out of the evaluation"),
-        Column("exclusion_reason", "text", "Begrundelse: why (required when excluded)"),
+        Column("exclusion_reason", "text", "Begrundelse: why (required when excluded)", free_text=True),
     ),
     description="HT case review of registry cases",
 )

@@ -40,7 +40,7 @@ TABLE = RawTable(
         Column("event_type", "text", "Hændelsestype as delivered: 'Nærvedhændelse' or 'Arbejdsulykke'"),
         Column("injury_type", "text", "Skadetype as delivered (the registry's Danish labels)"),
         Column("absence_label", "text", "Fravær as delivered: 'Med fravær' or 'Uden fravær'"),
-        Column("description", "text", "Beskrivelse: free text"),
+        Column("description", "text", "Beskrivelse: free text", free_text=True),
     ),
     description="HT occupational-injury registry export, one row per registration",
 )

@@ -22,7 +22,7 @@ TABLE = RawTable(
         Column("n_use_of_force", "integer", "Antal magtanvendelser"),
         Column("n_non_participant", "integer",
                "Heraf borger uden for projektet: of those, concerning a resident not in the project (blank = none noted)"),
-        Column("note", "text", "Bemærkning: free text (the reason for the non-participant count)"),
+        Column("note", "text", "Bemærkning: free text (the reason for the non-participant count)", free_text=True),
     ),
     description="Yearly use-of-force counts",
 )
