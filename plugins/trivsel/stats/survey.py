@@ -207,6 +207,18 @@ def _low(responses: Sequence[Response | None], minimum: float) -> bool:
     return target == 0 or sum(r.respondents for r in known) / target < minimum
 
 
+def wave_tier(answers: dict[tuple[str, str, str], list[int]], members: Sequence[str], item: str, rnd: str,
+              k: int, threshold: int) -> str:
+    """The disclosure tier of one wave of one comparison (trivsel.disclosure): of its pooled answers, and for
+    'ALL' no more than its least safe member's."""
+    pooled = [v for m in members for v in answers.get((m, item, rnd), [])]
+    tiers = [disclosure.tier(disclosure.counts_of(pooled, k), threshold)]
+    if len(members) > 1:
+        tiers += [disclosure.tier(disclosure.counts_of(answers.get((m, item, rnd), []), k), threshold)
+                  for m in members]
+    return disclosure.lowest(tiers)
+
+
 def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: dict[str, int],
                  order: Sequence[str], waves: dict[tuple[str, str], str],
                  responses: dict[tuple[str, str], Response] | None = None,
@@ -248,12 +260,6 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
             e = hedges_g(a, b)
             k = scale_points[item]
 
-            def wave_tier(rnd: str, values: list[int]) -> str:
-                own = [disclosure.tier(disclosure.counts_of(values, k), threshold)]
-                parts = [disclosure.tier(disclosure.counts_of(answers.get((m, item, rnd), []), k), threshold)
-                         for m in members] if len(members) > 1 else []
-                return disclosure.lowest(own + parts)
-
             mean_a = float(np.mean(a)) if a else math.nan
             mean_b = float(np.mean(b)) if b else math.nan
             group.append(ItemChange(
@@ -268,7 +274,8 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 pct_favourable_baseline=_num(pct_favourable(a, k)),
                 pct_favourable_followup=_num(pct_favourable(b, k)),
                 low_response=low,
-                disclosure_baseline=wave_tier(base, a), disclosure_followup=wave_tier(follow, b),
+                disclosure_baseline=wave_tier(answers, members, item, base, k, threshold),
+                disclosure_followup=wave_tier(answers, members, item, follow, k, threshold),
             ))
         q = benjamini_hochberg([math.nan if c.p_value is None else c.p_value for c in group])
         for change, qv in zip(group, q, strict=True):
