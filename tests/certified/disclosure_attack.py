@@ -64,6 +64,7 @@ def survey_candidates(dist_rows: list[dict], change_rows: list[dict], squares: d
                 means[k] = float(c[f"mean_{side}"])
             if c[f"pct_favourable_{side}"] is not None:
                 favs[k] = float(c[f"pct_favourable_{side}"])
+    _infer_margin_totals(n_known, cats)
     out: dict[Key, np.ndarray] = {}
     for k, by_ord in cats.items():
         kk = scale.get(k[2], max(by_ord))
@@ -81,6 +82,20 @@ def survey_candidates(dist_rows: list[dict], change_rows: list[dict], squares: d
             grid = grid[grid[:, kk - 2:].sum(axis=1) == round(favs[k] * n)]
         out[k] = grid
     return out
+
+
+def _infer_margin_totals(n_known: dict[Key, int], cats: dict[Key, dict]) -> None:
+    """n of 'ALL' − the published n of the others, from whichever table published them: one unknown left is
+    known."""
+    groups: dict[tuple, list[Key]] = defaultdict(list)
+    for k in cats:
+        if k[0] != "ALL":
+            groups[(k[1], k[2])].append(k)
+    for (period, item), members in groups.items():
+        total = n_known.get(("ALL", period, item))
+        unknown = [m for m in members if m not in n_known]
+        if total is not None and len(unknown) == 1:
+            n_known[unknown[0]] = total - sum(n_known[m] for m in members if m in n_known)
 
 
 def _grid(total: int, width: int) -> np.ndarray | None:
@@ -137,19 +152,23 @@ def _candidates(n: int, k: int, known: dict[int, int], mean: float | None,
     return full[ok]
 
 
-def join_margins(cands: dict[Key, np.ndarray]) -> dict[Key, np.ndarray]:
-    """'ALL' = Σ municipalities per category: keep only the candidates that take part in a joint solution."""
+def join_margins(cands: dict[Key, np.ndarray], all_keys: set[Key]) -> dict[Key, np.ndarray]:
+    """'ALL' = Σ municipalities per category: keep only the candidates that take part in a joint solution.
+    `all_keys`: every distribution published (a group with a member not searched is left as it is)."""
     groups: dict[tuple, list[Key]] = defaultdict(list)
-    for k in cands:
+    for k in all_keys:
         groups[(k[1], k[2])].append(k)
     out = dict(cands)
     for (period, item), keys in groups.items():
         all_key = ("ALL", period, item)
         members = [k for k in keys if k[0] != "ALL"]
-        if all_key not in cands or not members:
+        if all_key not in cands or not members or any(m not in cands for m in members):
             continue
         sizes = [len(cands[k]) for k in members]
-        if math.prod(sizes) * 1 > MAX_JOINT:
+        if math.prod(sizes) > MAX_JOINT:
+            refined = _join_by_sums(cands, members, all_key)
+            if refined is not None:
+                out.update(refined)
             continue
         all_set = {tuple(v) for v in cands[all_key]}
         keep: dict[Key, set] = {k: set() for k in [*members, all_key]}
@@ -162,6 +181,37 @@ def join_margins(cands: dict[Key, np.ndarray]) -> dict[Key, np.ndarray]:
                 keep[all_key].add(total)
         for k, vs in keep.items():
             out[k] = np.array(sorted(vs), dtype=np.int64).reshape(-1, cands[k].shape[1])
+    return out
+
+
+def _minkowski(sets: list[set[tuple]]) -> set[tuple] | None:
+    sums: set[tuple] = {tuple([0] * len(next(iter(sets[0]))))} if sets and sets[0] else set()
+    for vs in sets:
+        sums = {tuple(a + b for a, b in zip(s, v, strict=True)) for s in sums for v in vs}
+        if len(sums) > MAX_JOINT:
+            return None
+    return sums
+
+
+def _join_by_sums(cands: dict[Key, np.ndarray], members: list[Key], all_key: Key) -> dict[Key, np.ndarray] | None:
+    """The same join for large candidate sets: a member's vector x stays if ALL − x is a sum of the others'."""
+    sets = {k: {tuple(int(x) for x in v) for v in cands[k]} for k in [*members, all_key]}
+    out = {}
+    feasible_all: set[tuple] = set()
+    for m in members:
+        others = _minkowski([sets[o] for o in members if o != m]) if len(members) > 1 else {tuple([0] * cands[m].shape[1])}
+        if others is None:
+            return None
+        if len(sets[m]) * len(sets[all_key]) > 5_000_000:
+            return None
+        keep = set()
+        for x in sets[m]:
+            for a in sets[all_key]:
+                if tuple(ai - xi for ai, xi in zip(a, x, strict=True)) in others:
+                    keep.add(x)
+                    feasible_all.add(a)
+        out[m] = np.array(sorted(keep), dtype=np.int64).reshape(-1, cands[m].shape[1])
+    out[all_key] = np.array(sorted(feasible_all), dtype=np.int64).reshape(-1, cands[all_key].shape[1])
     return out
 
 
@@ -183,7 +233,8 @@ def attack_survey(dist_rows: list[dict], change_rows: list[dict], squares: dict[
     for r in dist_rows:
         if not r["is_total"]:
             published[dist_key(r)][int(r["answer_ordinal"])] = r["n_answers"]
-    cands = join_margins(survey_candidates(dist_rows, change_rows, squares, scale))
+    cands = join_margins(survey_candidates(dist_rows, change_rows, squares, scale),
+                         {dist_key(r) for r in dist_rows})
     return pinned(cands, published)
 
 

@@ -89,7 +89,7 @@ def sample(demo_warehouse):
     counts, scale = truth(demo_warehouse)
     with as_evaluator(warehouse.url()) as conn:
         tables = published(conn)
-        denied = conn.execute("select has_table_privilege('person.fct_survey_answer', 'select') as ok").fetchone()
+        denied = conn.execute("select has_schema_privilege('person', 'usage') as ok").fetchone()
     assert denied["ok"] is False, "the attacker must see only what evaluator sees"
     return threshold, counts, scale, tables
 

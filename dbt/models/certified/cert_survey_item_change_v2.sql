@@ -18,6 +18,14 @@ items as (
     select * from {{ ref('dim_survey_item') }}
 ),
 
+-- the item totals of the answer distribution are the same n: withheld there, withheld here
+distribution_totals as (
+    select municipality_code, round, item_code, bool_or(suppressed) as suppressed
+    from {{ ref('cert_survey_answer_distribution', v=2) }}
+    where is_total and round is not null
+    group by municipality_code, round, item_code
+),
+
 cells as (
     select
         changes.municipality_code,
@@ -49,17 +57,26 @@ cells as (
         changes.disclosure_followup in ('no_share', 'all', 'whole') as mean_followup_safe,
         changes.disclosure_baseline in ('all', 'whole') as share_baseline_safe,
         changes.disclosure_followup in ('all', 'whole') as share_followup_safe,
-        changes.disclosure_baseline = 'whole' and changes.disclosure_followup = 'whole' as distributions_whole
+        changes.disclosure_baseline = 'whole' and changes.disclosure_followup = 'whole' as distributions_whole,
+        coalesce(base_totals.suppressed, false) or coalesce(follow_totals.suppressed, false) as total_suppressed
     from changes
     left join items
         on items.item_code = changes.item_code
+    left join distribution_totals as base_totals
+        on base_totals.municipality_code = changes.municipality_code
+        and base_totals.round = changes.baseline_round
+        and base_totals.item_code = changes.item_code
+    left join distribution_totals as follow_totals
+        on follow_totals.municipality_code = changes.municipality_code
+        and follow_totals.round = changes.followup_round
+        and follow_totals.item_code = changes.item_code
 ),
 
 suppressed as (
     {{ secondary_suppression(
         'cells',
         partition_by=['item_code', 'baseline_round', 'followup_round'],
-        primary=is_small('n_baseline') ~ ' or ' ~ is_small('n_followup'),
+        primary='total_suppressed or ' ~ is_small('n_baseline') ~ ' or ' ~ is_small('n_followup'),
         size='least(n_baseline, n_followup)',
         is_total="municipality_code = 'ALL'"
     ) }}
