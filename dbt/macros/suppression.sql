@@ -73,3 +73,58 @@ from (
 {% macro suppression_helper_columns() -%}
 _primary, _is_total, _size, _tiebreak, _n_primary_cells, _has_total, _n_candidates, _candidate_rank
 {%- endmacro %}
+
+{#-
+  distribution_all_or_nothing(relation, distribution, margin): the answer-distribution rule (docs/disclosure.md).
+    `relation` has municipality_code, n_answers and is_total (one total row per distribution); `distribution`
+    lists the keys of one distribution (scope × wave × item), `margin` the keys within which 'ALL' is the sum
+    of the municipalities (wave or round × item).
+    - a total (respondents to the item) of 1 … threshold−1 is suppressed, with secondary suppression across
+      the municipalities of 'ALL' (secondary_suppression);
+    - a distribution is withheld whole (every category) when one of its categories is small or its total is
+      suppressed: no category can then be a difference of published ones;
+    - 'ALL' is withheld whole when one of its municipalities is, else ALL − the others would give it.
+    Returns relation's columns plus `suppressed`.
+-#}
+{% macro distribution_all_or_nothing(relation, distribution, margin) -%}
+{%- set dist = distribution | join(', ') -%}
+{%- set marg = margin | join(', ') -%}
+{%- set dist_src = [] -%}
+{%- for key in distribution %}{% do dist_src.append('_src.' ~ key) %}{% endfor -%}
+select
+    _hidden.*,
+    case when _hidden.is_total then _hidden._total_suppressed else _hidden._distribution_hidden end as suppressed
+from (
+    select
+        _own.*,
+        _own._own_hidden or (
+            _own.municipality_code = 'ALL'
+            and bool_or(_own._own_hidden and _own.municipality_code <> 'ALL') over (partition by {{ marg }})
+        ) as _distribution_hidden
+    from (
+        select
+            _with_totals.*,
+            bool_or(
+                (not _with_totals.is_total and {{ is_small('_with_totals.n_answers') }})
+                or (_with_totals.is_total and _with_totals._total_suppressed)
+            ) over (partition by {{ dist }}) as _own_hidden
+        from (
+            select
+                _src.*,
+                coalesce(bool_or(_src.is_total and _totals.suppressed) over (partition by {{ dist_src | join(', ') }}),
+                         false)
+                    as _total_suppressed
+            from {{ relation }} as _src
+            left join (
+                {{ secondary_suppression('(select * from ' ~ relation ~ ' where is_total)', margin,
+                                         primary=is_small('n_answers'), size='n_answers',
+                                         is_total="municipality_code = 'ALL'") }}
+            ) as _totals
+                on _src.is_total
+                {%- for key in distribution %}
+                and _totals.{{ key }} is not distinct from _src.{{ key }}
+                {%- endfor %}
+        ) as _with_totals
+    ) as _own
+) as _hidden
+{%- endmacro %}

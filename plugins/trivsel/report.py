@@ -264,6 +264,15 @@ def section_items(conn, names: dict[str, str], base: str, follow: str) -> tuple[
     return "\n".join(out), charts
 
 
+def small_cell_rule(threshold: int, units: dict[str, str]) -> str:
+    """The disclosure rule in the words of what it counts (docs/disclosure.md): persons behind a cell, per
+    domain (settings.small_cell_units), and episode counts published with a mark."""
+    survey = units.get("survey", "svar")
+    absence = units.get("absence", "medarbejdere")
+    return (f'{bi(f"Tal bag færre end {threshold} {survey} (spørgeskema) eller færre end {threshold} {absence} (sygefravær) er diskretioneret (–)", f"Figures behind fewer than {threshold} respondents (survey) or {threshold} employees (sick leave) are suppressed (–)")}. '
+            f'{bi(f"Antal episoder tæller hændelser, ikke personer: de vises, og tal under {threshold} er markeret °", f"Episode counts count events, not persons: they are shown, and counts below {threshold} are marked °")}.')
+
+
 def section_absence(conn, names: dict[str, str]) -> str:
     years = _q(conn, "select * from certified.absence_unit_year order by municipality_code, is_average,"
                      " unit_name, metric, year")
@@ -358,7 +367,9 @@ def section_incidents(conn, names: dict[str, str]) -> str:
                         if r["n_excluded"] else ""
                     partly = f' <span class="na">{status_label(r["status"])}</span>' \
                         if r["status"] == "partly_quarantined" else ""
-                    tds.append(f'<td class="n">{fmt(r["n_counted"])}{excl}{partly}</td>')
+                    small = ' <span class="small" title="færre end tærsklen / below the threshold: få hændelser, læs med forsigtighed (few events, read with care)">°</span>' \
+                        if r.get("small_count") else ""
+                    tds.append(f'<td class="n">{fmt(r["n_counted"])}{small}{excl}{partly}</td>')
                 if r and r["break_description"] and r["break_description"] not in caveats:
                     caveats.append(r["break_description"])
             excluded = sum(r["n_excluded"] or 0 for r in cell.values())
@@ -407,7 +418,7 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .5em;vertical-align:top} th{background:#eef3f8;text-align:left}
 td.n{text-align:right;white-space:nowrap} td.na{color:#777;font-size:.85em} td.note{font-size:.85em;max-width:28em}
 tr.low td{background:#fbe9e7} tr.ok td{background:#eef7ee} tr.sig td{font-weight:bold}
-.supp{color:#a00} .excl{color:#a60;font-size:.8em} .rule{background:#fff8e1;padding:.4em .6em}
+.supp{color:#a00} .small{color:#a60} .excl{color:#a60;font-size:.8em} .rule{background:#fff8e1;padding:.4em .6em}
 .charts{display:flex;flex-wrap:wrap;gap:10px} svg.chart{background:#fafafa;border:1px solid #ddd}
 svg .ct{font:bold 12px sans-serif} svg .tick{font:10px sans-serif;fill:#444} svg .grid{stroke:#ddd}
 .item{margin-bottom:1.5em} p.note{font-size:.85em;color:#555} footer{margin-top:3em;font-size:.8em;color:#666}
@@ -440,8 +451,8 @@ def render(conn, baseline: str | None = None, followup: str | None = None) -> tu
 {bi("Kommuner", "Municipalities")}: {e(", ".join(f"{m.name} ({m.code})" for m in config.municipalities))}</p>
 <p class="note">{bi("Certificeret udgave", "Certified publication")}: {e(pub["period"] if pub else "–")},
 {e(pub["certified_at"].isoformat(timespec="minutes") if pub else "–")} ·
-{bi("Celler med færre end", "Cells with fewer than")} {e(pub["small_cell_threshold"] if pub else 5)}
-{bi("svar er diskretioneret (–)", "answers are suppressed (–)")}</p>
+{small_cell_rule(int(pub["small_cell_threshold"]) if pub else int(config.settings.get("small_cell_threshold", 5)),
+                 dict(config.settings.get("small_cell_units") or {}))}</p>
 <h2>5 {bi("Trivselsundersøgelsen", "The well-being survey")}</h2>
 {response}
 {items}

@@ -1,37 +1,24 @@
-{#- Certified sick leave per unit × year × metric and the municipality's '(average)' row (the report's
-    Tables 7.6–7.9). A unit's figure is suppressed when it describes fewer than the threshold of FTE
-    (FTE known, 0 < fte < threshold): a sick-leave percentage of a handful of people is their health.
-    Secondary suppression within municipality × year × metric: the average is the unweighted mean over
-    the reported units, so one suppressed unit would be recoverable from the average and the others. -#}
+{#- Certified sick leave per unit × year × metric, v1 (superseded by v2, kept for its readers): a projection of
+    v2 without months_delivered and is_part_year, so the disclosure rule lives once (docs/disclosure.md). -#}
 with unit_years as (
-    select * from {{ ref('absence_unit_year') }}
-),
-
-suppressed as (
-    {{ secondary_suppression(
-        'unit_years',
-        partition_by=['municipality_code', 'year', 'metric'],
-        primary='not is_average and fte > 0 and fte < ' ~ small_cell_threshold(),
-        size='coalesce(fte, 1000000)',
-        is_total='is_average'
-    ) }}
+    select * from {{ ref('cert_absence_unit_year', v=2) }}
 ),
 
 final as (
     select
-        municipality_code::text as municipality_code,
-        unit_name::text as unit_name,
-        is_average::boolean as is_average,
-        year::integer as year,
-        metric::text as metric,
-        case when not suppressed then value end::numeric(12, 4) as value,
-        value_status::text as value_status,
-        case when not suppressed then excluded_value end::numeric(12, 4) as excluded_value,
-        case when not suppressed then value_incl_excluded end::numeric(12, 4) as value_incl_excluded,
-        comparable_with_previous::boolean as comparable_with_previous,
-        break_id::text as break_id,
-        suppressed::boolean as suppressed
-    from suppressed
+        municipality_code,
+        unit_name,
+        is_average,
+        year,
+        metric,
+        value,
+        value_status,
+        excluded_value,
+        value_incl_excluded,
+        comparable_with_previous,
+        break_id,
+        suppressed
+    from unit_years
 )
 
 select * from final

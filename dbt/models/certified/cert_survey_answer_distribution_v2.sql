@@ -2,10 +2,9 @@
     '(total)' row per scope × wave × round × item (answer_ordinal null): the bars of the evaluation report's
     charts. A municipality's rows are its waves (round null for a wave that is none of its rounds); 'ALL'
     pools the municipalities by round, never by month (wave null where they surveyed the round in different
-    months). Non-answers ('Ved ikke', blank) are left out, as in the tests. Categories with 1 … threshold−1
-    answers are suppressed; secondary suppression runs over both margins (categories within an item's
-    total, municipalities within 'ALL'), in alternating passes, so no suppressed cell is a difference of published
-    ones. -#}
+    months). Non-answers ('Ved ikke', blank) are left out, as in the tests. A distribution with a category of
+    1 … threshold−1 answers is withheld whole, and 'ALL' with any of its municipalities' (all or nothing,
+    docs/disclosure.md), so no suppressed cell is a difference of published ones. -#}
 with answers as (
     select * from {{ ref('fct_survey_answer') }}
     where not is_non_answer and answer_ordinal is not null
@@ -75,32 +74,17 @@ cells as (
     group by municipality_code, wave, round, item_code
 ),
 
-{%- set cols = 'municipality_code, wave, round, item_code, answer_ordinal, answer_label, answer_label_en, n_answers, is_total' %}
-
-cells_0 as (select {{ cols }}, {{ is_small('n_answers') }} as suppressed_before from cells),
-
-{#- Alternate the two margins until nothing changes (6 passes settle every case seen in practice; the
-    GX suite certified_survey_answer_distribution checks both margins before anything is published). -#}
-{%- set n_passes = 6 %}
-{%- for i in range(1, n_passes + 1) %}
-{%- set previous = 'cells_0' if i == 1 else 'pass_' ~ (i - 1) ~ '_cells' %}
-pass_{{ i }} as (
-    {%- if i % 2 == 1 %}
-    {{ secondary_suppression(previous, ['municipality_code', 'wave', 'round', 'item_code'],
-                             primary='suppressed_before', size='n_answers', is_total='is_total') }}
-    {%- else %}
-    {{ secondary_suppression(previous, ['coalesce(round, wave)', 'item_code', 'coalesce(answer_ordinal, -1)'],
-                             primary='suppressed_before', size='n_answers',
-                             is_total="municipality_code = 'ALL'") }}
-    {%- endif %}
+{#- All or nothing per distribution, 'ALL' withheld with any of its municipalities (macros/suppression.sql,
+    docs/disclosure.md). -#}
+decided as (
+    {{ distribution_all_or_nothing('cells', ['municipality_code', 'wave', 'round', 'item_code'], ['coalesce(round, wave)', 'item_code']) }}
 ),
 
-pass_{{ i }}_cells as (select {{ cols }}, suppressed as suppressed_before from pass_{{ i }}),
+final_cells as (select municipality_code, wave, round, item_code, answer_ordinal, answer_label, answer_label_en, n_answers, is_total, suppressed as suppressed_before from decided),
 
-{% endfor %}
 totals as (
     select municipality_code, wave, round, item_code, n_answers as n_total, suppressed_before as total_suppressed
-    from pass_{{ n_passes }}_cells
+    from final_cells
     where is_total
 ),
 
@@ -120,7 +104,7 @@ final as (
                 then round(final_cells.n_answers::numeric / nullif(totals.n_total, 0), 4)
         end::numeric(6, 4) as share_of_answers,
         final_cells.suppressed_before::boolean as suppressed
-    from pass_{{ n_passes }}_cells as final_cells
+    from final_cells
     inner join totals
         on totals.municipality_code = final_cells.municipality_code
         and totals.wave is not distinct from final_cells.wave

@@ -3,13 +3,27 @@
     (baseline_round, followup_round); the waves are null on an 'ALL' row whose municipalities surveyed the
     round in different months. A scope × item × pair is suppressed when either round has 1 … threshold−1
     answers; secondary suppression across the
-    municipalities of 'ALL' keeps a suppressed municipality from being recovered as ALL − the others. -#}
+    municipalities of 'ALL' keeps a suppressed municipality from being recovered as ALL − the others.
+    Beside n, each wave publishes what its disclosure tier allows (trivsel.disclosure, computed by the
+    statistics from the true distribution; docs/disclosure.md): a wave whose answer distribution is withheld
+    gives its mean and spread only when the integer solutions of n, mean, spread (and pct_favourable) leave
+    every small category open; pct_favourable only at tier all/whole; the pair's statistics (difference,
+    p, q, g and its CI) only when both waves give their mean; Mann-Whitney's p only when both distributions
+    are published whole. -#}
 with changes as (
     select * from {{ source('trivsel_statistics', 'survey_item_change') }}
 ),
 
 items as (
     select * from {{ ref('dim_survey_item') }}
+),
+
+-- the item totals of the answer distribution are the same n: withheld there, withheld here
+distribution_totals as (
+    select municipality_code, round, item_code, bool_or(suppressed) as suppressed
+    from {{ ref('cert_survey_answer_distribution', v=2) }}
+    where is_total and round is not null
+    group by municipality_code, round, item_code
 ),
 
 cells as (
@@ -38,17 +52,31 @@ cells as (
         changes.effect_ci_high,
         changes.pct_favourable_baseline,
         changes.pct_favourable_followup,
-        changes.low_response
+        changes.low_response,
+        changes.disclosure_baseline in ('no_share', 'all', 'whole') as mean_baseline_safe,
+        changes.disclosure_followup in ('no_share', 'all', 'whole') as mean_followup_safe,
+        changes.disclosure_baseline in ('all', 'whole') as share_baseline_safe,
+        changes.disclosure_followup in ('all', 'whole') as share_followup_safe,
+        changes.disclosure_baseline = 'whole' and changes.disclosure_followup = 'whole' as distributions_whole,
+        coalesce(base_totals.suppressed, false) or coalesce(follow_totals.suppressed, false) as total_suppressed
     from changes
     left join items
         on items.item_code = changes.item_code
+    left join distribution_totals as base_totals
+        on base_totals.municipality_code = changes.municipality_code
+        and base_totals.round = changes.baseline_round
+        and base_totals.item_code = changes.item_code
+    left join distribution_totals as follow_totals
+        on follow_totals.municipality_code = changes.municipality_code
+        and follow_totals.round = changes.followup_round
+        and follow_totals.item_code = changes.item_code
 ),
 
 suppressed as (
     {{ secondary_suppression(
         'cells',
         partition_by=['item_code', 'baseline_round', 'followup_round'],
-        primary=is_small('n_baseline') ~ ' or ' ~ is_small('n_followup'),
+        primary='total_suppressed or ' ~ is_small('n_baseline') ~ ' or ' ~ is_small('n_followup'),
         size='least(n_baseline, n_followup)',
         is_total="municipality_code = 'ALL'"
     ) }}
@@ -68,27 +96,23 @@ final as (
         followup_wave::text as followup_wave,
         case when not suppressed then n_baseline end::integer as n_baseline,
         case when not suppressed then n_followup end::integer as n_followup,
-        case when not suppressed then mean_baseline end::double precision as mean_baseline,
-        case when not suppressed then mean_followup end::double precision as mean_followup,
-        case when not suppressed then mean_diff end::double precision as mean_diff,
-        case when not suppressed then p_value end::double precision as p_value,
-        case when not suppressed then significant end::boolean as significant,
-        case when not suppressed then q_value end::double precision as q_value,
-        case when not suppressed then mannwhitney_p end::double precision as mannwhitney_p,
-        case when not suppressed then effect_size end::double precision as effect_size,
-        case when not suppressed then effect_ci_low end::double precision as effect_ci_low,
-        case when not suppressed then effect_ci_high end::double precision as effect_ci_high,
-        -- a share is a count in disguise: null when it stands for 1 … threshold−1 answers
-        case
-            when not suppressed and not {{ is_small('round(pct_favourable_baseline * n_baseline)') }}
-                and not {{ is_small('n_baseline - round(pct_favourable_baseline * n_baseline)') }}
-                then pct_favourable_baseline
-        end::double precision as pct_favourable_baseline,
-        case
-            when not suppressed and not {{ is_small('round(pct_favourable_followup * n_followup)') }}
-                and not {{ is_small('n_followup - round(pct_favourable_followup * n_followup)') }}
-                then pct_favourable_followup
-        end::double precision as pct_favourable_followup,
+        case when not suppressed and mean_baseline_safe then mean_baseline end::double precision as mean_baseline,
+        case when not suppressed and mean_followup_safe then mean_followup end::double precision as mean_followup,
+        {%- for column, type in [('mean_diff', 'double precision'), ('p_value', 'double precision'),
+                                 ('significant', 'boolean'), ('q_value', 'double precision')] %}
+        case when not suppressed and mean_baseline_safe and mean_followup_safe then {{ column }} end::{{ type }}
+            as {{ column }},
+        {%- endfor %}
+        case when not suppressed and distributions_whole then mannwhitney_p end::double precision as mannwhitney_p,
+        {%- for column in ['effect_size', 'effect_ci_low', 'effect_ci_high'] %}
+        case when not suppressed and mean_baseline_safe and mean_followup_safe then {{ column }} end::double precision
+            as {{ column }},
+        {%- endfor %}
+        -- a share is a count in disguise: published only where the disclosure tier allows it
+        case when not suppressed and share_baseline_safe then pct_favourable_baseline end::double precision
+            as pct_favourable_baseline,
+        case when not suppressed and share_followup_safe then pct_favourable_followup end::double precision
+            as pct_favourable_followup,
         low_response::boolean as low_response,
         suppressed::boolean as suppressed
     from suppressed

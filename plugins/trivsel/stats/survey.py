@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as st
 
+from trivsel import disclosure
 from trivsel.stats import reporting_table
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,9 @@ class ItemChange:
     pct_favourable_baseline: float | None
     pct_favourable_followup: float | None
     low_response: bool
+    #: trivsel.disclosure tier of each wave's distribution: what certified may publish beside its n
+    disclosure_baseline: str = "whole"
+    disclosure_followup: str = "whole"
 
 
 COLUMN_TYPES = {
@@ -176,6 +180,7 @@ COLUMN_TYPES = {
     "effect_size": "double precision", "effect_ci_low": "double precision",
     "effect_ci_high": "double precision", "pct_favourable_baseline": "double precision",
     "pct_favourable_followup": "double precision", "low_response": "boolean not null",
+    "disclosure_baseline": "text not null", "disclosure_followup": "text not null",
 }
 
 
@@ -202,10 +207,23 @@ def _low(responses: Sequence[Response | None], minimum: float) -> bool:
     return target == 0 or sum(r.respondents for r in known) / target < minimum
 
 
+def wave_tier(answers: dict[tuple[str, str, str], list[int]], members: Sequence[str], item: str, rnd: str,
+              k: int, threshold: int) -> str:
+    """The disclosure tier of one wave of one comparison (trivsel.disclosure): of its pooled answers, and for
+    'ALL' no more than its least safe member's."""
+    pooled = [v for m in members for v in answers.get((m, item, rnd), [])]
+    tiers = [disclosure.tier(disclosure.counts_of(pooled, k), threshold)]
+    if len(members) > 1:
+        tiers += [disclosure.tier(disclosure.counts_of(answers.get((m, item, rnd), []), k), threshold)
+                  for m in members]
+    return disclosure.lowest(tiers)
+
+
 def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: dict[str, int],
                  order: Sequence[str], waves: dict[tuple[str, str], str],
                  responses: dict[tuple[str, str], Response] | None = None,
-                 minimum: float = 0.60, alpha: float = SIGNIFICANCE_LEVEL) -> list[ItemChange]:
+                 minimum: float = 0.60, alpha: float = SIGNIFICANCE_LEVEL,
+                 threshold: int = 5) -> list[ItemChange]:
     """answers: (municipality, item_code, round) → ordinal answers (non-answers already left out).
     order: the rounds in their configured order. waves: (municipality, round) → its wave month.
     responses: (municipality, round) → respondents and target, for low_response (below `minimum`).
@@ -241,6 +259,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
             w = welch_test(a, b)
             e = hedges_g(a, b)
             k = scale_points[item]
+
             mean_a = float(np.mean(a)) if a else math.nan
             mean_b = float(np.mean(b)) if b else math.nan
             group.append(ItemChange(
@@ -255,6 +274,8 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 pct_favourable_baseline=_num(pct_favourable(a, k)),
                 pct_favourable_followup=_num(pct_favourable(b, k)),
                 low_response=low,
+                disclosure_baseline=wave_tier(answers, members, item, base, k, threshold),
+                disclosure_followup=wave_tier(answers, members, item, follow, k, threshold),
             ))
         q = benjamini_hochberg([math.nan if c.p_value is None else c.p_value for c in group])
         for change, qv in zip(group, q, strict=True):
@@ -315,6 +336,9 @@ def run(conn) -> int:
     responses = {(code, rnd): Response(int(n), None if t is None else int(t))
                  for code, rnd, _, _, n, t, _ in response_rows}
     minimum = float(response_rows[0][6]) if response_rows else 0.60
-    changes = item_changes(answers, points, order, waves, responses, minimum)
+    from trivsel.config import load_config
+
+    threshold = int(load_config().settings.get("small_cell_threshold", 5))
+    changes = item_changes(answers, points, order, waves, responses, minimum, threshold=threshold)
     return reporting_table.replace(conn, TABLE, ItemChange, changes, COLUMN_TYPES,
                                    ("municipality_code", "item_code", "baseline_round", "followup_round"))
