@@ -37,6 +37,9 @@ def env() -> dict[str, str]:
         "AIRFLOW__API__PORT": "8080",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # Task logs: written by the scheduler's task processes, by trivsel.dags_test_logs after a `dags test`
+        # run, and read by the api-server; all three take the folder from here.
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # Cosmos runs `dbt ls` while the DAG file is parsed; on a busy 2-core machine that outlasts
         # Airflow's default 30 s import timeout, and the DAG would silently not be found.
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
