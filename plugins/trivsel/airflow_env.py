@@ -77,3 +77,40 @@ def ensure_metadata_db() -> None:
         return
     subprocess.run([airflow_bin(), "db", "migrate"], env=env(), check=True, stdout=subprocess.DEVNULL)
     marker.write_text("ok\n")
+
+
+#: The CeleryExecutor's settings, by name: docker-compose.yml sets these for every Airflow service, and
+#: tests/production/test_celery_e2e.py runs a local Redis and two workers with the same names.
+CELERY_SETTINGS: tuple[str, ...] = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+)
+CELERY_WORKER_COMMAND: tuple[str, ...] = ("celery", "worker")
+
+
+def celery_env(broker_url: str, concurrency: int = 4) -> dict[str, str]:
+    """The CeleryExecutor on top of env(): Redis as broker, results in the metadata database (PostgreSQL)."""
+    e = env()
+    metadata = e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    e.update({
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+    })
+    return e
+
+
+def worker_hostname() -> str:
+    """`[core] hostname_callable` of a Celery worker: its name (TRIVSEL_WORKER_NAME), else the machine's.
+
+    Two workers on one machine would otherwise record the same host on every task instance, and nobody could
+    tell which worker ran what.
+    """
+    import socket
+
+    return os.environ.get("TRIVSEL_WORKER_NAME") or socket.getfqdn()

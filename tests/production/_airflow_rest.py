@@ -18,9 +18,18 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from trivsel import warehouse
+from trivsel.integrity import DEFAULT_SCHEMAS
+
 FINISHED = {"success", "failed"}
 TRIVSEL = str(Path(sys.executable).with_name("trivsel"))
 DAG_ID = "trivsel_monthly"
+#: the one sample period the scheduler and Celery runs load (two payroll files); every model is rebuilt
+SCHEDULER_PERIOD = "2014-03"
+RUN_TIMEOUT = 1800
 
 
 def trivsel(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -138,3 +147,17 @@ def scheduler_env(config: Path, **extra: str) -> dict[str, str]:
                AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
     env.update(extra)
     return env
+
+
+def empty_built_tables() -> int:
+    """Truncate every base table in marts, reporting and person; returns how many had rows."""
+    with psycopg.connect(warehouse.url(), autocommit=True) as conn:
+        tables = conn.execute(
+            """select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                where n.nspname = any(%s) and c.relkind in ('r', 'p')""", (list(DEFAULT_SCHEMAS),)).fetchall()
+        had_rows = 0
+        for schema, table in tables:
+            ident = sql.Identifier(schema, table)
+            had_rows += conn.execute(sql.SQL("select exists (select from {})").format(ident)).fetchone()[0]
+            conn.execute(sql.SQL("truncate {} cascade").format(ident))
+    return had_rows

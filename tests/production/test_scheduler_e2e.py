@@ -16,28 +16,18 @@ from datetime import datetime
 
 import psycopg
 import pytest
-from _airflow_rest import DAG_ID, Api, scheduler_env, trivsel
-from psycopg import sql
+from _airflow_rest import (
+    DAG_ID,
+    RUN_TIMEOUT,
+    SCHEDULER_PERIOD,
+    Api,
+    empty_built_tables,
+    scheduler_env,
+    trivsel,
+)
 
 from trivsel import local_airflow, warehouse
-from trivsel.integrity import DEFAULT_SCHEMAS, differences, table_fingerprints
-
-SCHEDULER_PERIOD = "2014-03"
-RUN_TIMEOUT = 1800
-
-
-def _empty_built_tables() -> int:
-    """Truncate every base table in marts, reporting and person; returns how many had rows."""
-    with psycopg.connect(warehouse.url(), autocommit=True) as conn:
-        tables = conn.execute(
-            """select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                where n.nspname = any(%s) and c.relkind in ('r', 'p')""", (list(DEFAULT_SCHEMAS),)).fetchall()
-        had_rows = 0
-        for schema, table in tables:
-            ident = sql.Identifier(schema, table)
-            had_rows += conn.execute(sql.SQL("select exists (select from {})").format(ident)).fetchone()[0]
-            conn.execute(sql.SQL("truncate {} cascade").format(ident))
-    return had_rows
+from trivsel.integrity import differences, table_fingerprints
 
 
 def _overlapping(tis: list[dict]) -> list[tuple[str, str]]:
@@ -93,7 +83,7 @@ def test_scheduler_run_over_rest_equals_dags_test(airflow_up):
     with psycopg.connect(warehouse.url()) as conn:
         by_dags_test = table_fingerprints(conn)
     assert any(fp.rows for fp in by_dags_test.values())
-    assert _empty_built_tables() > 0
+    assert empty_built_tables() > 0
 
     # as `make up` runs it: the same env() (LocalExecutor, parallelism above 1)
     assert env.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor") == "LocalExecutor"
