@@ -108,7 +108,10 @@ def test_celery_executor_two_workers_redis_same_fingerprints(demo_run, unschedul
         for k, v in scheduler_env(unscheduled_config).items():
             m.setenv(k, v)
         env = airflow_env.celery_env(broker, concurrency=2)
-    assert set(airflow_env.CELERY_SETTINGS) <= set(env)
+    workers = {name: _worker_env(env, name, monkeypatch) for name in WORKERS}
+    for name, worker_env in workers.items():
+        missing = set(airflow_env.CELERY_SETTINGS) - set(worker_env)
+        assert not missing, f"{name} lacks {missing}"
 
     with ExitStack() as stack:
         stack.enter_context(process_group(
@@ -122,7 +125,7 @@ def test_celery_executor_two_workers_redis_same_fingerprints(demo_run, unschedul
             stack.enter_context(process_group(
                 [airflow_env.airflow_bin(), *airflow_env.CELERY_WORKER_COMMAND, "--concurrency", "2",
                  "--celery-hostname", f"{name}@%h"],
-                _worker_env(env, name, monkeypatch), tmp_path / f"{name}.log"))
+                workers[name], tmp_path / f"{name}.log"))
 
         api = Api(f"http://127.0.0.1:{env['TRIVSEL_AIRFLOW_PORT']}").login()
         api.wait_for_dag(DAG_ID)
