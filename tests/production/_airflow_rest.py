@@ -88,13 +88,19 @@ class Api:
 
     # --- what the tests do -----------------------------------------------------------------------------
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 300) -> dict:
-        """The DAG once the dag-processor has parsed it; fails with the import errors otherwise."""
+    def wait_for_dag(self, dag_id: str, timeout: float = 300, unscheduled: bool = False) -> dict:
+        """The DAG once the dag-processor has parsed it; fails with the import errors otherwise.
+
+        unscheduled: also wait until the parsed DAG has no schedule (the `unscheduled_config` fixture). A DAG
+        a `dags test` run serialized before is listed at once, with the schedule it was parsed with then;
+        unpausing it before this `up`'s dag-processor re-parsed it would start a scheduled run.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dags = self.get("/api/v2/dags", limit=100)["dags"]
             for d in dags:
-                if d["dag_id"] == dag_id:
+                if d["dag_id"] == dag_id and not (unscheduled and (d.get("timetable_summary")
+                                                                   or d.get("next_dagrun_run_after"))):
                     return d
             time.sleep(2)
         errors = self.get("/api/v2/importErrors")["import_errors"]

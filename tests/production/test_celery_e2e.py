@@ -128,7 +128,7 @@ def test_celery_executor_two_workers_redis_same_fingerprints(demo_run, unschedul
                 workers[name], tmp_path / f"{name}.log"))
 
         api = Api(f"http://127.0.0.1:{env['TRIVSEL_AIRFLOW_PORT']}").login()
-        api.wait_for_dag(DAG_ID)
+        api.wait_for_dag(DAG_ID, unscheduled=True)
         api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
         started = time.monotonic()
         run_id = api.trigger(DAG_ID, {"period": SCHEDULER_PERIOD}, logical_date=None)["dag_run_id"]
