@@ -98,6 +98,9 @@ def test_scheduler_run_over_rest_equals_dags_test(airflow_up):
     elapsed = time.monotonic() - started
     print(f"scheduler run of {SCHEDULER_PERIOD}: {elapsed:.0f}s from trigger to success, {len(tis)} task instances")
 
+    runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns", limit=100)["dag_runs"]
+    assert not [r["dag_run_id"] for r in runs if r["run_type"] == "scheduled"], "unpausing started a scheduled run"
+
     # real durations: the run started after it was triggered, not at a logical date
     duration = datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
     assert 0 < duration.total_seconds() < elapsed + 5, duration
