@@ -86,16 +86,23 @@ def _worker_env(base: dict[str, str], name: str, monkeypatch) -> dict[str, str]:
     return e
 
 
-@pytest.mark.e2e
-def test_celery_executor_two_workers_redis_same_fingerprints(demo_run, unscheduled_config, tmp_path, monkeypatch):
-    redis = shutil.which("redis-server")
-    if not redis:
+@pytest.fixture(scope="session")
+def redis() -> str:
+    """redis-server and the Celery provider, checked before the session's demo run is paid for."""
+    path = shutil.which("redis-server")
+    if not path:
         pytest.fail("redis-server is not installed: run `make test-deps` (installs Debian's redis-server)")
     try:
         import airflow.providers.celery  # noqa: F401
     except ImportError:
         pytest.fail("the Celery provider is not installed: apache-airflow-providers-celery belongs in "
                     "requirements.lock (then `make install`)")
+    return path
+
+
+@pytest.mark.e2e
+def test_celery_executor_two_workers_redis_same_fingerprints(redis, demo_run, unscheduled_config, tmp_path,
+                                                             monkeypatch):
     assert set(demo_run.values()) == {0}, f"the session's demo run (airflow dags test) failed: {demo_run}"
     with psycopg.connect(warehouse.url()) as conn:
         by_dags_test = table_fingerprints(conn)
