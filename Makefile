@@ -26,7 +26,8 @@ manifest: install
 demo: install manifest
 	$(BIN)/trivsel demo
 
-# System packages the tests run real servers from (tests/remote: OpenSSH's sshd). Skipped when present.
+# System packages the tests run real servers from (tests/remote: OpenSSH's sshd; tests/production: Redis).
+# Skipped when present.
 test-deps:
 	@test -x /usr/sbin/sshd || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -35,6 +36,10 @@ test-deps:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@# tests/production: the CeleryExecutor's broker is Debian's redis-server, started by the test itself
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
 
 test: install test-deps manifest
 	$(BIN)/pytest

@@ -39,6 +39,9 @@ def env() -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # Airflow's default DAG import timeout (30 s) suffices: the Cosmos group is rendered from a prebuilt
         # manifest (trivsel.dag_factory), the DAG parse runs no dbt.
+        # Task logs: written by the scheduler's task processes, by trivsel.dags_test_logs after a `dags test`
+        # run, and read by the api-server; all three take the folder from here.
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # Cosmos' dbt ls and partial-parse cache, per installation (not a shared /tmp/cosmos)
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.home() / "cosmos"),
         # the bootstrap login (roles apply in the plan step); every stage has its own connection below
@@ -81,3 +84,40 @@ def ensure_metadata_db() -> None:
         return
     subprocess.run([airflow_bin(), "db", "migrate"], env=env(), check=True, stdout=subprocess.DEVNULL)
     marker.write_text("ok\n")
+
+
+#: The CeleryExecutor's settings, by name: docker-compose.yml sets these for every Airflow service, and
+#: tests/production/test_celery_e2e.py runs a local Redis and two workers with the same names.
+CELERY_SETTINGS: tuple[str, ...] = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+)
+CELERY_WORKER_COMMAND: tuple[str, ...] = ("celery", "worker")
+
+
+def celery_env(broker_url: str, concurrency: int = 4) -> dict[str, str]:
+    """The CeleryExecutor on top of env(): Redis as broker, results in the metadata database (PostgreSQL)."""
+    e = env()
+    metadata = e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    e.update({
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+    })
+    return e
+
+
+def worker_hostname() -> str:
+    """`[core] hostname_callable` of a Celery worker: its name (TRIVSEL_WORKER_NAME), else the machine's.
+
+    Two workers on one machine would otherwise record the same host on every task instance, and nobody could
+    tell which worker ran what.
+    """
+    import socket
+
+    return os.environ.get("TRIVSEL_WORKER_NAME") or socket.getfqdn()

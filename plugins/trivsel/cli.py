@@ -163,6 +163,7 @@ def run_period(period: str, municipality: str | None = None, quiet: bool = False
         proc = subprocess.run(cmd, env=airflow_env.env(), stdout=fh, stderr=subprocess.STDOUT)
     text = warehouse.redact(log_file.read_text(errors="replace"))
     log_file.write_text(text)
+    _publish_task_logs(period, text)
     failed = _failed_tasks(period)
     status = "failed" if proc.returncode or failed else "success"
     if not quiet or status != "success":
@@ -170,6 +171,31 @@ def run_period(period: str, municipality: str | None = None, quiet: bool = False
         for line in failed:
             print(f"  failed: {line}")
     return 1 if status != "success" else 0
+
+
+def _airflow_db() -> str:
+    """libpq URL of the metadata DB Airflow was given (it need not be the warehouse's server)."""
+    from trivsel import airflow_env
+
+    return airflow_env.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://",
+                                                                          "postgresql://", 1)
+
+
+def _publish_task_logs(period: str, text: str) -> None:
+    """Per-task log files and the real start date of the `dags test` run, for the UI (trivsel.dags_test_logs)."""
+    import psycopg
+
+    from trivsel import airflow_env, dags_test_logs
+
+    with psycopg.connect(_airflow_db()) as conn:
+        run = conn.execute("select run_id from dag_run where dag_id = %s and conf::text like %s"
+                           " order by id desc limit 1", (airflow_env.DAG_ID, f'%"period": "{period}"%')).fetchone()
+    if not run:
+        return
+    try:
+        dags_test_logs.publish(text, _airflow_db(), airflow_env.env(), airflow_env.DAG_ID, run[0])
+    except (OSError, psycopg.Error) as exc:  # the run itself is done; only its view in the UI is missing
+        print(f"warning: task logs of {run[0]} not written for the Airflow UI: {exc}")
 
 
 def _failed_tasks(period: str) -> list[str]:

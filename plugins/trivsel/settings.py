@@ -26,6 +26,8 @@ ENVIRONMENT: dict[str, str] = {
     "TRIVSEL_RETRY_DELAY_SECONDS": "first retry delay of a monthly-DAG task, doubling after (default 20)",
     "TRIVSEL_AIRFLOW_PORT": "port of the local Airflow API server and UI, `trivsel airflow up` (default 8080)",
     "TRIVSEL_AIRFLOW_HOST": "address the local API server listens on (default 127.0.0.1)",
+    "TRIVSEL_WORKER_NAME": "name a Celery worker records as the host of its task instances "
+    "(trivsel.airflow_env.worker_hostname; default: the machine's name)",
     "TRIVSEL_BULK_FROM_BYTES": "smallest file (bytes) a scheme with a set-based path loads set-based "
     "(default 65536; 0 = always, off = never)",
     **{f"TRIVSEL_{r}_URL": f"libpq URL the {r.lower()} stage logs in with (optional; default: WAREHOUSE_URL's "

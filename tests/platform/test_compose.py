@@ -33,6 +33,8 @@ LOCAL_ONLY = {
     "TRIVSEL_PG_PORT": "port of the embedded PostgreSQL; the deployment has WAREHOUSE_URL",
     "TRIVSEL_AIRFLOW_PORT": "`trivsel airflow up` only; compose publishes AIRFLOW_UI_PORT",
     "TRIVSEL_AIRFLOW_HOST": "`trivsel airflow up` only",
+    "TRIVSEL_WORKER_NAME": "tells two Celery workers on one machine apart (tests/production); a container's "
+    "hostname already does",
 }
 #: Names outside trivsel's own that the code may read: Airflow's (it tells whether we run inside Airflow).
 THIRD_PARTY_READS = {"AIRFLOW_HOME"}

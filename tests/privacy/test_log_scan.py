@@ -154,7 +154,7 @@ def test_no_planted_identifier_reaches_a_log_or_a_readable_table(test_home, samp
                         "TRIVSEL_BULK_FROM_BYTES")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 60),
-               TRIVSEL_TASK_RETRIES="0", AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300")
+               TRIVSEL_TASK_RETRIES="0")
     started = time.time()
     url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
     embedded_env = dict(env)
