@@ -70,5 +70,7 @@ def test_the_dag_runs_per_municipality_tests_in_the_gate_and_nobody_waits_on_a_m
     roots = [t for t in dag.tasks if t.task_id.startswith("dbt.")
              and not any(u.startswith("dbt.") for u in t.upstream_task_ids)]
     assert roots and all(t.upstream_task_ids == {"quality_gate"} for t in roots)
-    assert not dag.get_task("quality").downstream_task_ids, "no task waits on a municipality's quality verdict"
+    # only the run's final verdict (run_outcome, after publish) waits on a municipality's quality verdict
+    assert dag.get_task("quality").downstream_task_ids == {"run_outcome"}
+    assert "quality" not in dag.get_task("publish").get_flat_relative_ids(upstream=True)
     assert "quality" not in dag.get_task("certify").get_flat_relative_ids(upstream=True)
