@@ -53,3 +53,12 @@ def test_worker_runs_the_command_the_test_runs_and_waits_for_its_broker():
     worker = SERVICES["airflow-worker"]
     assert worker["command"].split() == list(airflow_env.CELERY_WORKER_COMMAND)
     assert "redis" in worker["depends_on"]
+
+
+def test_the_celery_executor_loads_with_the_locked_celery():
+    """The scheduler loads the executor by this import: celery 5.7 broke it (celery.backends.database.retry)."""
+    from airflow.executors.executor_loader import ExecutorLoader
+    from airflow.utils.module_loading import import_string
+
+    executor = import_string(ExecutorLoader.executors["CeleryExecutor"])  # what "CeleryExecutor" resolves to
+    assert executor.__name__ == "CeleryExecutor"
