@@ -57,8 +57,10 @@ def test_worker_runs_the_command_the_test_runs_and_waits_for_its_broker():
 
 def test_the_celery_executor_loads_with_the_locked_celery():
     """The scheduler loads the executor by this import: celery 5.7 broke it (celery.backends.database.retry)."""
-    from airflow.executors.executor_loader import ExecutorLoader
-    from airflow.utils.module_loading import import_string
+    import importlib
 
-    executor = import_string(ExecutorLoader.executors["CeleryExecutor"])  # what "CeleryExecutor" resolves to
+    from airflow.executors.executor_loader import ExecutorLoader
+
+    module, name = ExecutorLoader.executors["CeleryExecutor"].rsplit(".", 1)  # what "CeleryExecutor" names
+    executor = getattr(importlib.import_module(module), name)
     assert executor.__name__ == "CeleryExecutor"
