@@ -101,7 +101,7 @@ def redis() -> str:
 
 
 @pytest.mark.e2e
-def test_celery_executor_two_workers_redis_same_fingerprints(redis, demo_run, unscheduled_config, tmp_path,
+def test_celery_executor_two_workers_redis_same_fingerprints(redis, demo_run, unscheduled_config, keep_built_tables, tmp_path,
                                                              monkeypatch):
     assert set(demo_run.values()) == {0}, f"the session's demo run (airflow dags test) failed: {demo_run}"
     with psycopg.connect(warehouse.url()) as conn:

@@ -80,7 +80,7 @@ def test_demo_runs_show_their_task_logs_and_real_durations(airflow_up, demo_run)
 
 
 @pytest.mark.e2e
-def test_scheduler_run_over_rest_equals_dags_test(airflow_up):
+def test_scheduler_run_over_rest_equals_dags_test(airflow_up, keep_built_tables):
     env, api = airflow_up
     with psycopg.connect(warehouse.url()) as conn:
         by_dags_test = table_fingerprints(conn)
