@@ -12,14 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 import throwaway_db
-import yaml
 from absence_helpers import KEY
 
 from trivsel import loading, warehouse
-from trivsel.config import parse_config
 from trivsel.sources import bulk
 
-ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2014-01"
 HEADER = "Medarbejdernr;Enhed;Måned;Fraværskode;Fraværstekst;Fraværstimer;Normtimer;Årsværk"
 DB = "identifier_privacy"
@@ -27,17 +24,7 @@ DB = "identifier_privacy"
 
 @pytest.fixture(scope="module")
 def env(warehouse_url, tmp_path_factory, monkeypatch_module):
-    url = throwaway_db.create(warehouse_url, DB)
-    inbox = tmp_path_factory.mktemp("inbox")
-    monkeypatch_module.setenv("TRIVSEL_INBOX", str(inbox))
-    monkeypatch_module.setenv("TRIVSEL_ARCHIVE", str(tmp_path_factory.mktemp("archive")))
-    monkeypatch_module.setenv("WAREHOUSE_URL", url)
-    with (ROOT / "config" / "municipalities.yml").open(encoding="utf-8") as fh:
-        config = parse_config(yaml.safe_load(fh))
-    muni = next(m for m in config.municipalities if m.code == "169")
-    yield {"url": url, "muni": muni, "inbox": inbox}
-    monkeypatch_module.undo()
-    throwaway_db.drop(warehouse_url, DB)
+    yield from throwaway_db.loader_env(warehouse_url, DB, tmp_path_factory, monkeypatch_module)
 
 
 def deliver(env, name: str, lines: list[str]) -> Path:

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 import psycopg
 import pytest
 import throwaway_db
-import yaml
 
 from trivsel import loading
-from trivsel.config import parse_config
 from trivsel.privacy import describe_exception
 from trivsel.sources import get_scheme
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = b"test-pseudonym-key-not-a-secret-7f3a9c1e"
 DB = "free_text_privacy"
 PAYROLL_HEADER = "Medarbejdernr;Enhed;Måned;Fraværskode;Fraværstekst;Fraværstimer;Normtimer;Årsværk"
@@ -32,17 +28,7 @@ CPR = "120345-6789"
 
 @pytest.fixture(scope="module")
 def env(warehouse_url, tmp_path_factory, monkeypatch_module):
-    url = throwaway_db.create(warehouse_url, DB)
-    inbox = tmp_path_factory.mktemp("inbox")
-    monkeypatch_module.setenv("TRIVSEL_INBOX", str(inbox))
-    monkeypatch_module.setenv("TRIVSEL_ARCHIVE", str(tmp_path_factory.mktemp("archive")))
-    monkeypatch_module.setenv("WAREHOUSE_URL", url)
-    with (ROOT / "config" / "municipalities.yml").open(encoding="utf-8") as fh:
-        config = parse_config(yaml.safe_load(fh))
-    muni = next(m for m in config.municipalities if m.code == "169")
-    yield {"url": url, "muni": muni, "inbox": inbox}
-    monkeypatch_module.undo()
-    throwaway_db.drop(warehouse_url, DB)
+    yield from throwaway_db.loader_env(warehouse_url, DB, tmp_path_factory, monkeypatch_module)
 
 
 def _ingest(env, source: str, period: str, name: str, data: bytes, caplog=None):
