@@ -6,7 +6,9 @@ import importlib
 import logging
 from datetime import date, datetime
 
-from trivsel import loading, schema, snapshot, warehouse
+import psycopg
+
+from trivsel import build_lease, loading, schema, snapshot, warehouse
 from trivsel.config import load_config, validate_period
 
 log = logging.getLogger(__name__)
@@ -145,8 +147,11 @@ def finish(periods: list[str], run_id: str) -> dict:
 
 
 def loads_done(period: str, run_id: str) -> str:
-    """The run's gate: pin the snapshot of deliveries every model of this run is built from (trivsel.snapshot)."""
+    """The run's gate: take the build lease (one run's model phase at a time, trivsel.build_lease), then pin the
+    snapshot of deliveries every model of this run is built from (trivsel.snapshot). A run that waited for
+    another's build pins after it, so its snapshot holds what the other loaded."""
     with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:  # audit is the loader's
+        build_lease.acquire(conn, run_id)
         pinned = snapshot.pin(conn, run_id)
         snapshot.prune(conn)
     log.info("run %s: models build from %d loaded deliveries (pinned)", run_id, pinned["loaded"])
@@ -162,7 +167,17 @@ def certify(p: dict, context: dict) -> dict:
     measured = upstream.from_context(context, jobs)
     log.info("run %s: upstream measured: %s", context["run_id"],
              "passed" if measured["passed"] else f"FAILED: {measured.get('reason')}")
-    return certification.certify(p["period"], context["run_id"], periods=p.get("periods"), dbt_tests=measured)
+    try:
+        return certification.certify(p["period"], context["run_id"], periods=p.get("periods"), dbt_tests=measured)
+    except certification.CertificationFailed:
+        release_build(context["run_id"], "certification refused")  # nothing more of this run builds
+        raise
+
+
+def release_build(run_id: str, how: str) -> bool:
+    """Release the run's build lease (trivsel.build_lease): the next run's gate may pin and build."""
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
+        return build_lease.release(conn, run_id, how)
 
 
 class MunicipalitiesNotPublished(_FailWithoutRetry):
@@ -196,8 +211,14 @@ def run_outcome(p: dict, context: dict) -> str:
     refused certification must not end in a green run)."""
     run_id = context["run_id"]
     ti = context["ti"]
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
-    return outcome(p, run_id, states)
+    try:
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+        return outcome(p, run_id, states)
+    finally:  # however the run went: the next run's model build may start
+        try:
+            release_build(run_id, "run_outcome")
+        except psycopg.Error as exc:  # the verdict stands; the lease then expires (settings.build_lease_minutes)
+            log.error("run %s: build lease not released (%s); it expires by itself", run_id, exc)
 
 
 def outcome(p: dict, run_id: str, states: dict[str, str | None]) -> str:

@@ -36,6 +36,7 @@ on, in the same transaction; a table that gets no policy and is not listed gets 
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 from psycopg import sql
@@ -330,8 +331,24 @@ def _drop_legacy_person_tables(conn) -> None:
                 log.warning("marts.%s (person-level) has dependants: kept, closed to every reader role", table)
 
 
-def apply(config: Config | None = None, url: str | None = None) -> dict[str, list[str]]:
-    """Create the roles and (re)grant everything. Idempotent; safe while dbt runs."""
+def apply(config: Config | None = None, url: str | None = None, tries: int = 5) -> dict[str, list[str]]:
+    """Create the roles and (re)grant everything. Idempotent; safe while dbt runs.
+
+    Two applies are serialised by an advisory lock, but a GRANT or REVOKE can still meet a concurrent in-place
+    update of the same catalog row (another run's ANALYZE of a raw table, a dbt task's grants): PostgreSQL then
+    raises "tuple concurrently updated" and rolls the grant transaction back. Being idempotent, it is re-run."""
+    for attempt in range(1, tries + 1):
+        try:
+            return _apply(config, url)
+        except psycopg.errors.InternalError_ as exc:
+            if "tuple concurrently updated" not in str(exc) or attempt == tries:
+                raise
+            log.warning("roles apply met a concurrent catalog update (try %d of %d): re-run", attempt, tries)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _apply(config: Config | None, url: str | None) -> dict[str, list[str]]:
     config = config or load_config()
     created: list[str] = []
     with psycopg.connect(url or warehouse.url(), autocommit=True) as conn:

@@ -98,6 +98,23 @@ create table if not exists audit.run_snapshot (
     primary key (run_id, delivery_id)
 );
 
+-- The build lease (trivsel.build_lease): one run's model phase at a time. One row; holder_run_id null = free.
+-- Taken at a run's gate before it pins its snapshot, released by run_outcome (or certify's refusal); a crashed
+-- run's lease expires at expires_at (settings.build_lease_minutes). The history keeps who built when.
+create table if not exists audit.build_lease (
+    lease          boolean primary key default true check (lease),
+    holder_run_id  text,
+    acquired_at    timestamptz,
+    expires_at     timestamptz
+);
+create table if not exists audit.build_lease_history (
+    run_id       text not null,
+    acquired_at  timestamptz not null default now(),
+    released_at  timestamptz,
+    released_by  text
+);
+create index if not exists build_lease_history_run_idx on audit.build_lease_history (run_id);
+
 -- What each dbt invocation of a run reported (run_results.json), recorded by the Cosmos callback
 -- (trivsel.upstream.record_dbt_results): certify reads it instead of assuming the tests passed.
 create table if not exists audit.dbt_result (

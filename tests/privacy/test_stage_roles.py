@@ -160,3 +160,25 @@ def test_report_and_export_refuse_without_the_evaluator_role(demo_warehouse, tmp
                 conn.execute("select 1 from marts.survey_response_rate limit 1")
     finally:
         demo_warehouse.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(probe)))
+
+
+def test_the_build_lease_is_the_loaders_and_readable_by_the_transformer(demo_warehouse):
+    """audit.build_lease (trivsel.build_lease): the demo run took and released it as loader; transformer reads
+    it but cannot take it; the readers see nothing of it."""
+    from trivsel import warehouse
+
+    history = demo_warehouse.execute("select count(*) as n, count(released_at) as released"
+                                     " from audit.build_lease_history").fetchone()
+    assert history["n"] >= 1 and history["released"] == history["n"], history
+    for table in ("build_lease", "build_lease_history"):
+        assert demo_warehouse.execute("select pg_get_userbyid(relowner) as owner from pg_class"
+                                      " where oid = %s::regclass", (f"audit.{table}",)).fetchone()["owner"] == "loader"
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
+        conn.execute("update audit.build_lease set expires_at = expires_at where lease")
+    with warehouse.connect(warehouse.TRANSFORMER, autocommit=True) as conn:
+        assert conn.execute("select holder_run_id from audit.build_lease").fetchone() == (None,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("update audit.build_lease set holder_run_id = 'x' where lease")
+    with warehouse.connect(warehouse.EVALUATOR, autocommit=True) as conn, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("select * from audit.build_lease")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 
-from trivsel import certify, loading, pipeline, snapshot, upstream
+from trivsel import build_lease, certify, loading, pipeline, snapshot, upstream
 
 PAYROLL = "169/hr_absence/2014-01/fravaer_2014-01.csv"
 PAYROLL_LATER = "169/hr_absence/2014-02/fravaer_2014-02.csv"
@@ -183,6 +185,7 @@ def test_a_delivery_committed_after_the_gate_waits_for_the_next_run(wh, sample_r
     assert rc == 0, out
     assert _staging_deliveries(wh.conn) == {first.delivery_id}, "run a's models read run a's snapshot only"
 
+    pipeline.release_build("run-a", "run_outcome")  # run a ends (its run_outcome releases the build lease)
     pipeline.loads_done("2014-02", "run-b")  # the next run pins it
     rc, out = _dbt(["run", "--select", STAGING_PAYROLL], tmp_path, "run-b")
     assert rc == 0, out
@@ -225,10 +228,12 @@ def test_a_held_delivery_leaves_the_runs_snapshot(wh):
 # ------------------------------------------------------------------ two runs of one period at once
 
 
-def test_two_runs_of_one_period_at_once_build_from_one_loaded_version(wh, sample_root, tmp_path):
-    """Two runs ingest the same corrected re-delivery of one key and pin their gates at the same moment, as
-    two DAG runs would. One loads it, the other finds it unchanged; both snapshots hold the one loaded version
-    per key, so the models either run builds are the same."""
+def test_two_runs_of_one_period_at_once_build_from_one_loaded_version(wh, sample_root, tmp_path, monkeypatch):
+    """Two runs ingest the same corrected re-delivery of one key and reach their gates at the same moment, as
+    two DAG runs would. One loads it, the other finds it unchanged; the build lease lets one run's gate pin and
+    build while the other waits; both snapshots hold the one loaded version per key, so the models either run
+    builds are the same. (tests/reliability/test_concurrent_runs_e2e.py does this with two real DAG runs.)"""
+    monkeypatch.setattr(build_lease, "DEFAULT_POLL_SECONDS", 0.2)
     original = wh.copy_sample(sample_root, PAYROLL)
     assert loading.ingest_municipality("169", "2014-01", "run-0")[0].status == "loaded"
     original.write_bytes(b"".join(original.read_bytes().splitlines(keepends=True)[:-1]))  # the correction
@@ -237,11 +242,22 @@ def test_two_runs_of_one_period_at_once_build_from_one_loaded_version(wh, sample
     outcomes: dict[str, list] = {}
     errors: list[BaseException] = []
 
+    built: dict[str, tuple] = {}
+    windows: dict[str, tuple[float, float]] = {}
+
     def run(run_id: str) -> None:
         try:
             barrier.wait()
             outcomes[run_id] = pipeline_ingest(run_id)
-            pipeline.loads_done("2014-01", run_id)
+            pipeline.loads_done("2014-01", run_id)  # waits while the other run holds the build lease
+            started = time.monotonic()
+            rc, out = _dbt(["run", "--select", STAGING_PAYROLL], tmp_path / run_id, run_id)
+            assert rc == 0, out
+            with psycopg.connect(wh.url) as c:
+                built[run_id] = c.execute(f"select count(*), md5(string_agg(t::text, '|' order by t::text))"
+                                          f" from staging.{STAGING_PAYROLL} as t").fetchone()
+            windows[run_id] = (started, time.monotonic())
+            assert pipeline.release_build(run_id, "run_outcome")
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
 
@@ -261,13 +277,9 @@ def test_two_runs_of_one_period_at_once_build_from_one_loaded_version(wh, sample
     assert len(loaded) == 1, "one loaded version per key"
     assert snapshot.loaded_ids(wh.conn, "run-1") == snapshot.loaded_ids(wh.conn, "run-2") == set(loaded)
 
-    built = []
-    for run_id in ("run-1", "run-2"):
-        rc, out = _dbt(["run", "--select", STAGING_PAYROLL], tmp_path, run_id)
-        assert rc == 0, out
-        built.append(wh.conn.execute(f"select count(*), md5(string_agg(t::text, '|' order by t::text))"
-                                     f" from staging.{STAGING_PAYROLL} as t").fetchone())
-    assert built[0] == built[1] and built[0][0] == len(original.read_bytes().splitlines()) - 1
+    (a_start, a_end), (b_start, b_end) = sorted(windows.values())
+    assert b_start >= a_end, "the two runs' model builds overlapped"
+    assert built["run-1"] == built["run-2"] and built["run-1"][0] == len(original.read_bytes().splitlines()) - 1
 
 
 # ------------------------------------------------------------------ the run's final state
