@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from trivsel import settings
@@ -127,9 +128,13 @@ def _load(args) -> int:
         schema.ensure(conn)
         # The DAG's lock (loading.period_lock): a DAG ingest or another `trivsel load` of this municipality
         # and period waits for this one, and a load that died before is cleaned up first, as the DAG does.
+        # each `trivsel load` is a run of its own (audit.delivery.run_id): a later `trivsel load` of a corrected
+        # file replaces a quarantined one for pipeline.not_published, as a later DAG run's delivery does
+        run_label = f"cli__{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
         with period_lock(conn, muni.code, args.period):
-            cleanup_interrupted(conn, muni.code, args.period, "cli")
-            outcome = ingest_file(conn, Path(args.file), muni, args.source, args.period, "cli", pseudonym_key())
+            cleanup_interrupted(conn, muni.code, args.period, run_label)
+            outcome = ingest_file(conn, Path(args.file), muni, args.source, args.period, run_label,
+                                  pseudonym_key())
     print(outcome.line())
     for issue in outcome.issues[:50]:
         print(f"  row {issue.row} column {issue.column}: {issue.reason}" + (f" [{issue.value}]" if issue.value else ""))

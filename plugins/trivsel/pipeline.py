@@ -185,8 +185,14 @@ class MunicipalitiesNotPublished(_FailWithoutRetry):
 
 
 def not_published(conn, periods: list[str], codes: list[str]) -> dict[str, list[str]]:
-    """{municipality: [lines]} for the run's deliveries that stand quarantined (no later loaded or superseded
-    version of their key) or held by the quality gate (`waiting` with the gate's reason)."""
+    """{municipality: [lines]} for the run's deliveries that stand quarantined or held by the quality gate
+    (`waiting` with the gate's reason).
+
+    A quarantine stands unless a later loaded (or since superseded) version of its key replaced it: a version
+    that came in a later run (the municipality's correction), or the same file taken again (an interrupted
+    load: the warehouse restarted mid-load, cleanup_interrupted quarantined it and the retry loaded it). Another
+    file of the same key in the *same* run does not count: a corrupt correction `rettelse_….xlsx` sorted before
+    the original it should replace is still the municipality's rejected delivery, whatever the file order."""
     rows = conn.execute(
         """select d.municipality_code, d.source, d.period, d.file_name, d.status, d.delivery_id
              from audit.delivery as d
@@ -195,7 +201,9 @@ def not_published(conn, periods: list[str], codes: list[str]) -> dict[str, list[
               and not exists (select 1 from audit.delivery as later
                                where later.municipality_code = d.municipality_code and later.source = d.source
                                  and later.period = d.period and later.scheme is not distinct from d.scheme
-                                 and later.delivery_id > d.delivery_id and later.status in ('loaded', 'superseded'))
+                                 and later.delivery_id > d.delivery_id and later.status in ('loaded', 'superseded')
+                                 and (d.run_id is null or later.run_id is distinct from d.run_id
+                                      or later.checksum_sha256 = d.checksum_sha256))
             order by 1, 2, 3, 6""", (periods, codes)).fetchall()
     out: dict[str, list[str]] = {}
     for code, source, period, file_name, status, did in rows:

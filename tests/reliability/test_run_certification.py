@@ -29,11 +29,12 @@ PASSED_TEST = {"task_id": "dbt_staging", "map_index": -1, "unique_id": "test.tri
 
 
 def _delivery(conn, code: str, period: str, status: str, digest: str, source: str = "hr_absence",
-              reason: str | None = None) -> int:
+              reason: str | None = None, run_id: str | None = None, name: str | None = None) -> int:
     return conn.execute(
         "insert into audit.delivery (municipality_code, source, scheme, period, file_name, checksum_sha256,"
-        " size_bytes, archive_path, status, reason) values (%s, %s, 'hr_payroll_csv', %s, %s, %s, 1, '/a', %s, %s)"
-        " returning delivery_id", (code, source, period, f"{digest}.csv", digest, status, reason)).fetchone()[0]
+        " size_bytes, archive_path, status, reason, run_id)"
+        " values (%s, %s, 'hr_payroll_csv', %s, %s, %s, 1, '/a', %s, %s, %s) returning delivery_id",
+        (code, source, period, name or f"{digest}.csv", digest, status, reason, run_id)).fetchone()[0]
 
 
 def _dbt(args: list[str], tmp, run_id: str | None = None) -> tuple[int, str]:
@@ -301,8 +302,34 @@ def test_run_outcome_names_quarantined_and_held_municipalities(wh):
 
 def test_a_quarantine_replaced_by_a_loaded_correction_is_not_reported(wh):
     p = {"periods": ["2014-01"], "codes": ["461"]}
-    _delivery(wh.conn, "461", "2014-01", "quarantined", "q")
-    _delivery(wh.conn, "461", "2014-01", "loaded", "fixed")
+    _delivery(wh.conn, "461", "2014-01", "quarantined", "q", run_id="run-1")
+    _delivery(wh.conn, "461", "2014-01", "loaded", "fixed", run_id="run-2")  # the correction, a later run
+    assert "were published" in pipeline.outcome(p, "run-o", {"certify": "success", "publish": "success"})
+
+
+def test_a_quarantined_correction_is_reported_whatever_the_file_order_in_its_run(wh):
+    """A corrupt `rettelse_…` sorts before the original it should correct: the original loads after it, in the
+    same run. The municipality's correction was still rejected: the run's verdict names it."""
+    p = {"periods": ["2014-01"], "codes": ["607"]}
+    _delivery(wh.conn, "607", "2014-01", "quarantined", "bad", run_id="run-o", name="rettelse_2014-01.xlsx")
+    _delivery(wh.conn, "607", "2014-01", "loaded", "good", run_id="run-o", name="sygefravaer_2014-01.xlsx")
+    with pytest.raises(pipeline.MunicipalitiesNotPublished) as err:
+        pipeline.outcome(p, "run-o", {"certify": "success", "publish": "success"})
+    assert "607" in str(err.value) and "rettelse_2014-01.xlsx" in str(err.value)
+    # the next run of the period still finds it standing, until a correction comes
+    with pytest.raises(pipeline.MunicipalitiesNotPublished):
+        pipeline.outcome(p, "run-next", {"certify": "success", "publish": "success"})
+    _delivery(wh.conn, "607", "2014-01", "superseded", "fixed", run_id="run-later", name="rettelse_2014-01.xlsx")
+    assert "were published" in pipeline.outcome(p, "run-later", {"certify": "success", "publish": "success"})
+
+
+def test_an_interrupted_load_taken_again_in_its_run_is_not_reported(wh):
+    """A warehouse restart mid-load: cleanup_interrupted quarantines the file ('interrupted'), the retry of
+    the same run loads the same file (same checksum): an infrastructure error, not the municipality's."""
+    p = {"periods": ["2014-01"], "codes": ["169"]}
+    _delivery(wh.conn, "169", "2014-01", "quarantined", "same", run_id="run-o",
+              reason="interrupted load: the delivery was still validating when run run-o started")
+    _delivery(wh.conn, "169", "2014-01", "loaded", "same", run_id="run-o")
     assert "were published" in pipeline.outcome(p, "run-o", {"certify": "success", "publish": "success"})
 
 
