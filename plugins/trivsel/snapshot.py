@@ -11,7 +11,9 @@ not seen, a committed one is). The DAG passes the run id to every dbt task as db
 `pinned_deliveries()` (dbt/macros/pinned_deliveries.sql) then reads deliveries from the run's snapshot instead
 of audit.delivery, in staging (`loaded_rows`, `stg_audit__delivery`) and in the incremental absence chain.
 A delivery committed after the pin is not in it: the next run pins it. Without the var (`trivsel dbt`,
-tests) the models read audit.delivery live, as before.
+tests) the models read audit.delivery live; a view built by a run keeps that run's pin until it is rebuilt, so
+a `trivsel dbt build` outside a run selects the staging views with the models that read them
+(docs/certification.md).
 
 The quality gate holds a delivery by setting it `waiting` in audit.delivery *and* in the run's snapshot
 (`hold`), so the held rows leave this run's models too.
