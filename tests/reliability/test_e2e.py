@@ -76,8 +76,6 @@ def _py(code: str, env: dict, **kw) -> str:
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason="bug (issue 14 merge): after a warehouse restart mid-run, 607's "
-                   "quarantined ingest fails but run_outcome does not: the run's final verdict misses it")
 def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_root, warehouse_url):
     home = tmp_path / "home"
     # Airflow's metadata DB lives on the session's server, the warehouse on a server of its own that the test
