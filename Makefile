@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# The dbt manifest the monthly DAG's Cosmos group is rendered from (`dbt parse`; rebuilt only when a file
+# The dbt manifest the monthly DAG's dbt tasks and Assets are read from (`dbt parse`; rebuilt only when a file
 # under dbt/ changed): parsing the DAG never runs dbt. `trivsel run`/`demo`/`airflow up` also build it.
 manifest: install
 	$(BIN)/trivsel manifest

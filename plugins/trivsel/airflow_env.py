@@ -37,7 +37,7 @@ def env() -> dict[str, str]:
         "AIRFLOW__API__PORT": "8080",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        # Airflow's default DAG import timeout (30 s) suffices: the Cosmos group is rendered from a prebuilt
+        # Airflow's default DAG import timeout (30 s) suffices: the dbt tasks' Assets are read from a prebuilt
         # manifest (trivsel.dag_factory), the DAG parse runs no dbt.
         # Task logs: written by the scheduler's task processes, by trivsel.dags_test_logs after a `dags test`
         # run, and read by the api-server; all three take the folder from here.

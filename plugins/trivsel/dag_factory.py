@@ -3,12 +3,15 @@
 Why a factory: the DAG file stays a few lines of wiring that Airflow imports, while the tasks, the Cosmos
 group and the Assets are ordinary Python that tests build and inspect as a DAG object, without a scheduler.
 
-Parsing never runs dbt: the Cosmos group is rendered from a manifest built ahead of time
-(`LoadMode.DBT_MANIFEST`, trivsel.dbt_manifest), so a parse takes about a second, well inside Airflow's
-default 30 s import timeout. Cosmos' own Asset emission is switched off: it named every model after the
-connection (`postgres://127.0.0.1:55432/...`), which differs per machine. Instead every model task declares
-(and dbt_seeds and dbt_staging for each seed and staging view) one Asset with a stable name (`trivsel.<schema>.<model>`), a URI without host or port
-(`trivsel://warehouse/<schema>/<model>`) and the model's description from its YAML.
+Parsing never runs dbt: the tasks and their Assets are read from a manifest built ahead of time
+(trivsel.dbt_manifest), so a parse takes about a second, well inside Airflow's default 30 s import timeout.
+dbt runs in four invocations: dbt_seeds, dbt_staging, quality_gate (per-municipality tests) and dbt_models
+(every intermediate, mart and reporting model and its tests in one `dbt build` with dbt threads; see
+models_build for why not one Cosmos task per model). Cosmos' own Asset emission is switched off: it named
+every model after the connection (`postgres://127.0.0.1:55432/...`), which differs per machine. Instead
+dbt_seeds, dbt_staging and dbt_models declare one Asset per seed, view or model they build, with a stable
+name (`trivsel.<schema>.<model>`), a URI without host or port (`trivsel://warehouse/<schema>/<model>`) and
+the model's description from its YAML.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import ProfileConfig
 from cosmos import settings as cosmos_settings
-from cosmos.constants import DbtResourceType, ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
@@ -177,9 +180,9 @@ def profile(conn_id: str) -> ProfileConfig:
 
 
 def dbt_common(prof: ProfileConfig) -> dict[str, Any]:
-    """Arguments of the plain dbt operators. dbt_seeds and dbt_staging share the task group's partial-parse
-    cache (same project, profile and vars): without a cache_dir Cosmos gives them no partial parse, and each
-    parsed the whole project (~3-4 s)."""
+    """Arguments of the plain dbt operators. dbt_seeds, dbt_staging and dbt_models share one
+    partial-parse cache (same project, profile and vars), so each reads the parse state the one before wrote:
+    without a cache_dir Cosmos gives them no partial parse, and each parsed the whole project (~3-4 s)."""
     cache_dir = cosmos_settings.cache_dir / f"{DAG_ID}__dbt" if cosmos_settings.enable_cache else None
     return {"project_dir": str(settings.dbt_dir()), "profile_config": prof, "install_deps": False,
             "invocation_mode": InvocationMode.DBT_RUNNER, "dbt_executable_path": dbt_bin(),
@@ -203,36 +206,30 @@ def seeds_and_staging(prof: ProfileConfig, manifest: dict[str, Any]) -> tuple[Db
     return seeds, staging
 
 
-def model_group(prof: ProfileConfig, manifest: Path, nodes: dict[str, Any]) -> DbtTaskGroup:
-    """Every intermediate, mart and reporting model as its own task, rendered from the manifest."""
-    group = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(settings.dbt_dir(), manifest_path=manifest, partial_parse=True),
-        profile_config=prof,
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                         invocation_mode=InvocationMode.DBT_RUNNER, dbt_executable_path=dbt_bin()),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
-                                   # a test reading two models runs after both, not with the first
-                                   should_detach_multiple_parents_tests=True,
-                                   exclude=list(dbt_manifest.GROUP_EXCLUDE),
-                                   emit_datasets=False),
-        # buildable: a test between two models (relationships) runs in the task of the model built last, not
-        # in the first one's task before the other exists (eager: fails on a fresh warehouse)
-        operator_args={"install_deps": False, "indirect_selection": "buildable",
-                       "dbt_cmd_global_flags": DBT_GLOBAL_FLAGS, **RUN_ARGS},
-        default_args={"retries": 1},
-    )
-    declare_model_assets(group, nodes)
-    return group
+def dbt_threads() -> int:
+    """dbt's threads for the model build: one per core (capped at the profile's 4). The models are small,
+    so a run is mostly dbt's fixed cost and waiting on PostgreSQL; threads overlap the waits."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
-def declare_model_assets(group: DbtTaskGroup, manifest: dict[str, Any]) -> None:
-    """Give each model's task its stable Asset as outlet (Cosmos' emission is off: RenderConfig)."""
-    for unique_id, node in group.dbt_graph.filtered_nodes.items():
-        if node.resource_type != DbtResourceType.MODEL or unique_id not in group.tasks_map:
-            continue
-        target = group.tasks_map[unique_id]
-        target.outlets = [*target.outlets, model_asset(manifest["nodes"][unique_id])]
+def models_build(prof: ProfileConfig, manifest: dict[str, Any]) -> DbtBuildLocalOperator:
+    """Every intermediate, mart and reporting model with its tests, in ONE `dbt build` (dbt's own threads
+    order and parallelise them), with one stable Asset per model it builds.
+
+    Why one task, not one Cosmos task per model (issue 15): each dbt invocation pays ~1.8 s of fixed cost
+    (start-up, parse-state load, catalog queries), and `airflow dags test` runs tasks serially, so ~30 model
+    tasks cost ~55-60 s of mostly overhead. Cosmos' watcher mode (one producer `dbt build`, one sensor per
+    model) was not chosen: it is experimental, its sensors need trigger rules and priority weights that
+    `dags test` ignores, and on a producer retry 1.14 drops the first attempt's model failures, which certify
+    must see. The per-model results stay visible: this task's log and audit.dbt_result (one row per model
+    and test, RUN_ARGS' callback) name every node. Indirect selection `buildable`: a test between a model and
+    a staging view (already built) runs here; one touching a certified model runs in certify."""
+    exclude = list(dbt_manifest.GROUP_EXCLUDE)
+    built = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"
+             and not any(dbt_manifest._matches(n, s) for s in exclude)]
+    return DbtBuildLocalOperator(task_id="dbt_models", exclude=exclude, indirect_selection="buildable",
+                                 dbt_cmd_flags=["--threads", str(dbt_threads())], retries=1,
+                                 outlets=[model_asset(n) for n in built], **dbt_common(prof))
 
 
 # ---- the DAG --------------------------------------------------------------------------------------------
@@ -240,7 +237,6 @@ def declare_model_assets(group: DbtTaskGroup, manifest: dict[str, Any]) -> None:
 def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
     """The monthly DAG: plan → pull/ingest per municipality and period → gate → seeds → staging →
     quality gate → dbt models → statistics per domain → certify → publish; quality per municipality."""
-    manifest = dbt_manifest.require_current()  # never dbt at parse: built by make/trivsel before
     dbt_runtime.cheap_behavior_flag_source()
     prof = profile(warehouse_conn_id)
     names = {m.code: m.name for m in config.municipalities}
@@ -256,9 +252,9 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         pulled >> loaded
         gate = loads_done(planned)
         loaded >> gate
-        nodes = dbt_manifest.load()
+        nodes = dbt_manifest.load()  # never dbt at parse: built by make/trivsel before (else an import error)
         seeds, staging = seeds_and_staging(prof, nodes)
-        models = model_group(prof, manifest, nodes)
+        models = models_build(prof, nodes)
         stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
         held = quality_gate()
         verdicts = quality.partial(held=held).expand(code=codes(planned))

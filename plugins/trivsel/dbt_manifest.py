@@ -1,10 +1,10 @@
-"""The dbt manifest the monthly DAG is rendered from, built ahead of time instead of at every DAG parse.
+"""The dbt manifest the monthly DAG reads its dbt tasks' Assets from, built ahead of time, never at a DAG parse.
 
-Cosmos can render its task group from `dbt ls` (run while Airflow parses the DAG file: ~30 s on two cores,
-more than Airflow's default import timeout) or from a manifest.json. The DAG uses the manifest; this module
-builds it with `dbt parse` (`make manifest`, `trivsel manifest`, and `trivsel run`/`demo`/`airflow up`
-before they start Airflow) and tells whether it is current. Parsing the DAG never runs dbt: a missing or
-stale manifest is an import error that says how to rebuild it, not a silent `dbt ls`.
+The DAG declares one Asset per model, seed and staging view, named and described from the manifest; it used
+to render one Cosmos task per model from `dbt ls` (~30 s on two cores at every parse, more than Airflow's
+default import timeout). This module builds the manifest with `dbt parse` (`make manifest`, `trivsel
+manifest`, and `trivsel run`/`demo`/`airflow up` before they start Airflow) and tells whether it is current.
+Parsing the DAG never runs dbt: a missing or stale manifest is an import error that says how to rebuild it.
 
 Current means: built from the dbt project files as they are now. The check hashes the project's own files
 (dbt_project.yml, models, macros, seeds, tests, ...; not target/, logs/ or dbt_packages/), which takes a few
@@ -26,8 +26,8 @@ from trivsel import settings
 #: folders of the dbt project that are output, not source (the manifest does not depend on them)
 _NOT_SOURCE = {"target", "logs", "dbt_packages", "__pycache__"}
 _STAMP = "source.sha256"
-#: what the DAG's Cosmos group leaves to other tasks (dbt_seeds, dbt_staging, quality_gate, certify): it
-#: builds the intermediate, marts and reporting models, one task (and Asset) each
+#: what the DAG's dbt_models task leaves to other tasks (dbt_seeds, dbt_staging, quality_gate, certify): it
+#: builds the intermediate, marts and reporting models in one `dbt build` (one Asset each)
 GROUP_EXCLUDE = ("path:models/staging", "resource_type:seed", "path:models/certified", "tag:per_municipality")
 
 
@@ -142,7 +142,8 @@ def tests_excluded_with_their_parents(manifest: dict[str, Any], exclude: list[st
 
 
 def dag_manifest(manifest: dict[str, Any], exclude: list[str]) -> dict[str, Any]:
-    """dbt's manifest without the tests dbt would not select for the Cosmos group.
+    """dbt's manifest without the tests dbt would not select for dbt_models (a smaller file to read at parse;
+    it was the Cosmos group's rendering input when every model had its own task).
 
     Cosmos' manifest selector differs from dbt's for tests: it checks a test's own path only, gives it its
     first parent's tags, and adds back every test that reads a selected model. Rendered from dbt's manifest

@@ -10,7 +10,7 @@ number of municipalities; lowering them to `severity: warn` would publish the ba
 - Data tests that can fail on one municipality's rows are tagged `per_municipality` and select
   `municipality_code` and `delivery_id` for every failing row (a contract: see
   `dbt/tests/*/assert_*` with `tags=['per_municipality']`). They read staging models only. The DAG's
-  `dbt_staging` task and the Cosmos task group exclude them (`exclude=tag:per_municipality`).
+  `dbt_staging` and `dbt_models` tasks exclude them (`exclude=tag:per_municipality`).
 - The `quality_gate` task, right after `dbt_staging` and before any other model, runs them once with
   `--store-failures` and reads the failing rows. Every loaded delivery they name is held: its status becomes
   `waiting` with the test's name in the reason (audit.delivery; raw rows are kept). Staging reads only

@@ -44,7 +44,7 @@ MAPPED = {"pull", "ingest", "significance_tests", "quality"}
 
 
 def _task_of(key: str) -> tuple[str, int]:
-    """'ingest_3' → ('ingest', 3); 'dbt.int_x_run' → ('dbt.int_x_run', -1)."""
+    """'ingest_3' → ('ingest', 3); 'dbt_models' → ('dbt_models', -1)."""
     base, _, idx = key.rpartition("_")
     if base in MAPPED and idx.isdigit():
         return base, int(idx)

@@ -1,6 +1,6 @@
 """The monthly DAG as Airflow sees it: parsed from dags/ through a DagBag, then asserted on the DAG object.
 
-Parsing must not run dbt (the Cosmos group is rendered from the prebuilt manifest), so the DagBag import runs
+Parsing must not run dbt (the tasks and Assets are read from the prebuilt manifest), so the DagBag import runs
 with every way of starting dbt made to fail. The task graph, trigger rules, retries, map indexes and Assets
 are read from the parsed DAG, never from the DAG file's source.
 """
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
 CORE_TASKS = {"plan", "municipalities", "pull", "ingest", "loads_done", "dbt_seeds", "dbt_staging",
-              "quality_gate", "codes", "quality", "significance_tests", "certify", "publish",
+              "quality_gate", "dbt_models", "codes", "quality", "significance_tests", "certify", "publish",
               "run_outcome"}
 
 
@@ -68,35 +68,53 @@ def _model_ids(manifest: dict) -> set[str]:
     return {uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}
 
 
-def test_parsing_does_not_run_dbt_and_renders_every_task(dag, manifest):
-    from trivsel import dbt_manifest
+def _dbt_operators(dag) -> dict[str, object]:
+    from cosmos.operators.base import AbstractDbtBase
 
-    ids = set(dag.task_ids)
-    assert CORE_TASKS <= ids
-    excluded = {uid for uid in _model_ids(manifest)
-                if any(dbt_manifest._matches(manifest["nodes"][uid], s) for s in dbt_manifest.GROUP_EXCLUDE)}
-    expected = {f"dbt.{manifest['nodes'][uid]['name']}_model_build" for uid in _model_ids(manifest) - excluded}
-    assert {t for t in ids if t.endswith("_model_build")} == expected
-    assert not any("stg_" in t or "cert_" in t for t in ids if t.startswith("dbt."))
+    return {t.task_id: t for t in dag.tasks if isinstance(t, AbstractDbtBase)}
 
 
-def test_the_group_renders_exactly_what_dbt_itself_selects(dag, tmp_path):
-    """The same selection as `dbt ls --exclude ...` (what the DAG rendered before, at every parse): models,
-    and detached tests (those reading more than one model) as their own tasks."""
-    from trivsel import dbt_manifest, settings
+def test_parsing_does_not_run_dbt_and_renders_a_few_dbt_builds(dag):
+    """dbt runs in a fixed handful of invocations, however many models the project has (issue 15): no task
+    per model."""
+    assert CORE_TASKS <= set(dag.task_ids)
+    assert set(_dbt_operators(dag)) == {"dbt_seeds", "dbt_staging", "dbt_models"}
+    assert not [t for t in dag.task_ids if "." in t], "no task group (Cosmos renders one task per model)"
+
+
+def _dbt_ls(args: list[str], tmp_path) -> list[dict]:
+    from trivsel import settings
 
     env = dict(os.environ, TRIVSEL_DBT_USER="parse-only", TRIVSEL_DBT_PASSWORD="parse-only")
     out = subprocess.run(
         [str(Path(sys.executable).with_name("dbt")), "ls", "--project-dir", str(settings.dbt_dir()),
          "--profiles-dir", str(settings.dbt_dir()), "--target-path", str(tmp_path), "--quiet",
          "--resource-type", "model", "--resource-type", "test", "--output", "json",
-         "--output-keys", "name", "resource_type", "depends_on", "--exclude", *dbt_manifest.GROUP_EXCLUDE],
+         "--output-keys", "unique_id", "resource_type", "tags", "original_file_path", *args],
         env=env, capture_output=True, text=True, check=True).stdout
-    listed = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    expected = {f"dbt.{n['name']}_model_build" for n in listed if n["resource_type"] == "model"}
-    expected |= {f"dbt.{n['name']}_test" for n in listed
-                 if n["resource_type"] == "test" and len(n["depends_on"]["nodes"]) > 1}
-    assert expected and {t for t in dag.task_ids if t.startswith("dbt.")} == expected
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_dbt_models_declares_an_asset_for_exactly_what_its_build_selects(dag, manifest, tmp_path):
+    """`dbt ls` with the dbt_models task's own selection: its outlets are exactly the models that build
+    builds; with dbt_staging's views and certify's models they are every model of the project, each built by
+    one task; no per-municipality test (quality_gate's) and no certified model's test runs in it."""
+    task = dag.get_task("dbt_models")
+    args = ["--exclude", *task.exclude, "--indirect-selection", task.indirect_selection]
+    if task.select:
+        args += ["--select", *task.select]
+    listed = _dbt_ls(args, tmp_path)
+    built = {n["unique_id"] for n in listed if n["resource_type"] == "model"}
+    assert built and {a.extra["dbt_unique_id"] for a in task.outlets} == built
+    views = {a.extra["dbt_unique_id"] for a in dag.get_task("dbt_staging").outlets}
+    certified = {uid for uid in _model_ids(manifest)
+                 if manifest["nodes"][uid]["original_file_path"].startswith("models/certified/")}
+    assert not (built & views) and not (built & certified) and not (views & certified)
+    assert built | views | certified == _model_ids(manifest)
+    tests = [n for n in listed if n["resource_type"] == "test"]
+    assert tests, "the models' data tests run in the same build"
+    assert not [n for n in tests if "per_municipality" in n["tags"]]
+    assert not [n for n in tests if n["original_file_path"].startswith("models/certified/")]
 
 
 def test_a_stale_manifest_is_an_import_error_not_a_dbt_run(monkeypatch, tmp_path):
@@ -131,12 +149,13 @@ def test_gate_ingest_and_quality_wiring(dag):
     # quality per municipality fails its own task; only the final run_outcome waits on it
     assert t("quality").upstream_task_ids == {"quality_gate", "codes"}
     assert t("quality").downstream_task_ids == {"run_outcome"}
-    group = [x for x in dag.tasks if x.task_id.startswith("dbt.")]
-    roots = {x.task_id for x in group if not any(u.startswith("dbt.") for u in x.upstream_task_ids)}
-    leaves = {x.task_id for x in group if not any(d.startswith("dbt.") for d in x.downstream_task_ids)}
-    assert roots and all(t(r).upstream_task_ids == {"quality_gate"} for r in roots)
-    assert t("significance_tests").upstream_task_ids == leaves
-    assert all(t(x.task_id).retries == 1 for x in group)
+    # the models build once, after the gate, with dbt's threads; statistics wait for all of it
+    models = t("dbt_models")
+    assert models.upstream_task_ids == {"quality_gate"}
+    assert t("significance_tests").upstream_task_ids == {"dbt_models"}
+    assert models.retries == 1
+    flags = models.dbt_cmd_flags
+    assert int(flags[flags.index("--threads") + 1]) >= 1
     assert t("certify").upstream_task_ids == {"plan", "significance_tests"}
     # all_done: certify measures the upstream itself and records a refusal (trivsel.upstream)
     assert (t("certify").trigger_rule, t("certify").retries) == ("all_done", 0)
@@ -200,11 +219,11 @@ def test_assets_are_stable_and_described(dag, manifest):
         assert asset.name.startswith("trivsel.") and asset.extra.get("description", "").strip(), asset
     names = [a.name for _, a in assets]
     assert len(names) == len(set(names))
-    models = {t.task_id: t for t in dag.tasks if t.task_id.endswith("_model_build")}
-    for task_id, task in models.items():
-        (asset,) = task.outlets
+    models = dag.get_task("dbt_models").outlets
+    assert models
+    for asset in models:
         node = manifest["nodes"][asset.extra["dbt_unique_id"]]
-        assert task_id == f"dbt.{node['name']}_model_build"
+        assert node["resource_type"] == "model"
         assert asset.name == f"trivsel.{node['schema']}.{node['name']}"
         assert asset.extra["description"] == " ".join(node["description"].split())
     assert {a.name for a in dag.get_task("publish").outlets} == {"trivsel.reporting"}
@@ -215,7 +234,7 @@ def test_assets_are_stable_and_described(dag, manifest):
     assert seeds and {a.name for a in dag.get_task("dbt_seeds").outlets} == seeds
     assert views and {a.name for a in dag.get_task("dbt_staging").outlets} == views
     # no other task claims to produce an Asset, and no dbt operator emits its own (Cosmos' host:port URIs)
-    assert {t for t, _ in assets} == set(models) | {"publish", "dbt_seeds", "dbt_staging"}
+    assert {t for t, _ in assets} == {"publish", "dbt_seeds", "dbt_staging", "dbt_models"}
     assert not [t.task_id for t in dag.tasks if getattr(t, "emit_datasets", False)]
 
 
@@ -234,24 +253,56 @@ def test_a_quarantine_fails_the_municipalitys_task_also_on_retry(monkeypatch):
     assert pipeline.ingest("607", "2014-01", "retry")[0]["status"] == "unchanged"
 
 
+def _airflow_db_url() -> str:
+    from trivsel import airflow_env
+
+    return airflow_env.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://", "postgresql://")
+
+
+def _demo_run_id(conn, demo_run: dict[str, int]) -> str:
+    """The demo's run is the session's first run whose pull map holds the first sample period: tests that ran
+    before this one (the scheduler's, Celery's) may have triggered later, one-period runs."""
+    (run_id,) = conn.execute(
+        "select r.run_id from dag_run r join task_instance t on t.dag_id = r.dag_id and t.run_id = r.run_id"
+        " where r.dag_id = 'trivsel_monthly' and t.task_id = 'pull' and t.rendered_map_index like %s"
+        " order by r.id limit 1", (f"% {min(demo_run)}",)).fetchone()
+    return run_id
+
+
+@pytest.mark.e2e
+def test_the_demo_built_every_model_in_one_dbt_build_and_recorded_each_result(demo_run, demo_warehouse, dag):
+    """The demo's dbt_models task ran once (no retry) and its callback recorded one result per model it
+    declares, all built, and the models' data tests, all passed: what certify reads (trivsel.upstream)."""
+    import psycopg
+
+    from trivsel import upstream
+
+    with psycopg.connect(_airflow_db_url()) as conn:
+        run_id = _demo_run_id(conn, demo_run)
+        ((state, tries),) = conn.execute(
+            "select state, try_number from task_instance where dag_id = 'trivsel_monthly' and run_id = %s"
+            " and task_id = 'dbt_models'", (run_id,)).fetchall()
+    assert (state, tries) == ("success", 1)
+    rows = demo_warehouse.execute("select unique_id, resource_type, status from audit.dbt_result"
+                                  " where run_id = %s and task_id = 'dbt_models'", (run_id,)).fetchall()
+    models = {r["unique_id"]: r["status"] for r in rows if r["resource_type"] == "model"}
+    assert set(models) == {a.extra["dbt_unique_id"] for a in dag.get_task("dbt_models").outlets}
+    assert set(models.values()) == {"success"}
+    tests = [r["status"] for r in rows if r["resource_type"] == "test"]
+    assert tests and set(tests) <= upstream.DBT_OK - {"skipped"}
+
+
 @pytest.mark.e2e
 def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
     """After the demo's run (`airflow dags test` of the parsed DAG): the map indexes Airflow stored name the
     municipality and period, the domain and the code, and no Asset it registered carries a host or port."""
     import psycopg
 
-    from trivsel import airflow_env
     from trivsel.config import load_config
 
     names = {m.code: m.name for m in load_config().municipalities}
-    url = airflow_env.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(url) as conn:
-        # The demo's run is the session's first run whose pull map holds the first sample period: tests that
-        # ran before this one (the scheduler's, Celery's) may have triggered later, one-period runs.
-        (run_id,) = conn.execute(
-            "select r.run_id from dag_run r join task_instance t on t.dag_id = r.dag_id and t.run_id = r.run_id"
-            " where r.dag_id = 'trivsel_monthly' and t.task_id = 'pull' and t.rendered_map_index like %s"
-            " order by r.id limit 1", (f"% {min(demo_run)}",)).fetchone()
+    with psycopg.connect(_airflow_db_url()) as conn:
+        run_id = _demo_run_id(conn, demo_run)
         rows = conn.execute("select task_id, map_index, rendered_map_index from task_instance where dag_id ="
                             " 'trivsel_monthly' and run_id = %s and map_index >= 0", (run_id,)).fetchall()
         uris = [u for (u,) in conn.execute("select uri from asset").fetchall()]

@@ -22,7 +22,7 @@ PAYROLL_LATER = "169/hr_absence/2014-02/fravaer_2014-02.csv"
 STAGING_PAYROLL = "stg_hr_payroll_csv__hr_payroll_absence"
 JOBS = [{"code": "169", "period": "2014-01"}, {"code": "461", "period": "2014-01"}]
 ALL_OK = {"plan": "success", "loads_done": "success", "dbt_seeds": "success", "dbt_staging": "success",
-          "quality_gate": "success", "dbt.absence_change_model_build": "success", "ingest_0": "success",
+          "quality_gate": "success", "dbt_models": "success", "ingest_0": "success",
           "ingest_1": "success", "significance_tests_0": "success", "pull_0": "success", "quality_0": "success"}
 PASSED_TEST = {"task_id": "dbt_staging", "map_index": -1, "unique_id": "test.trivsel.not_null_x", "resource_type":
                "test", "status": "pass", "failures": 0, "message": None}
@@ -60,7 +60,7 @@ def test_all_green_upstream_passes_and_records_what_it_read():
     assert check["dbt_results_by_status"] == {"pass": 1} and check["dbt_tests"] == 1
 
 
-@pytest.mark.parametrize("task", ["dbt_staging", "dbt.absence_change_model_build", "significance_tests_0",
+@pytest.mark.parametrize("task", ["dbt_staging", "dbt_models", "significance_tests_0",
                                   "loads_done", "quality_gate"])
 def test_an_upstream_task_that_did_not_succeed_refuses(task):
     check = upstream.measure({**ALL_OK, task: "upstream_failed" if task.startswith("sig") else "failed"},
@@ -89,7 +89,7 @@ def test_no_recorded_dbt_result_refuses():
 
 
 def test_the_last_try_of_a_retried_dbt_task_counts(wh):
-    row = ("run-r", "dbt.m_run", -1)
+    row = ("run-r", "dbt_models", -1)
     upstream.store(wh.conn, [(*row, 1, "test.trivsel.t", "test", "fail", 3, "Got 3 results"),
                              (*row, 2, "test.trivsel.t", "test", "pass", 0, None),
                              ("run-r", "dbt_staging", -1, 1, "model.trivsel.s", "model", "success", None, None)])
