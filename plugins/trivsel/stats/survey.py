@@ -6,31 +6,37 @@ compares its own consecutive rounds, and 'ALL' compares round with round over th
 both, so municipalities surveying in different months are pooled by round, never paired by month.
 
 The report's test is Welch's two-sided t-test on the ordinal answer (higher = more favourable), non-answers
-left out, significant at p ≤ 0.05. Added: Mann–Whitney U (the ordinal view), Benjamini–Hochberg q-values
-across the items of a scope × round pair, and Hedges' g with an approximate 95 % confidence interval.
-The math lives in pure functions (tested against scipy in tests/survey/test_survey_stats.py); `run` only
-reads marts, groups, and writes.
+left out, significant at p ≤ settings.significance_level (scipy.stats.ttest_ind, equal_var=False). Added:
+Mann–Whitney U (the ordinal view), Benjamini–Hochberg q-values across the items of a scope × round pair
+(scipy.stats.false_discovery_control), Hedges' g with an approximate 95 % confidence interval, and power:
+the minimum detectable difference (mdd) and the underpowered flag (see minimum_detectable_difference).
+The math lives in pure functions (tested in tests/survey/test_survey_stats.py); `run` only reads marts,
+groups, and writes.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
+from statsmodels.stats.power import TTestIndPower
 
 from trivsel import disclosure
 from trivsel.stats import reporting_table
+from trivsel.stats import settings as rules
 
 log = logging.getLogger(__name__)
 
 TABLE = "reporting.survey_item_change"
 ALL = "ALL"
-SIGNIFICANCE_LEVEL = 0.05
+SIGNIFICANCE_LEVEL = rules.DEFAULT_ALPHA  # the default only: run() applies settings.significance_level
 FAVOURABLE_TOP = 2  # pct_favourable: share of answers in the two most favourable categories
 
 
@@ -42,20 +48,17 @@ class Welch:
 
 
 def welch_test(a: Sequence[float], b: Sequence[float]) -> Welch:
-    """Welch's unequal-variances t-test, two-sided (b − a). NaN where it is undefined (n < 2 in a group,
-    or no variance in either group)."""
+    """Welch's unequal-variances t-test, two-sided (b − a), by scipy.stats.ttest_ind(equal_var=False). NaN
+    where it is undefined (n < 2 in a group, or no variance in either group): scipy returns NaN there too,
+    but warns, so the guard comes first."""
     x, y = np.asarray(a, float), np.asarray(b, float)
-    n1, n2 = len(x), len(y)
-    if n1 < 2 or n2 < 2:
+    if len(x) < 2 or len(y) < 2 or (x.var(ddof=1) == 0 and y.var(ddof=1) == 0):
         return Welch(math.nan, math.nan, math.nan)
-    v1, v2 = x.var(ddof=1) / n1, y.var(ddof=1) / n2
-    se2 = v1 + v2
-    if se2 == 0:
-        return Welch(math.nan, math.nan, math.nan)
-    t = (y.mean() - x.mean()) / math.sqrt(se2)
-    df = se2**2 / ((v1**2 / (n1 - 1) if v1 else 0.0) + (v2**2 / (n2 - 1) if v2 else 0.0))
-    p = 2 * st.t.sf(abs(t), df)
-    return Welch(float(t), float(df), float(min(p, 1.0)))
+    with warnings.catch_warnings():
+        # one wave without spread (all the same answer): scipy warns of precision loss; the test is defined
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = st.ttest_ind(y, x, equal_var=False)
+    return Welch(float(res.statistic), float(res.df), float(min(res.pvalue, 1.0)))
 
 
 def mannwhitney_p(a: Sequence[float], b: Sequence[float]) -> float:
@@ -68,18 +71,14 @@ def mannwhitney_p(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini–Hochberg adjusted p-values (q-values); NaN p-values stay NaN and do not count."""
-    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    """Benjamini–Hochberg adjusted p-values (q-values) by scipy.stats.false_discovery_control; NaN p-values
+    stay NaN and do not count in the number of tests."""
     q = [math.nan] * len(p_values)
-    m = len(idx)
-    if m == 0:
-        return q
-    order = sorted(idx, key=lambda i: p_values[i])
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, p_values[i] * m / rank)
-        q[i] = min(running, 1.0)
+    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    if idx:
+        adjusted = st.false_discovery_control([p_values[i] for i in idx], method="bh")
+        for i, qv in zip(idx, adjusted, strict=True):
+            q[i] = float(qv)
     return q
 
 
@@ -105,6 +104,43 @@ def hedges_g(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
     se = math.sqrt((n1 + n2) / (n1 * n2) + g * g / (2 * (n1 + n2)))
     z = st.norm.ppf(0.5 + confidence / 2)
     return Effect(float(g), float(g - z * se), float(g + z * se))
+
+
+@lru_cache(maxsize=65_536)
+def detectable_effect(n1: int, n2: int, alpha: float, power: float = rules.DEFAULT_POWER) -> float:
+    """The smallest standardised difference (Cohen's d) that a two-sided two-sample t-test with n1 and n2
+    answers detects with probability `power` at level `alpha`: statsmodels' TTestIndPower solved for the
+    effect size. It is the pooled-variance t-test's power, the usual planning approximation for Welch's
+    test (the two agree closely unless both the n's and the variances are very unequal). NaN for n < 2.
+    Cached: it depends on the n's only, and a national run has thousands of comparisons of few distinct n's."""
+    if n1 < 2 or n2 < 2:
+        return math.nan
+    d = TTestIndPower().solve_power(effect_size=None, nobs1=n1, ratio=n2 / n1, alpha=alpha, power=power,
+                                    alternative="two-sided")
+    return float(np.squeeze(d))
+
+
+@dataclass(frozen=True)
+class Power:
+    mdd: float
+    underpowered: bool
+
+
+def minimum_detectable_difference(a: Sequence[float], b: Sequence[float], alpha: float = SIGNIFICANCE_LEVEL,
+                                  power: float = rules.DEFAULT_POWER,
+                                  meaningful_effect: float = rules.DEFAULT_MEANINGFUL_EFFECT_SIZE) -> Power:
+    """How big a change in the mean answer the comparison could have detected: mdd = detectable_effect(n1,
+    n2) × the pooled SD of the two waves, in answer-scale points (so "not significant" reads against it).
+    underpowered: the detectable standardised difference is larger than `meaningful_effect`
+    (settings.meaningful_effect_size, Cohen's d; 0.5 = a 'medium' effect), i.e. a change that size could
+    well go unnoticed; always true with fewer than 2 answers in a wave. mdd is NaN where the SD is undefined."""
+    n1, n2 = len(a), len(b)
+    d = detectable_effect(n1, n2, alpha, power)
+    if math.isnan(d):
+        return Power(math.nan, True)
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
+    return Power(d * pooled, bool(d > meaningful_effect))
 
 
 def pct_favourable(values: Sequence[int], scale_points: int, top: int = FAVOURABLE_TOP) -> float:
@@ -166,6 +202,9 @@ class ItemChange:
     pct_favourable_baseline: float | None
     pct_favourable_followup: float | None
     low_response: bool
+    mdd: float | None = None
+    underpowered: bool = True
+    significance_level: float = SIGNIFICANCE_LEVEL
     #: trivsel.disclosure tier of each wave's distribution: what certified may publish beside its n
     disclosure_baseline: str = "whole"
     disclosure_followup: str = "whole"
@@ -180,6 +219,7 @@ COLUMN_TYPES = {
     "effect_size": "double precision", "effect_ci_low": "double precision",
     "effect_ci_high": "double precision", "pct_favourable_baseline": "double precision",
     "pct_favourable_followup": "double precision", "low_response": "boolean not null",
+    "mdd": "double precision", "underpowered": "boolean not null", "significance_level": "double precision not null",
     "disclosure_baseline": "text not null", "disclosure_followup": "text not null",
 }
 
@@ -223,10 +263,13 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                  order: Sequence[str], waves: dict[tuple[str, str], str],
                  responses: dict[tuple[str, str], Response] | None = None,
                  minimum: float = 0.60, alpha: float = SIGNIFICANCE_LEVEL,
-                 threshold: int = 5) -> list[ItemChange]:
+                 threshold: int = 5, power: float = rules.DEFAULT_POWER,
+                 meaningful_effect: float = rules.DEFAULT_MEANINGFUL_EFFECT_SIZE) -> list[ItemChange]:
     """answers: (municipality, item_code, round) → ordinal answers (non-answers already left out).
     order: the rounds in their configured order. waves: (municipality, round) → its wave month.
     responses: (municipality, round) → respondents and target, for low_response (below `minimum`).
+    alpha, threshold, power, meaningful_effect: settings.significance_level, small_cell_threshold, power,
+    meaningful_effect_size (trivsel.stats.settings).
 
     Each municipality compares its own consecutive rounds; 'ALL' compares round with round over the
     municipalities that have both, with only their answers: a municipality surveying in September is pooled
@@ -258,6 +301,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 continue
             w = welch_test(a, b)
             e = hedges_g(a, b)
+            pw = minimum_detectable_difference(a, b, alpha, power, meaningful_effect)
             k = scale_points[item]
 
             mean_a = float(np.mean(a)) if a else math.nan
@@ -273,7 +317,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
                 pct_favourable_baseline=_num(pct_favourable(a, k)),
                 pct_favourable_followup=_num(pct_favourable(b, k)),
-                low_response=low,
+                low_response=low, mdd=_num(pw.mdd), underpowered=pw.underpowered, significance_level=alpha,
                 disclosure_baseline=wave_tier(answers, members, item, base, k, threshold),
                 disclosure_followup=wave_tier(answers, members, item, follow, k, threshold),
             ))
@@ -335,10 +379,11 @@ def run(conn) -> int:
     waves = {(code, rnd): wave for code, rnd, _, wave, *_ in response_rows}
     responses = {(code, rnd): Response(int(n), None if t is None else int(t))
                  for code, rnd, _, _, n, t, _ in response_rows}
-    minimum = float(response_rows[0][6]) if response_rows else 0.60
-    from trivsel.config import load_config
-
-    threshold = int(load_config().settings.get("small_cell_threshold", 5))
-    changes = item_changes(answers, points, order, waves, responses, minimum, threshold=threshold)
+    config = rules.load()
+    # the minimum the marts applied (settings.minimum_response_rate, through dbt): one rule in both layers
+    minimum = float(response_rows[0][6]) if response_rows else config.minimum_response_rate
+    changes = item_changes(answers, points, order, waves, responses, minimum, alpha=config.significance_level,
+                           threshold=config.small_cell_threshold, power=config.power,
+                           meaningful_effect=config.meaningful_effect_size)
     return reporting_table.replace(conn, TABLE, ItemChange, changes, COLUMN_TYPES,
                                    ("municipality_code", "item_code", "baseline_round", "followup_round"))
