@@ -2,7 +2,6 @@
     the reason a change is withheld (a comparability break, named, or a value not reported). Suppressed
     when any figure it is computed from is suppressed in certified absence_unit_year; secondary suppression
     within municipality × metric × follow-up year against the '(average)' change. -#}
-{%- set baseline_years = var('absence_baseline_years') %}
 with changes as (
     select * from {{ ref('absence_change') }}
 ),
@@ -22,7 +21,7 @@ touched as (
                 and unit_years.metric = changes.metric
                 and unit_years.suppressed
                 and (unit_years.year = changes.followup_year
-                     or unit_years.year in ({{ baseline_years | join(', ') }}))
+                     or unit_years.year = any({{ configured_years('baseline_years', 'absence_baseline_years') }}))
         ) as uses_suppressed_figure
     from changes
 ),
