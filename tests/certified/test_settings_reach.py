@@ -102,3 +102,30 @@ def test_baseline_and_followup_years_reach_the_dbt_models(demo_warehouse, tmp_pa
     assert {r["baseline_years"] for r in changes} <= {"2011, 2012", "none"}
     assert "2011, 2012" in {r["baseline_years"] for r in changes}
     assert 2016 in {r["year"] for r in years}
+
+
+def test_a_changed_level_changes_the_report(warehouse_url, demo_warehouse):
+    """The report prints the level the certified rows were tested at, and its 'significant' list follows it.
+    The rows are re-judged at 1 % inside a transaction that is rolled back (the session's tables stay)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from trivsel import report
+
+    base, follow = "baseline", "followup"
+    with psycopg.connect(warehouse.url(), row_factory=dict_row) as conn:
+        at_5, _ = report.section_items(conn, {}, base, follow)
+        conn.execute("update certified.survey_item_change set significance_level = 0.01,"
+                     " significant = case when significant is not null then p_value <= 0.01 end")
+        at_1, _ = report.section_items(conn, {}, base, follow)
+        conn.rollback()
+    assert "p ≤ 0,05" in at_5 and "p ≤ 0.05" in at_5
+    assert "p ≤ 0,01" in at_1 and "p ≤ 0,05" not in at_1
+
+    def n_significant(html: str) -> int:
+        return html.split("5.3", 1)[0].count("<tr class=sig")
+
+    strict = demo_warehouse.execute("""select count(*) as n from certified.survey_item_change
+        where baseline_round = 'baseline' and followup_round = 'followup' and p_value > 0.01 and significant""")
+    assert strict.fetchone()["n"] > 0, "the demo has items significant at 5 % but not at 1 %"
+    assert n_significant(at_1) < n_significant(at_5)

@@ -248,3 +248,18 @@ def test_significance_level_and_power_settings_reach_item_changes():
     d = s.detectable_effect(60, 60, 0.05)
     assert one(meaningful_effect=d + 0.01).underpowered is False
     assert one(meaningful_effect=d - 0.01).underpowered is True
+
+
+def test_minimum_response_rate_reaches_low_response():
+    """settings.minimum_response_rate (the marts' minimum, passed on by run()): 28/40 = 70 % is low at 75 %."""
+    a, b = samples(21, 28, 30)
+    answers = {("607", "1.1.1", "baseline"): a, ("607", "1.1.1", "followup"): b}
+    waves = {("607", "baseline"): "2012-05", ("607", "followup"): "2013-05"}
+    responses = {("607", "baseline"): s.Response(28, 40), ("607", "followup"): s.Response(30, 40)}
+
+    def low(minimum):
+        rows = s.item_changes(answers, {"1.1.1": 5}, ("baseline", "followup"), waves, responses, minimum=minimum)
+        return {r.municipality_code: r.low_response for r in rows}
+
+    assert low(0.60) == {"607": False, "ALL": False}
+    assert low(0.75) == {"607": True, "ALL": True}
