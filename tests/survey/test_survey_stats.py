@@ -263,3 +263,15 @@ def test_minimum_response_rate_reaches_low_response():
 
     assert low(0.60) == {"607": False, "ALL": False}
     assert low(0.75) == {"607": True, "ALL": True}
+
+
+def test_detectable_effects_at_once_equal_statsmodels_solve_power():
+    """The vectorised bisection gives what statsmodels' own (slow) solver gives, pair by pair."""
+    from statsmodels.stats.power import TTestIndPower
+
+    pairs = [(64, 64), (11, 9), (31, 120), (2, 3), (400, 380), (1, 7)]
+    got = s.detectable_effects(pairs, 0.05, 0.8)
+    for n1, n2 in pairs[:-1]:
+        want = TTestIndPower().solve_power(effect_size=None, nobs1=n1, ratio=n2 / n1, alpha=0.05, power=0.8)
+        assert got[(n1, n2)] == pytest.approx(float(want), rel=1e-4)  # its solver stops at ~1e-6
+    assert math.isnan(got[(1, 7)])

@@ -22,7 +22,6 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
@@ -106,24 +105,73 @@ def hedges_g(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
     return Effect(float(g), float(g - z * se), float(g + z * se))
 
 
-@lru_cache(maxsize=65_536)
-def detectable_effect(n1: int, n2: int, alpha: float, power: float = rules.DEFAULT_POWER) -> float:
-    """The smallest standardised difference (Cohen's d) that a two-sided two-sample t-test with n1 and n2
-    answers detects with probability `power` at level `alpha`: statsmodels' TTestIndPower solved for the
-    effect size. It is the pooled-variance t-test's power, the usual planning approximation for Welch's
-    test (the two agree closely unless both the n's and the variances are very unequal). NaN for n < 2.
-    Cached: it depends on the n's only, and a national run has thousands of comparisons of few distinct n's."""
-    if n1 < 2 or n2 < 2:
-        return math.nan
-    d = TTestIndPower().solve_power(effect_size=None, nobs1=n1, ratio=n2 / n1, alpha=alpha, power=power,
-                                    alternative="two-sided")
-    return float(np.squeeze(d))
-
-
 @dataclass(frozen=True)
 class Power:
     mdd: float
     underpowered: bool
+
+
+def detectable_effects(pairs: Iterable[tuple[int, int]], alpha: float, power: float = rules.DEFAULT_POWER,
+                       ) -> dict[tuple[int, int], float]:
+    """For each (n1, n2): the smallest standardised difference (Cohen's d) that a two-sided two-sample
+    t-test with n1 and n2 answers detects with probability `power` at level `alpha`, i.e. statsmodels'
+    TTestIndPower.power solved for the effect size. It is the pooled-variance t-test's power, the usual
+    planning approximation for Welch's test (the two agree closely unless both the n's and the variances
+    are very unequal). NaN for n < 2, or where the noncentral t gives no finite power.
+
+    Solved for all pairs at once, by bisection on the vectorised TTestIndPower.power: its solve_power
+    costs ~80 ms a call, minutes for a national month's thousands of distinct n's. The bracket starts at
+    the z-test's effect (the t-test needs at least that) and widens until it holds the target power."""
+    wanted = sorted({(int(a), int(b)) for a, b in pairs})
+    out = {pair: math.nan for pair in wanted}
+    usable = [pair for pair in wanted if pair[0] >= 2 and pair[1] >= 2]
+    if not usable:
+        return out
+    n1 = np.array([a for a, _ in usable], float)
+    ratio = np.array([b for _, b in usable], float) / n1
+    engine = TTestIndPower()
+
+    def gap(d: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(engine.power(d, n1, alpha, ratio=ratio, alternative="two-sided"), float) - power
+
+    lo = (st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) * np.sqrt(1 / n1 + 1 / (n1 * ratio)) * 0.999
+    hi = lo * 1.25
+    for _ in range(40):
+        short = gap(hi) < 0  # NaN (no finite power) counts as reached: checked at the end
+        if not short.any():
+            break
+        hi = np.where(short, hi * 1.5, hi)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = gap(mid) < 0
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    d = (lo + hi) / 2
+    solved = np.abs(gap(d)) < 1e-6
+    for pair, value, ok in zip(usable, d, solved, strict=True):
+        out[pair] = float(value) if ok else math.nan
+    return out
+
+
+def detectable_effect(n1: int, n2: int, alpha: float, power: float = rules.DEFAULT_POWER) -> float:
+    """detectable_effects for one pair of n's."""
+    return detectable_effects([(n1, n2)], alpha, power)[(n1, n2)]
+
+
+def pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
+    """The pooled standard deviation of two samples; NaN with fewer than 2 values in either."""
+    n1, n2 = len(a), len(b)
+    if n1 < 2 or n2 < 2:
+        return math.nan
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    return math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
+
+
+def power_of(n1: int, n2: int, sd: float, d: float, meaningful_effect: float) -> Power:
+    """mdd = d × the pooled SD; underpowered when d is larger than the meaningful effect (or undefined)."""
+    if math.isnan(d):
+        return Power(math.nan, True)
+    return Power(d * sd, bool(d > meaningful_effect))
 
 
 def minimum_detectable_difference(a: Sequence[float], b: Sequence[float], alpha: float = SIGNIFICANCE_LEVEL,
@@ -135,12 +183,7 @@ def minimum_detectable_difference(a: Sequence[float], b: Sequence[float], alpha:
     (settings.meaningful_effect_size, Cohen's d; 0.5 = a 'medium' effect), i.e. a change that size could
     well go unnoticed; always true with fewer than 2 answers in a wave. mdd is NaN where the SD is undefined."""
     n1, n2 = len(a), len(b)
-    d = detectable_effect(n1, n2, alpha, power)
-    if math.isnan(d):
-        return Power(math.nan, True)
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
-    return Power(d * pooled, bool(d > meaningful_effect))
+    return power_of(n1, n2, pooled_sd(a, b), detectable_effect(n1, n2, alpha, power), meaningful_effect)
 
 
 def pct_favourable(values: Sequence[int], scale_points: int, top: int = FAVOURABLE_TOP) -> float:
@@ -286,6 +329,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
     comparisons += [(ALL, base, follow, members)
                     for base, follow, members in pooled_round_pairs(rounds_by_municipality, order)]
     out: list[ItemChange] = []
+    spreads: list[float] = []  # the pooled SD of each comparison in out, for its mdd
     for scope, base, follow, members in comparisons:
         base_months = {waves.get((m, base)) for m in members}
         follow_months = {waves.get((m, follow)) for m in members}
@@ -301,7 +345,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 continue
             w = welch_test(a, b)
             e = hedges_g(a, b)
-            pw = minimum_detectable_difference(a, b, alpha, power, meaningful_effect)
+            spreads.append(pooled_sd(a, b))
             k = scale_points[item]
 
             mean_a = float(np.mean(a)) if a else math.nan
@@ -317,7 +361,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
                 pct_favourable_baseline=_num(pct_favourable(a, k)),
                 pct_favourable_followup=_num(pct_favourable(b, k)),
-                low_response=low, mdd=_num(pw.mdd), underpowered=pw.underpowered, significance_level=alpha,
+                low_response=low, significance_level=alpha,
                 disclosure_baseline=wave_tier(answers, members, item, base, k, threshold),
                 disclosure_followup=wave_tier(answers, members, item, follow, k, threshold),
             ))
@@ -325,6 +369,12 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
         for change, qv in zip(group, q, strict=True):
             change.q_value = _num(qv)
         out += group
+    # power for every comparison at once: the detectable effect depends on the n's only
+    effects = detectable_effects(((c.n_baseline, c.n_followup) for c in out), alpha, power)
+    for change, sd in zip(out, spreads, strict=True):
+        pw = power_of(change.n_baseline, change.n_followup, sd,
+                      effects[(change.n_baseline, change.n_followup)], meaningful_effect)
+        change.mdd, change.underpowered = _num(pw.mdd), pw.underpowered
     return out
 
 
