@@ -831,6 +831,10 @@ def sync_config(config: Config | None = None) -> None:
                     for name, value in config.settings.items():
                         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                             copy.write_row((name, str(value)))
+                        elif isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+                            # a list (baseline_years: [2010, 2011, 2012]) as '2010,2011,2012'; dbt's macro
+                            # configured_years reads it back as an array
+                            copy.write_row((name, ",".join(str(v) for v in value)))
 
 
 def record_period_run(period: str, run_id: str, finished: bool = False, as_of: date | None = None) -> None:

@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 
 from trivsel import warehouse
 from trivsel.config import PERIOD_RE, load_config
+from trivsel.stats import settings as stats_settings
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,12 @@ def section_items(conn, names: dict[str, str], base: str, follow: str) -> tuple[
         shares[(d["item_code"], d["municipality_code"], d["round"])].append(
             (f'{d["answer_label"]} ({d["answer_label_en"]})', d["share_of_answers"]))
     significant = [i for i, rows in by_item.items() if any(r["significant"] for r in rows)]
+    # the level the statistics tested at (settings.significance_level), as the certified rows record it
+    level = next((c["significance_level"] for c in changes if c.get("significance_level") is not None),
+                 stats_settings.significance_level())
+    level_da, level_en = f"{level:g}".replace(".", ","), f"{level:g}"
     out = [f'<h3>5.2 {bi("Spørgsmål med signifikant ændring", "Items with a significant change")}</h3>',
-           f'<p>{bi(f"Welch t-test, tosidet, p ≤ 0,05; {base} mod {follow}. Søjlerne viser svarfordelingen i procent af besvarelserne", f"Welch t-test, two-sided, p ≤ 0.05; {base} against {follow}. The bars show the answer distribution as a share of the answers")}.</p>']
+           f'<p>{bi(f"Welch t-test, tosidet, p ≤ {level_da}; {base} mod {follow}. Søjlerne viser svarfordelingen i procent af besvarelserne", f"Welch t-test, two-sided, p ≤ {level_en}; {base} against {follow}. The bars show the answer distribution as a share of the answers")}.</p>']
     if not significant:
         out.append(f'<p>{bi("Ingen spørgsmål ændrede sig signifikant", "No item changed significantly")}.</p>')
     charts = 0
@@ -249,7 +254,7 @@ def section_items(conn, names: dict[str, str], base: str, follow: str) -> tuple[
         out.append("</div></div>")
     rest = sorted(set(by_item) - set(significant))
     out.append(f'<h3>5.3 {bi("Spørgsmål uden signifikant ændring", "Items without a significant change")}</h3>')
-    out.append(f'<p>{bi(f"{len(rest)} spørgsmål ændrede sig ikke signifikant (p > 0,05) i nogen kommune eller samlet", f"{len(rest)} items did not change significantly (p > 0.05) in any municipality or overall")}.</p>')
+    out.append(f'<p>{bi(f"{len(rest)} spørgsmål ændrede sig ikke signifikant (p > {level_da}) i nogen kommune eller samlet", f"{len(rest)} items did not change significantly (p > {level_en}) in any municipality or overall")}.</p>')
     if rest:
         out.append('<table><tr><th>' + bi("Spørgsmål", "Item") + '</th><th>' + bi("Dimension", "Dimension")
                    + '</th><th>' + bi("Ændring samlet", "Change overall") + '</th><th>p</th></tr>')

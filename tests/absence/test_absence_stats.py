@@ -158,3 +158,43 @@ def test_sql_path_reruns_identically(stats_db):
         second = absence.sql_employee_tests(conn)
     assert first == second  # bit for bit
     assert stored == again
+
+
+def test_change_ci_agrees_with_the_normal_theory_interval_for_large_samples():
+    """For many employees the percentile bootstrap of a difference of means approaches the large-sample
+    interval diff ± z·√(s₁²/n₁ + s₂²/n₂) (computed here by hand, not by the bootstrap)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    a, b = rng.gamma(2.0, 1.5, 600), rng.gamma(2.0, 1.2, 500)  # skewed, as sick days are
+    low, high = absence.change_ci(a, b, 0.95, "607|(all units)")
+    diff = b.mean() - a.mean()
+    half = st.norm.ppf(0.975) * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert low < diff < high
+    assert (high - low) == pytest.approx(2 * half, rel=0.08)
+    assert (low, high) == pytest.approx((diff - half, diff + half), abs=0.08 * half)
+    # a narrower confidence gives a narrower interval; too few employees give none
+    low90, high90 = absence.change_ci(a, b, 0.90, "607|(all units)")
+    assert low < low90 < high90 < high
+    assert all(math.isnan(v) for v in absence.change_ci([1.0], [2.0, 3.0], 0.95, "k"))
+
+
+def test_change_ci_is_reproducible():
+    """A fixed seed per (municipality, scope): a re-run writes the same interval, bit for bit."""
+    a, b = [0.0, 1.0, 2.0, 0.0, 5.0, 0.5, 3.0], [0.0, 0.0, 1.0, 0.0, 1.0, 2.0]
+    assert absence.change_ci(a, b, 0.95, "169|A") == absence.change_ci(a, b, 0.95, "169|A")
+    assert absence.change_ci([2.0] * 4, [3.0] * 5, 0.95, "169|A") == (1.0, 1.0)
+
+
+def test_significance_level_reaches_the_employee_tests():
+    rows = [("169", "A", m, f"e{i}", float(d)) for i, (m, d) in enumerate(
+        [("2014-01", v) for v in (0, 1, 2, 0, 5, 1, 2, 3)] + [("2014-02", v) for v in (3, 4, 6, 2, 5, 7, 4, 6)])]
+    strict = {t.scope: t for t in employee_tests(rows, alpha=0.0001)}
+    loose = {t.scope: t for t in employee_tests(rows, alpha=0.05)}
+    t_strict, t_loose = strict["A"], loose["A"]
+    assert 0.0001 < t_loose.p_value <= 0.05
+    assert t_loose.significant and not t_strict.significant
+    assert (t_loose.significance_level, t_strict.significance_level) == (0.05, 0.0001)
+    # the change's interval is 1 − the level
+    assert t_strict.change_ci_low < t_loose.change_ci_low < t_loose.mean_diff < t_loose.change_ci_high
+    assert t_loose.change_ci_high < t_strict.change_ci_high

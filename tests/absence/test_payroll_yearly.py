@@ -192,7 +192,13 @@ def built(warehouse_url, tmp_path_factory, monkeypatch_module):
                                   "test-payroll-yearly", key)
         assert out.status == "loaded", out.line()
 
-    _dbt(tmp, "build", "--select", "+absence_change", "+incident_rate_year", "absence_unit_month", "--indirect-selection", "cautious")
+    _dbt(tmp, "build", "--select", "+absence_change", "+incident_rate_year", "absence_unit_month",
+         "fct_absence_employee_month", "--indirect-selection", "cautious")
+    from trivsel.stats import absence as absence_stats
+
+    with psycopg.connect(url) as conn:  # the statistics step, as the DAG runs it between models and certify
+        absence_stats.run(conn)
+        conn.commit()
     _dbt(tmp, "build", "--select", "cert_absence_unit_year", "cert_absence_change",
          "--vars", json.dumps({"small_cell_threshold": 5}))
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
@@ -342,3 +348,57 @@ def test_certified_and_report_have_the_payroll_municipality(built):
     v1 = {r["column_name"] for r in conn.execute("select column_name from information_schema.columns where"
                                                  " table_schema = 'certified' and table_name = 'absence_unit_year_v1'")}
     assert "value" in v1 and "months_delivered" not in v1
+
+
+def _jackknife_se(rows: list[dict], unit: str, metric: str) -> tuple[float, int]:
+    """The jackknife standard error of the unit's 2013 − 2012 change over its employees, with pandas from the
+    rows written (independent of the bootstrap): leave one employee out, recompute, spread."""
+    df = pd.DataFrame(rows)
+    df = df[df["unit"] == unit]
+    df["sick"] = df["hours"].where(df["code"].isin(SICK_CODES), 0.0)
+    em = df.groupby(["emp", "month"]).agg(sick=("sick", "sum"), norm=("norm", "first"), fte=("fte", "first"))
+    em = em.reset_index()
+    em["year"] = em["month"].str[:4].astype(int)
+    months = em.groupby("year")["month"].nunique()
+
+    def change(part: pd.DataFrame) -> float:
+        uy = part.groupby("year").agg(sick=("sick", "sum"), norm=("norm", "sum"), fte=("fte", "sum"))
+        fte = uy["fte"] / months
+        values = {"pct_whole_group": 100 * uy["sick"] / uy["norm"],
+                  "pct_per_employee": 100 * uy["sick"] / uy["norm"] / fte,
+                  "days_per_employee": uy["sick"] / HOURS_PER_DAY / fte}[metric]
+        return float(values[2013] - values[2012])
+
+    employees = sorted(em["emp"].unique())
+    loo = [change(em[em["emp"] != e]) for e in employees]
+    n = len(loo)
+    mean = sum(loo) / n
+    return ((n - 1) / n * sum((x - mean) ** 2 for x in loo)) ** 0.5, n
+
+
+def test_change_ci_from_the_employees(built):
+    """991 (payroll only): every unit change has a bootstrap interval over its employees that holds the change,
+    as wide as the jackknife says (within a factor 2: 12 employees a unit); certified publishes it with the
+    change. 992's changes are from its delivered summary: no employees, no interval."""
+    conn = built["conn"]
+    cis = {(r["unit_name"], r["metric"]): r for r in conn.execute(
+        "select * from reporting.absence_change_ci where municipality_code = %s", (PAYROLL,)).fetchall()}
+    changes = _changes(conn, PAYROLL)
+    certified = {(r["unit_name"], r["metric"]): r for r in conn.execute(
+        "select * from certified.absence_change where municipality_code = %s", (PAYROLL,)).fetchall()}
+    assert set(cis) == {(u, m) for u in UNITS for m in LABELS}
+    for (unit, metric), ci in cis.items():
+        change = float(changes[(unit, metric)]["change"])
+        assert ci["change"] == pytest.approx(change, abs=2 * STEP)
+        assert ci["change_ci_low"] < change < ci["change_ci_high"], (unit, metric, ci)
+        se, n = _jackknife_se(built["payroll"], unit, metric)
+        assert ci["n_employees"] == n
+        width = ci["change_ci_high"] - ci["change_ci_low"]
+        assert 0.5 < width / (2 * 1.96 * se) < 2, (unit, metric, width, se)
+        c = certified[(unit, metric)]
+        assert float(c["change_ci_low"]) == pytest.approx(ci["change_ci_low"], abs=STEP)
+        assert float(c["change_ci_high"]) == pytest.approx(ci["change_ci_high"], abs=STEP)
+    assert certified[("(average)", "pct_whole_group")]["change_ci_low"] is None
+    summary = conn.execute("select count(*) as n from reporting.absence_change_ci where municipality_code = %s",
+                           (SUMMARY,)).fetchone()["n"]
+    assert summary == 0

@@ -108,3 +108,61 @@ def test_quarantined_years_are_named_as_quarantined_not_as_not_delivered():
 
     w = got["907"]
     assert w.status == "waiting" and "2013 waiting" in w.note and w.p_value is None
+
+
+def mover_by_hand(y1, n1, y2, n2, confidence=0.95):
+    """Li, Tang & Wong (2014) MOVER interval of λ₁/λ₂ from each rate's score interval (y + z²/2 ± z√(y + z²/4))/n."""
+    from scipy.stats import norm
+
+    z = norm.ppf(0.5 + confidence / 2)
+
+    def score(y, n):
+        m, h = y + z * z / 2, z * math.sqrt(y + z * z / 4)
+        return (m - h) / n, (m + h) / n
+
+    (l1, u1), (l2, u2), a, b = score(y1, n1), score(y2, n2), y1 / n1, y2 / n2
+    low = (a * b - math.sqrt((a * b) ** 2 - l1 * u2 * (2 * a - l1) * (2 * b - u2))) / (u2 * (2 * b - u2))
+    high = (a * b + math.sqrt((a * b) ** 2 - u1 * l2 * (2 * a - u1) * (2 * b - l2))) / (l2 * (2 * b - l2))
+    return low, high
+
+
+@pytest.mark.parametrize("x0,t0,x1,t1", [(63, 3.0, 13, 1.0), (10, 3.0, 10, 1.0), (6, 3, 1, 1), (5, 120.5, 9, 40.0)])
+@pytest.mark.parametrize("confidence", [0.95, 0.99])
+def test_rate_ratio_ci_is_the_mover_interval(x0, t0, x1, t1, confidence):
+    got = poisson_rate_test(x0, t0, x1, t1, confidence=confidence)
+    low, high = mover_by_hand(x1, t1, x0, t0, confidence)
+    assert (got.ci_low, got.ci_high) == pytest.approx((low, high), rel=1e-9)
+    assert got.ci_low < (x1 / t1) / (x0 / t0) < got.ci_high
+
+
+def test_rate_ratio_ci_with_a_zero_count():
+    none_after = poisson_rate_test(6, 3.0, 0, 1.0)
+    assert none_after.ci_low == 0.0 and 0 < none_after.ci_high < math.inf
+    none_before = poisson_rate_test(0, 3.0, 4, 1.0)
+    assert none_before.ci_high is None and none_before.ci_low > 0  # unbounded above, never a made-up number
+
+
+def test_significance_level_reaches_rate_changes():
+    counts = _yc("607", "r", {2010: 20, 2011: 22, 2012: 21, 2013: 33})
+    [loose] = rate_changes(counts, [], alpha=0.05)
+    [strict] = rate_changes(counts, [], alpha=0.001)
+    assert 0.001 < loose.p_value < 0.05 and loose.p_value == strict.p_value
+    assert loose.significant and not strict.significant
+    assert (loose.significance_level, strict.significance_level) == (0.05, 0.001)
+    # the interval is 1 − the level: wider at 99.9 %
+    assert strict.rate_ratio_ci_low < loose.rate_ratio_ci_low < loose.rate_ratio_ci_high < strict.rate_ratio_ci_high
+
+
+def test_baseline_and_followup_years_reach_rate_changes():
+    counts = _yc("607", "r", {2010: 5, 2011: 30, 2012: 21, 2013: 33, 2014: 9})
+    [default] = rate_changes(counts, [])
+    [moved] = rate_changes(counts, [], baseline=(2011, 2012), followup=(2014,))
+    assert (default.count_baseline, default.count_followup) == (56, 33)
+    assert (moved.count_baseline, moved.count_followup) == (51, 9)
+    assert (moved.baseline_years, moved.followup_years) == ("2011-2012", "2014")
+
+
+def test_small_cell_threshold_reaches_low_count():
+    counts = _yc("607", "r", {2010: 4, 2011: 6, 2012: 5, 2013: 4})
+    assert rate_changes(counts, [], small=5)[0].low_count
+    assert not rate_changes(counts, [], small=3)[0].low_count

@@ -16,21 +16,35 @@ def samples(seed: int, n1: int, n2: int, k: int = 5):
     return list(rng.integers(1, k + 1, n1)), list(rng.integers(1, k + 1, n2))
 
 
+def textbook_welch(a, b):
+    """Welch (1947) by hand: t = (ȳ − x̄) / √(s₁²/n₁ + s₂²/n₂), Welch–Satterthwaite df, two-sided p from t."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    v1, v2 = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    t = (y.mean() - x.mean()) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1**2 / (len(x) - 1) + v2**2 / (len(y) - 1))
+    return t, df, 2 * stats.t.sf(abs(t), df)
+
+
 @pytest.mark.parametrize("seed,n1,n2", [(1, 31, 34), (2, 32, 11), (3, 91, 77), (4, 5, 3), (5, 2, 2)])
-def test_welch_equals_scipy(seed, n1, n2):
+def test_welch_equals_the_textbook_formula(seed, n1, n2):
     a, b = samples(seed, n1, n2)
+    if np.var(a) == 0 and np.var(b) == 0:
+        pytest.fail("the seed gave two constant samples: pick another")
     ours = s.welch_test(a, b)
-    ref = stats.ttest_ind(b, a, equal_var=False)
-    assert ours.t == pytest.approx(ref.statistic, rel=1e-10)
-    assert ours.p == pytest.approx(ref.pvalue, rel=1e-10)
-    assert ours.df == pytest.approx(ref.df, rel=1e-10)
+    t, df, p = textbook_welch(a, b)
+    assert ours.t == pytest.approx(t, rel=1e-10)
+    assert ours.df == pytest.approx(df, rel=1e-10)
+    assert ours.p == pytest.approx(p, rel=1e-10)
 
 
 def test_welch_undefined_cases():
     assert math.isnan(s.welch_test([1], [2, 3]).p)
     assert math.isnan(s.welch_test([5, 5, 5], [5, 5]).p)
     one_sided_variance = s.welch_test([5, 5, 5], [4, 5, 3])
-    assert one_sided_variance.p == pytest.approx(stats.ttest_ind([4, 5, 3], [5, 5, 5], equal_var=False).pvalue)
+    # one wave without spread: t = (4 − 5)/√(1/3), df = n₂ − 1 = 2
+    assert one_sided_variance.t == pytest.approx(-math.sqrt(3))
+    assert one_sided_variance.df == pytest.approx(2)
+    assert one_sided_variance.p == pytest.approx(2 * stats.t.sf(math.sqrt(3), 2))
 
 
 @pytest.mark.parametrize("seed,n1,n2", [(1, 31, 34), (2, 32, 11), (3, 8, 9)])
@@ -41,12 +55,64 @@ def test_mannwhitney_equals_scipy(seed, n1, n2):
     assert math.isnan(s.mannwhitney_p([3, 3], [3]))
 
 
-def test_benjamini_hochberg_equals_scipy():
+def textbook_bh(p):
+    """Benjamini & Hochberg (1995) step-up by hand: q₍ᵢ₎ = min over j ≥ i of p₍ⱼ₎·m/j, capped at 1."""
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    q = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        running = min(running, p[order[rank - 1]] * m / rank)
+        q[order[rank - 1]] = running
+    return q
+
+
+def test_benjamini_hochberg_equals_the_step_up_by_hand():
     p = [0.001, 0.04, 0.03, 0.2, 0.5, 0.049, 0.9, 0.012]
-    assert s.benjamini_hochberg(p) == pytest.approx(list(stats.false_discovery_control(p, method="bh")))
+    assert s.benjamini_hochberg(p) == pytest.approx(textbook_bh(p), rel=1e-12)
+    # NaN p-values (undefined tests) stay NaN and are not counted in m: two tests, not three
     with_nan = s.benjamini_hochberg([0.01, math.nan, 0.04])
     assert math.isnan(with_nan[1])
     assert with_nan[0] == pytest.approx(0.02) and with_nan[2] == pytest.approx(0.04)
+    assert all(math.isnan(q) for q in s.benjamini_hochberg([math.nan, math.nan]))
+
+
+def nct_power(d, n1, n2, alpha):
+    """The two-sided two-sample t-test's power at standardised difference d, from the noncentral t."""
+    df = n1 + n2 - 2
+    nc = d * math.sqrt(n1 * n2 / (n1 + n2))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+
+
+@pytest.mark.parametrize("n1,n2,alpha", [(64, 64, 0.05), (11, 9, 0.05), (31, 120, 0.01), (2, 3, 0.10)])
+def test_detectable_effect_has_80_percent_power(n1, n2, alpha):
+    d = s.detectable_effect(n1, n2, alpha)
+    assert nct_power(d, n1, n2, alpha) == pytest.approx(0.80, abs=1e-4)
+    assert nct_power(0.9 * d, n1, n2, alpha) < 0.78  # a smaller difference: less power
+
+
+def test_detectable_effect_cohens_table():
+    # Cohen (1988), Table 2.4.1: 64 per group detect d = 0.5 at 80 % power, two-sided α = .05
+    assert s.detectable_effect(64, 64, 0.05) == pytest.approx(0.5, abs=0.005)
+    assert math.isnan(s.detectable_effect(1, 10, 0.05))
+
+
+def test_minimum_detectable_difference_and_underpowered():
+    a, b = samples(11, 40, 36)
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    pooled = math.sqrt((39 * x.var(ddof=1) + 35 * y.var(ddof=1)) / 74)
+    pw = s.minimum_detectable_difference(a, b, 0.05)
+    assert pw.mdd == pytest.approx(s.detectable_effect(40, 36, 0.05) * pooled, rel=1e-12)
+    assert pw.underpowered  # d ≈ 0.65 > 0.5 with ~40 answers a wave
+    assert not s.minimum_detectable_difference(a * 4, b * 4, 0.05).underpowered  # 160 / 144: d ≈ 0.32
+    # the meaningful effect size decides the flag: a lenient one turns it off
+    assert not s.minimum_detectable_difference(a, b, 0.05, meaningful_effect=0.8).underpowered
+    # 11 respondents: "not significant" says little, and the flag says so
+    few = s.minimum_detectable_difference(a[:6], b[:5], 0.05)
+    assert few.underpowered and few.mdd > pw.mdd
+    assert s.minimum_detectable_difference([3], [4, 5], 0.05).underpowered
+    assert math.isnan(s.minimum_detectable_difference([3], [4, 5], 0.05).mdd)
 
 
 def test_hedges_g():
@@ -159,3 +225,53 @@ def test_low_response_pools_the_members():
     assert low([s.Response(30, 40), s.Response(10, 40)], 0.60)      # 40/80 = 50 %
     assert low([s.Response(30, None)], 0.60)                        # answers without a population
     assert not low([None], 0.60)
+
+
+def test_significance_level_and_power_settings_reach_item_changes():
+    """settings.significance_level, power and meaningful_effect_size change the survey statistics."""
+    rng = np.random.default_rng(3)
+    a, b = list(rng.integers(1, 6, 60)), list(rng.integers(2, 6, 60))
+    answers = {("607", "1.1.1", "baseline"): a, ("607", "1.1.1", "followup"): b}
+    waves = {("607", "baseline"): "2012-05", ("607", "followup"): "2013-05"}
+
+    def one(**kw):
+        return next(r for r in s.item_changes(answers, {"1.1.1": 5}, ("baseline", "followup"), waves, **kw)
+                    if r.municipality_code == "607")
+
+    p = one().p_value
+    assert 0.001 < p < 0.05  # the seed's difference: significant at 5 %, not at 0.1 %
+    assert one(alpha=0.05).significant and one(alpha=0.05).significance_level == 0.05
+    assert not one(alpha=0.001).significant and one(alpha=0.001).significance_level == 0.001
+    # a stricter level or more power needs a bigger difference to be detectable
+    assert one(alpha=0.001).mdd > one(alpha=0.05).mdd
+    assert one(power=0.95).mdd > one(power=0.80).mdd
+    d = s.detectable_effect(60, 60, 0.05)
+    assert one(meaningful_effect=d + 0.01).underpowered is False
+    assert one(meaningful_effect=d - 0.01).underpowered is True
+
+
+def test_minimum_response_rate_reaches_low_response():
+    """settings.minimum_response_rate (the marts' minimum, passed on by run()): 28/40 = 70 % is low at 75 %."""
+    a, b = samples(21, 28, 30)
+    answers = {("607", "1.1.1", "baseline"): a, ("607", "1.1.1", "followup"): b}
+    waves = {("607", "baseline"): "2012-05", ("607", "followup"): "2013-05"}
+    responses = {("607", "baseline"): s.Response(28, 40), ("607", "followup"): s.Response(30, 40)}
+
+    def low(minimum):
+        rows = s.item_changes(answers, {"1.1.1": 5}, ("baseline", "followup"), waves, responses, minimum=minimum)
+        return {r.municipality_code: r.low_response for r in rows}
+
+    assert low(0.60) == {"607": False, "ALL": False}
+    assert low(0.75) == {"607": True, "ALL": True}
+
+
+def test_detectable_effects_at_once_equal_statsmodels_solve_power():
+    """The vectorised bisection gives what statsmodels' own (slow) solver gives, pair by pair."""
+    from statsmodels.stats.power import TTestIndPower
+
+    pairs = [(64, 64), (11, 9), (31, 120), (2, 3), (400, 380), (1, 7)]
+    got = s.detectable_effects(pairs, 0.05, 0.8)
+    for n1, n2 in pairs[:-1]:
+        want = TTestIndPower().solve_power(effect_size=None, nobs1=n1, ratio=n2 / n1, alpha=0.05, power=0.8)
+        assert got[(n1, n2)] == pytest.approx(float(want), rel=1e-4)  # its solver stops at ~1e-6
+    assert math.isnan(got[(1, 7)])

@@ -8,8 +8,9 @@
     statistics from the true distribution; docs/disclosure.md): a wave whose answer distribution is withheld
     gives its mean and spread only when the integer solutions of n, mean, spread (and pct_favourable) leave
     every small category open; pct_favourable only at tier all/whole; the pair's statistics (difference,
-    p, q, g and its CI) only when both waves give their mean; Mann-Whitney's p only when both distributions
-    are published whole. -#}
+    p, q, g and its CI, and the minimum detectable difference mdd, which is the spread in points) only when both
+    waves give their mean; Mann-Whitney's p only when both distributions are published whole. underpowered
+    depends on the n's, significance_level and power only: published wherever the n's are. -#}
 with changes as (
     select * from {{ source('trivsel_statistics', 'survey_item_change') }}
 ),
@@ -53,6 +54,9 @@ cells as (
         changes.pct_favourable_baseline,
         changes.pct_favourable_followup,
         changes.low_response,
+        changes.mdd,
+        changes.underpowered,
+        changes.significance_level,
         changes.disclosure_baseline in ('no_share', 'all', 'whole') as mean_baseline_safe,
         changes.disclosure_followup in ('no_share', 'all', 'whole') as mean_followup_safe,
         changes.disclosure_baseline in ('all', 'whole') as share_baseline_safe,
@@ -104,7 +108,7 @@ final as (
             as {{ column }},
         {%- endfor %}
         case when not suppressed and distributions_whole then mannwhitney_p end::double precision as mannwhitney_p,
-        {%- for column in ['effect_size', 'effect_ci_low', 'effect_ci_high'] %}
+        {%- for column in ['effect_size', 'effect_ci_low', 'effect_ci_high', 'mdd'] %}
         case when not suppressed and mean_baseline_safe and mean_followup_safe then {{ column }} end::double precision
             as {{ column }},
         {%- endfor %}
@@ -114,6 +118,8 @@ final as (
         case when not suppressed and share_followup_safe then pct_favourable_followup end::double precision
             as pct_favourable_followup,
         low_response::boolean as low_response,
+        case when not suppressed then underpowered end::boolean as underpowered,
+        significance_level::double precision as significance_level,
         suppressed::boolean as suppressed
     from suppressed
 )

@@ -4,8 +4,23 @@ change between the first and the last half of the months available? Writes repor
 Per municipality and scope (each unit, and '(all units)'), the months with payroll data are ordered and
 split in halves (the middle month of an odd count is left out). Each employee's value in a half is their
 mean sick days per month over the months they appear in; Welch's t-test and Mann–Whitney U compare the two
-halves (independent-samples view, as the survey tests), with Hedges' g. Columns as the survey tests
-(reporting.survey_item_change) where they apply. The math is trivsel.stats.survey's.
+halves (independent-samples view, as the survey tests), with Hedges' g, significant at p ≤
+settings.significance_level. Columns as the survey tests (reporting.survey_item_change) where they apply.
+The math is trivsel.stats.survey's.
+
+The change (mean_diff = follow-up − baseline mean) has a (1 − significance_level) confidence interval,
+change_ci_low / change_ci_high: a percentile bootstrap over employees (scipy.stats.bootstrap; each half's
+employees resampled independently, as the test treats them), 2 000 resamples, with a seed fixed per
+(municipality, scope) so that a re-run writes the same warehouse. The percentile method, not BCa: BCa's
+jackknife costs n² for a national municipality's thousands of employees.
+
+The same for the report's change (reporting.absence_change: follow-up year − mean of the baseline years, per
+unit and metric) where every figure it is computed from comes from the payroll (employee-level data):
+reporting.absence_change_ci, a percentile bootstrap over the unit's employees (each employee with all their
+years, so a year's figure and the baseline's stay paired), the metrics recomputed from the resampled sums as
+docs/sources/hr_payroll_csv.md defines them. The change recomputed from all employees must equal the dbt
+model's (to its 4 decimals); otherwise no interval is written and a warning says why. A change from a
+delivered yearly figure (hr_unit_year_summary, a workbook) has no employees to resample: no interval.
 
 Memory is bounded: the per-employee means are computed in SQL (VALUES_SQL) and streamed through a
 server-side cursor in a fixed order, so only one (municipality, scope)'s two float arrays are in Python at a
@@ -14,7 +29,9 @@ time. employee_tests() is the in-Python reference implementation (the tests comp
 
 from __future__ import annotations
 
+import logging
 import math
+import zlib
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,14 +40,20 @@ from dataclasses import dataclass
 import numpy as np
 from psycopg import sql
 from psycopg.rows import tuple_row
+from scipy import stats as st
 
 from trivsel.stats import reporting_table
+from trivsel.stats import settings as rules
 from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, welch_test
+
+log = logging.getLogger(__name__)
 
 TABLE = "reporting.absence_employee_test"
 ALL_UNITS = "(all units)"
 METRIC = "sick_days_per_employee_month"
 SOURCE = "person.fct_absence_employee_month"
+BOOTSTRAP_RESAMPLES = 2_000
+BOOTSTRAP_SEED = 20_130_101
 
 
 @dataclass
@@ -53,6 +76,9 @@ class EmployeeTest:
     effect_size: float | None
     effect_ci_low: float | None
     effect_ci_high: float | None
+    change_ci_low: float | None = None
+    change_ci_high: float | None = None
+    significance_level: float = SIGNIFICANCE_LEVEL
 
 
 COLUMN_TYPES = {
@@ -63,7 +89,30 @@ COLUMN_TYPES = {
     "t_statistic": "double precision", "welch_df": "double precision", "p_value": "double precision",
     "significant": "boolean", "mannwhitney_p": "double precision", "effect_size": "double precision",
     "effect_ci_low": "double precision", "effect_ci_high": "double precision",
+    "change_ci_low": "double precision", "change_ci_high": "double precision",
+    "significance_level": "double precision not null",
 }
+
+
+def _mean_diff(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(b, axis=axis) - np.mean(a, axis=axis)
+
+
+def change_ci(a: Sequence[float], b: Sequence[float], confidence: float, key: str) -> tuple[float, float]:
+    """Percentile-bootstrap interval of mean(b) − mean(a), resampling the employees of each half
+    independently; `key` (municipality and scope) seeds the generator, so the same data give the same
+    interval on every run. NaN with fewer than 2 employees in a half (nothing to resample)."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan, math.nan
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        d = float(y[0] - x[0])  # no spread: every resample gives the same difference
+        return d, d
+    rng = np.random.default_rng([BOOTSTRAP_SEED, zlib.crc32(key.encode())])
+    res = st.bootstrap((x, y), lambda u, v, axis=-1: _mean_diff(u, v, axis), n_resamples=BOOTSTRAP_RESAMPLES,
+                       confidence_level=confidence, method="percentile", vectorized=True, paired=False,
+                       batch=100, random_state=rng)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _num(x: float | None) -> float | None:
@@ -120,6 +169,7 @@ def _scope_test(code: str, scope: str, baseline_period: str, followup_period: st
     """The tests on one (municipality, scope): a, b are the employees' mean sick days in each half."""
     w = welch_test(a, b)
     e = hedges_g(a, b)
+    ci_low, ci_high = change_ci(a, b, 1 - alpha, f"{code}|{scope}")
     mean_a = float(np.mean(a)) if len(a) else math.nan
     mean_b = float(np.mean(b)) if len(b) else math.nan
     return EmployeeTest(
@@ -131,6 +181,7 @@ def _scope_test(code: str, scope: str, baseline_period: str, followup_period: st
         significant=None if math.isnan(w.p) else bool(w.p <= alpha),
         mannwhitney_p=_num(mannwhitney_p(a, b)),
         effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
+        change_ci_low=_num(ci_low), change_ci_high=_num(ci_high), significance_level=alpha,
     )
 
 
@@ -233,9 +284,157 @@ def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_L
         return list(_stream_tests(cur, alpha))
 
 
+CHANGE_CI_TABLE = "reporting.absence_change_ci"
+PAYROLL_SCHEME = "hr_payroll_csv"
+
+
+@dataclass
+class ChangeCI:
+    municipality_code: str
+    unit_name: str
+    metric: str
+    followup_year: int
+    baseline_years: str
+    n_employees: int
+    change: float | None
+    change_ci_low: float | None
+    change_ci_high: float | None
+    significance_level: float
+
+
+CHANGE_CI_COLUMN_TYPES = {
+    "municipality_code": "text not null", "unit_name": "text not null", "metric": "text not null",
+    "followup_year": "integer not null", "baseline_years": "text not null", "n_employees": "integer not null",
+    "change": "double precision", "change_ci_low": "double precision", "change_ci_high": "double precision",
+    "significance_level": "double precision not null",
+}
+
+#: the computable unit changes whose every figure (baseline years and follow-up year) is computed from payroll
+PAYROLL_CHANGES_SQL = """
+    select c.municipality_code, c.unit_name, c.metric, c.followup_year, c.baseline_years,
+           c.change::double precision as change
+    from reporting.absence_change as c
+    where c.computable and not c.is_average and c.change is not null and c.baseline_years <> 'none'
+        and (
+            select count(*)
+            from marts.absence_unit_year as y
+            where y.municipality_code = c.municipality_code and y.unit_name = c.unit_name
+                and y.metric = c.metric and y.source_scheme = %(scheme)s and y.value_status = 'reported'
+                and (y.year = c.followup_year or y.year = any(string_to_array(c.baseline_years, ', ')::int[]))
+        ) = 1 + cardinality(string_to_array(c.baseline_years, ', '))
+    order by c.municipality_code collate "C", c.unit_name collate "C", c.metric collate "C", c.followup_year
+"""
+#: per employee and year of one unit: the sums the unit-year metrics are computed from
+EMPLOYEE_YEARS_SQL = """
+    select employee_pseudonym::text collate "C" as employee, extract(year from month_start)::int as year,
+           sum(sick_hours)::double precision, sum(contractual_hours)::double precision,
+           sum(sick_days)::double precision, sum(fte)::double precision
+    from {source}
+    where municipality_code = %(code)s and unit_name = %(unit)s
+        and extract(year from month_start)::int = any(%(years)s)
+    group by 1, 2
+    order by 1, 2
+"""
+UNIT_MONTHS_SQL = """
+    select extract(year from month_start)::int as year, count(distinct month_start)::int
+    from {source}
+    where municipality_code = %(code)s and unit_name = %(unit)s
+        and extract(year from month_start)::int = any(%(years)s)
+    group by 1
+"""
+
+
+def unit_metric(metric: str, sick: np.ndarray, contract: np.ndarray, days: np.ndarray, fte: np.ndarray,
+                months: np.ndarray) -> np.ndarray:
+    """A payroll unit-year metric from its sums (docs/sources/hr_payroll_csv.md, "Metrics"; dbt's
+    int_absence__payroll_unit_year): the unit's FTE in the year is its mean monthly FTE."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = 100 * sick / contract
+        fte_year = fte / months
+        if metric == "pct_whole_group":
+            return pct
+        if metric == "pct_per_employee":
+            return pct / fte_year
+        if metric == "days_per_employee":
+            return days / fte_year
+    raise ValueError(f"no payroll formula for metric {metric!r}")
+
+
+def change_from_sums(metric: str, sums: np.ndarray, months: np.ndarray, followup: int) -> np.ndarray:
+    """sums (..., 4, Y): sick hours, contractual hours, sick days, FTE per year; `followup` the follow-up's
+    index, the other years the baseline. Follow-up value − mean of the baseline values."""
+    values = unit_metric(metric, sums[..., 0, :], sums[..., 1, :], sums[..., 2, :], sums[..., 3, :], months)
+    baseline = [i for i in range(values.shape[-1]) if i != followup]
+    return values[..., followup] - values[..., baseline].mean(axis=-1)
+
+
+def bootstrap_change_ci(metric: str, per_employee: np.ndarray, months: np.ndarray, followup: int,
+                        confidence: float, key: str) -> tuple[float, float]:
+    """per_employee (E, 4, Y): each employee's yearly sums (0 in a year they are not in). Resamples
+    employees with all their years (scipy.stats.bootstrap, paired), percentile interval, seeded by `key`."""
+    n, k, y = per_employee.shape
+    if n < 2:
+        return math.nan, math.nan
+    columns = tuple(per_employee.reshape(n, k * y).T)  # k·y paired samples of length n
+
+    def statistic(*cols, axis=-1):
+        sums = np.stack([np.sum(c, axis=axis) for c in cols], axis=-1).reshape(*np.shape(cols[0])[:-1], k, y)
+        return change_from_sums(metric, sums, months, followup)
+
+    rng = np.random.default_rng([BOOTSTRAP_SEED, zlib.crc32(key.encode())])
+    res = st.bootstrap(columns, statistic, paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES,
+                       confidence_level=confidence, method="percentile", batch=100, random_state=rng)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL) -> list[ChangeCI]:
+    """The bootstrap interval of every reporting.absence_change computed from payroll figures only."""
+    out: list[ChangeCI] = []
+    src = sql.Identifier(*source.split("."))
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute("select to_regclass('reporting.absence_change') is not null"
+                    " and to_regclass('marts.absence_unit_year') is not null")
+        if not cur.fetchone()[0]:
+            log.warning("absence: reporting.absence_change is not built in this warehouse: no change intervals")
+            return out
+        cur.execute(PAYROLL_CHANGES_SQL, {"scheme": PAYROLL_SCHEME})
+        changes = cur.fetchall()
+        for code, unit, metric, followup_year, baseline_text, change in changes:
+            years = sorted({int(y) for y in baseline_text.split(", ")} | {int(followup_year)})
+            params = {"code": code, "unit": unit, "years": years}
+            cur.execute(sql.SQL(UNIT_MONTHS_SQL).format(source=src), params)
+            months_by_year = dict(cur.fetchall())
+            cur.execute(sql.SQL(EMPLOYEE_YEARS_SQL).format(source=src), params)
+            rows = cur.fetchall()
+            employees = sorted({r[0] for r in rows})
+            index = {e: i for i, e in enumerate(employees)}
+            per_employee = np.zeros((len(employees), 4, len(years)))
+            for employee, year, *sums in rows:
+                per_employee[index[employee], :, years.index(year)] = [v or 0.0 for v in sums]
+            months = np.array([months_by_year.get(y, 0) for y in years], float)
+            f = years.index(int(followup_year))
+            point = float(change_from_sums(metric, per_employee.sum(axis=0), months, f))
+            row = ChangeCI(code, unit, metric, int(followup_year), baseline_text, len(employees), _num(point),
+                           None, None, alpha)
+            if not math.isfinite(point) or abs(round(point, 4) - change) > 1.5e-4:
+                log.warning("absence %s %s %s %s: the change from the employees (%s) is not the model's (%s):"
+                            " no interval", code, unit, metric, followup_year, point, change)
+            else:
+                low, high = bootstrap_change_ci(metric, per_employee, months, f, 1 - alpha,
+                                                f"{code}|{unit}|{metric}|{followup_year}")
+                row.change_ci_low, row.change_ci_high = _num(low), _num(high)
+            out.append(row)
+    return out
+
+
 def run(conn, source: str = SOURCE) -> int:
-    """Read `source` (person.fct_absence_employee_month), replace reporting.absence_employee_test in one
-    transaction."""
-    tests = sql_employee_tests(conn, source)
-    return reporting_table.replace(conn, TABLE, EmployeeTest, tests, COLUMN_TYPES,
-                                   ("municipality_code", "scope", "metric", "baseline_period", "followup_period"))
+    """Read `source` (person.fct_absence_employee_month), replace reporting.absence_employee_test and
+    reporting.absence_change_ci in one transaction each."""
+    alpha = rules.load().significance_level
+    tests = sql_employee_tests(conn, source, alpha=alpha)
+    n = reporting_table.replace(conn, TABLE, EmployeeTest, tests, COLUMN_TYPES,
+                                ("municipality_code", "scope", "metric", "baseline_period", "followup_period"))
+    cis = change_cis(conn, source, alpha)
+    reporting_table.replace(conn, CHANGE_CI_TABLE, ChangeCI, cis, CHANGE_CI_COLUMN_TYPES,
+                            ("municipality_code", "unit_name", "metric", "followup_year"))
+    return n

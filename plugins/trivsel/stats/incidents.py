@@ -2,11 +2,15 @@
 reporting.incident_rate_change.
 
 Per municipality and register, the counted episodes of the baseline years (settings.baseline_years) are
-compared with those of the follow-up years (settings.followup_years) by the exact Poisson rate test: given
-the total n = x_baseline + x_followup, x_followup is Binomial(n, T_followup / (T_baseline + T_followup))
-under equal rates, T being the exposure (FTE-years where the FTE is known for every year compared, else
-years). scipy.stats.binomtest gives the two-sided p-value and the exact (Clopper–Pearson) interval, which
-is turned into an interval for the rate ratio.
+compared with those of the follow-up years (settings.followup_years) by the exact conditional Poisson rate
+test, statsmodels' test_poisson_2indep(method='exact-cond'): given the total n = x_baseline + x_followup,
+x_followup is Binomial(n, T_followup / (T_baseline + T_followup)) under equal rates, T being the exposure
+(FTE-years where the FTE is known for every year compared, else years); two-sided by minimum likelihood.
+Significant at p ≤ settings.significance_level. The rate ratio (follow-up / baseline) has a
+(1 − significance_level) interval from statsmodels' confint_poisson_2indep(method='mover'): the MOVER
+interval (Li, Tang & Wong 2014) built from each rate's score interval. statsmodels has no exact-conditional
+interval; of its methods, MOVER is the one that stays defined with a zero count (lower limit 0 when the
+follow-up has no episodes, no upper limit when the baseline has none).
 
 Nothing is computed from what was not delivered, nor from what was quarantined: only 'reported' years
 (marts.incident_rate_year) count. A register with no usable baseline or follow-up year gets a row saying
@@ -19,18 +23,21 @@ crosses a recorded comparability break names it (break_id) — the p-value is th
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from scipy.stats import binomtest
+import numpy as np
+from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
 
 from trivsel.stats import reporting_table
+from trivsel.stats import settings as rules
 
 TABLE = "reporting.incident_rate_change"
-DEFAULT_BASELINE = (2010, 2011, 2012)
-DEFAULT_FOLLOWUP = (2013,)
-DEFAULT_ALPHA = 0.05
-DEFAULT_SMALL = 5
+DEFAULT_BASELINE = rules.DEFAULT_BASELINE_YEARS
+DEFAULT_FOLLOWUP = rules.DEFAULT_FOLLOWUP_YEARS
+DEFAULT_ALPHA = rules.DEFAULT_ALPHA
+DEFAULT_SMALL = rules.DEFAULT_SMALL_CELL_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class RateChange:
     break_id: str | None
     break_description: str | None
     note: str | None
+    significance_level: float = DEFAULT_ALPHA
 
 
 COLUMN_TYPES = {
@@ -91,7 +99,7 @@ COLUMN_TYPES = {
     "rate_ratio": "double precision", "rate_ratio_ci_low": "double precision",
     "rate_ratio_ci_high": "double precision", "p_value": "double precision", "significant": "boolean",
     "low_count": "boolean", "crosses_break": "boolean not null", "break_id": "text",
-    "break_description": "text", "note": "text",
+    "break_description": "text", "note": "text", "significance_level": "double precision not null",
 }
 
 
@@ -104,21 +112,21 @@ class PoissonTest:
 
 def poisson_rate_test(x_baseline: int, t_baseline: float, x_followup: int, t_followup: float,
                       confidence: float = 0.95) -> PoissonTest:
-    """Exact conditional test of equal Poisson rates, two-sided; CI for rate ratio followup/baseline."""
-    n = x_baseline + x_followup
-    if n == 0:
+    """Exact conditional test of equal Poisson rates, two-sided (statsmodels test_poisson_2indep,
+    'exact-cond'); the MOVER interval of the rate ratio follow-up / baseline (confint_poisson_2indep)."""
+    if x_baseline + x_followup == 0:
         raise ValueError("no events: the exact rate test needs at least one")
-    share = t_followup / (t_baseline + t_followup)
-    res = binomtest(x_followup, n, share, alternative="two-sided")
-    ci = res.proportion_ci(confidence_level=confidence, method="exact")
-    scale = t_baseline / t_followup
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero count: its ratio is 0 or unbounded
+        res = test_poisson_2indep(x_followup, t_followup, x_baseline, t_baseline, method="exact-cond",
+                                  compare="ratio", alternative="two-sided")
+        low, high = confint_poisson_2indep(x_followup, t_followup, x_baseline, t_baseline, method="mover",
+                                           compare="ratio", alpha=1 - confidence)
 
-    def ratio(p: float) -> float | None:
-        if p >= 1.0:
-            return None  # unbounded above
-        return p / (1.0 - p) * scale
+    def bound(v: float) -> float | None:
+        v = float(v)
+        return None if math.isnan(v) or math.isinf(v) else v  # none: unbounded (no baseline episodes)
 
-    return PoissonTest(float(res.pvalue), ratio(ci.low), ratio(ci.high))
+    return PoissonTest(float(min(res.pvalue, 1.0)), bound(low), bound(high))
 
 
 def _years(ys: list[int]) -> str:
@@ -173,7 +181,7 @@ def rate_changes(counts: list[YearCount], breaks: list[Break], baseline: tuple[i
             p_value=None, significant=None, low_count=None, crosses_break=bool(crossing),
             break_id=", ".join(b.break_id for b in crossing) or None,
             break_description="; ".join(f"{b.break_id} ({b.break_year}): {b.description}" for b in crossing)
-            or None, note=None)
+            or None, note=None, significance_level=alpha)
         notes = []
         b_unusable, f_unusable = _unusable(years, baseline), _unusable(years, followup)
         if not b_rows or not f_rows:
@@ -222,7 +230,7 @@ def rate_changes(counts: list[YearCount], breaks: list[Break], baseline: tuple[i
             row.status = "no_episodes"
             notes.append("no counted episodes in any year compared: nothing to test")
         else:
-            test = poisson_rate_test(x0, t0, x1, t1)
+            test = poisson_rate_test(x0, t0, x1, t1, confidence=1 - alpha)
             row.p_value = test.p_value
             row.rate_ratio_ci_low, row.rate_ratio_ci_high = test.ci_low, test.ci_high
             row.significant = test.p_value <= alpha
@@ -246,14 +254,9 @@ BREAKS_SQL = """
 
 
 def _settings() -> tuple[tuple[int, ...], tuple[int, ...], float, int]:
-    try:
-        from trivsel.config import load_config
-
-        s = load_config().settings
-    except Exception:  # config not readable: the documented defaults
-        s = {}
-    return (tuple(s.get("baseline_years", DEFAULT_BASELINE)), tuple(s.get("followup_years", DEFAULT_FOLLOWUP)),
-            float(s.get("significance_level", DEFAULT_ALPHA)), int(s.get("small_cell_threshold", DEFAULT_SMALL)))
+    """settings.baseline_years, followup_years, significance_level and small_cell_threshold."""
+    r = rules.load()
+    return r.baseline_years, r.followup_years, r.significance_level, r.small_cell_threshold
 
 
 def _rows(conn, query: str) -> list[tuple]:

@@ -6,31 +6,36 @@ compares its own consecutive rounds, and 'ALL' compares round with round over th
 both, so municipalities surveying in different months are pooled by round, never paired by month.
 
 The report's test is Welch's two-sided t-test on the ordinal answer (higher = more favourable), non-answers
-left out, significant at p ≤ 0.05. Added: Mann–Whitney U (the ordinal view), Benjamini–Hochberg q-values
-across the items of a scope × round pair, and Hedges' g with an approximate 95 % confidence interval.
-The math lives in pure functions (tested against scipy in tests/survey/test_survey_stats.py); `run` only
-reads marts, groups, and writes.
+left out, significant at p ≤ settings.significance_level (scipy.stats.ttest_ind, equal_var=False). Added:
+Mann–Whitney U (the ordinal view), Benjamini–Hochberg q-values across the items of a scope × round pair
+(scipy.stats.false_discovery_control), Hedges' g with an approximate 95 % confidence interval, and power:
+the minimum detectable difference (mdd) and the underpowered flag (see minimum_detectable_difference).
+The math lives in pure functions (tested in tests/survey/test_survey_stats.py); `run` only reads marts,
+groups, and writes.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as st
+from statsmodels.stats.power import TTestIndPower
 
 from trivsel import disclosure
 from trivsel.stats import reporting_table
+from trivsel.stats import settings as rules
 
 log = logging.getLogger(__name__)
 
 TABLE = "reporting.survey_item_change"
 ALL = "ALL"
-SIGNIFICANCE_LEVEL = 0.05
+SIGNIFICANCE_LEVEL = rules.DEFAULT_ALPHA  # the default only: run() applies settings.significance_level
 FAVOURABLE_TOP = 2  # pct_favourable: share of answers in the two most favourable categories
 
 
@@ -42,20 +47,17 @@ class Welch:
 
 
 def welch_test(a: Sequence[float], b: Sequence[float]) -> Welch:
-    """Welch's unequal-variances t-test, two-sided (b − a). NaN where it is undefined (n < 2 in a group,
-    or no variance in either group)."""
+    """Welch's unequal-variances t-test, two-sided (b − a), by scipy.stats.ttest_ind(equal_var=False). NaN
+    where it is undefined (n < 2 in a group, or no variance in either group): scipy returns NaN there too,
+    but warns, so the guard comes first."""
     x, y = np.asarray(a, float), np.asarray(b, float)
-    n1, n2 = len(x), len(y)
-    if n1 < 2 or n2 < 2:
+    if len(x) < 2 or len(y) < 2 or (x.var(ddof=1) == 0 and y.var(ddof=1) == 0):
         return Welch(math.nan, math.nan, math.nan)
-    v1, v2 = x.var(ddof=1) / n1, y.var(ddof=1) / n2
-    se2 = v1 + v2
-    if se2 == 0:
-        return Welch(math.nan, math.nan, math.nan)
-    t = (y.mean() - x.mean()) / math.sqrt(se2)
-    df = se2**2 / ((v1**2 / (n1 - 1) if v1 else 0.0) + (v2**2 / (n2 - 1) if v2 else 0.0))
-    p = 2 * st.t.sf(abs(t), df)
-    return Welch(float(t), float(df), float(min(p, 1.0)))
+    with warnings.catch_warnings():
+        # one wave without spread (all the same answer): scipy warns of precision loss; the test is defined
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = st.ttest_ind(y, x, equal_var=False)
+    return Welch(float(res.statistic), float(res.df), float(min(res.pvalue, 1.0)))
 
 
 def mannwhitney_p(a: Sequence[float], b: Sequence[float]) -> float:
@@ -68,18 +70,14 @@ def mannwhitney_p(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini–Hochberg adjusted p-values (q-values); NaN p-values stay NaN and do not count."""
-    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    """Benjamini–Hochberg adjusted p-values (q-values) by scipy.stats.false_discovery_control; NaN p-values
+    stay NaN and do not count in the number of tests."""
     q = [math.nan] * len(p_values)
-    m = len(idx)
-    if m == 0:
-        return q
-    order = sorted(idx, key=lambda i: p_values[i])
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, p_values[i] * m / rank)
-        q[i] = min(running, 1.0)
+    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    if idx:
+        adjusted = st.false_discovery_control([p_values[i] for i in idx], method="bh")
+        for i, qv in zip(idx, adjusted, strict=True):
+            q[i] = float(qv)
     return q
 
 
@@ -105,6 +103,87 @@ def hedges_g(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
     se = math.sqrt((n1 + n2) / (n1 * n2) + g * g / (2 * (n1 + n2)))
     z = st.norm.ppf(0.5 + confidence / 2)
     return Effect(float(g), float(g - z * se), float(g + z * se))
+
+
+@dataclass(frozen=True)
+class Power:
+    mdd: float
+    underpowered: bool
+
+
+def detectable_effects(pairs: Iterable[tuple[int, int]], alpha: float, power: float = rules.DEFAULT_POWER,
+                       ) -> dict[tuple[int, int], float]:
+    """For each (n1, n2): the smallest standardised difference (Cohen's d) that a two-sided two-sample
+    t-test with n1 and n2 answers detects with probability `power` at level `alpha`, i.e. statsmodels'
+    TTestIndPower.power solved for the effect size. It is the pooled-variance t-test's power, the usual
+    planning approximation for Welch's test (the two agree closely unless both the n's and the variances
+    are very unequal). NaN for n < 2, or where the noncentral t gives no finite power.
+
+    Solved for all pairs at once, by bisection on the vectorised TTestIndPower.power: its solve_power
+    costs ~80 ms a call, minutes for a national month's thousands of distinct n's. The bracket starts at
+    the z-test's effect (the t-test needs at least that) and widens until it holds the target power."""
+    wanted = sorted({(int(a), int(b)) for a, b in pairs})
+    out = {pair: math.nan for pair in wanted}
+    usable = [pair for pair in wanted if pair[0] >= 2 and pair[1] >= 2]
+    if not usable:
+        return out
+    n1 = np.array([a for a, _ in usable], float)
+    ratio = np.array([b for _, b in usable], float) / n1
+    engine = TTestIndPower()
+
+    def gap(d: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(engine.power(d, n1, alpha, ratio=ratio, alternative="two-sided"), float) - power
+
+    lo = (st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) * np.sqrt(1 / n1 + 1 / (n1 * ratio)) * 0.999
+    hi = lo * 1.25
+    for _ in range(40):
+        short = gap(hi) < 0  # NaN (no finite power) counts as reached: checked at the end
+        if not short.any():
+            break
+        hi = np.where(short, hi * 1.5, hi)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = gap(mid) < 0
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    d = (lo + hi) / 2
+    solved = np.abs(gap(d)) < 1e-6
+    for pair, value, ok in zip(usable, d, solved, strict=True):
+        out[pair] = float(value) if ok else math.nan
+    return out
+
+
+def detectable_effect(n1: int, n2: int, alpha: float, power: float = rules.DEFAULT_POWER) -> float:
+    """detectable_effects for one pair of n's."""
+    return detectable_effects([(n1, n2)], alpha, power)[(n1, n2)]
+
+
+def pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
+    """The pooled standard deviation of two samples; NaN with fewer than 2 values in either."""
+    n1, n2 = len(a), len(b)
+    if n1 < 2 or n2 < 2:
+        return math.nan
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    return math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
+
+
+def power_of(n1: int, n2: int, sd: float, d: float, meaningful_effect: float) -> Power:
+    """mdd = d × the pooled SD; underpowered when d is larger than the meaningful effect (or undefined)."""
+    if math.isnan(d):
+        return Power(math.nan, True)
+    return Power(d * sd, bool(d > meaningful_effect))
+
+
+def minimum_detectable_difference(a: Sequence[float], b: Sequence[float], alpha: float = SIGNIFICANCE_LEVEL,
+                                  power: float = rules.DEFAULT_POWER,
+                                  meaningful_effect: float = rules.DEFAULT_MEANINGFUL_EFFECT_SIZE) -> Power:
+    """How big a change in the mean answer the comparison could have detected: mdd = detectable_effect(n1,
+    n2) × the pooled SD of the two waves, in answer-scale points (so "not significant" reads against it).
+    underpowered: the detectable standardised difference is larger than `meaningful_effect`
+    (settings.meaningful_effect_size, Cohen's d; 0.5 = a 'medium' effect), i.e. a change that size could
+    well go unnoticed; always true with fewer than 2 answers in a wave. mdd is NaN where the SD is undefined."""
+    n1, n2 = len(a), len(b)
+    return power_of(n1, n2, pooled_sd(a, b), detectable_effect(n1, n2, alpha, power), meaningful_effect)
 
 
 def pct_favourable(values: Sequence[int], scale_points: int, top: int = FAVOURABLE_TOP) -> float:
@@ -166,6 +245,9 @@ class ItemChange:
     pct_favourable_baseline: float | None
     pct_favourable_followup: float | None
     low_response: bool
+    mdd: float | None = None
+    underpowered: bool = True
+    significance_level: float = SIGNIFICANCE_LEVEL
     #: trivsel.disclosure tier of each wave's distribution: what certified may publish beside its n
     disclosure_baseline: str = "whole"
     disclosure_followup: str = "whole"
@@ -180,6 +262,7 @@ COLUMN_TYPES = {
     "effect_size": "double precision", "effect_ci_low": "double precision",
     "effect_ci_high": "double precision", "pct_favourable_baseline": "double precision",
     "pct_favourable_followup": "double precision", "low_response": "boolean not null",
+    "mdd": "double precision", "underpowered": "boolean not null", "significance_level": "double precision not null",
     "disclosure_baseline": "text not null", "disclosure_followup": "text not null",
 }
 
@@ -223,10 +306,13 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                  order: Sequence[str], waves: dict[tuple[str, str], str],
                  responses: dict[tuple[str, str], Response] | None = None,
                  minimum: float = 0.60, alpha: float = SIGNIFICANCE_LEVEL,
-                 threshold: int = 5) -> list[ItemChange]:
+                 threshold: int = 5, power: float = rules.DEFAULT_POWER,
+                 meaningful_effect: float = rules.DEFAULT_MEANINGFUL_EFFECT_SIZE) -> list[ItemChange]:
     """answers: (municipality, item_code, round) → ordinal answers (non-answers already left out).
     order: the rounds in their configured order. waves: (municipality, round) → its wave month.
     responses: (municipality, round) → respondents and target, for low_response (below `minimum`).
+    alpha, threshold, power, meaningful_effect: settings.significance_level, small_cell_threshold, power,
+    meaningful_effect_size (trivsel.stats.settings).
 
     Each municipality compares its own consecutive rounds; 'ALL' compares round with round over the
     municipalities that have both, with only their answers: a municipality surveying in September is pooled
@@ -243,6 +329,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
     comparisons += [(ALL, base, follow, members)
                     for base, follow, members in pooled_round_pairs(rounds_by_municipality, order)]
     out: list[ItemChange] = []
+    spreads: list[float] = []  # the pooled SD of each comparison in out, for its mdd
     for scope, base, follow, members in comparisons:
         base_months = {waves.get((m, base)) for m in members}
         follow_months = {waves.get((m, follow)) for m in members}
@@ -258,6 +345,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 continue
             w = welch_test(a, b)
             e = hedges_g(a, b)
+            spreads.append(pooled_sd(a, b))
             k = scale_points[item]
 
             mean_a = float(np.mean(a)) if a else math.nan
@@ -273,7 +361,7 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                 effect_size=_num(e.g), effect_ci_low=_num(e.ci_low), effect_ci_high=_num(e.ci_high),
                 pct_favourable_baseline=_num(pct_favourable(a, k)),
                 pct_favourable_followup=_num(pct_favourable(b, k)),
-                low_response=low,
+                low_response=low, significance_level=alpha,
                 disclosure_baseline=wave_tier(answers, members, item, base, k, threshold),
                 disclosure_followup=wave_tier(answers, members, item, follow, k, threshold),
             ))
@@ -281,6 +369,12 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
         for change, qv in zip(group, q, strict=True):
             change.q_value = _num(qv)
         out += group
+    # power for every comparison at once: the detectable effect depends on the n's only
+    effects = detectable_effects(((c.n_baseline, c.n_followup) for c in out), alpha, power)
+    for change, sd in zip(out, spreads, strict=True):
+        pw = power_of(change.n_baseline, change.n_followup, sd,
+                      effects[(change.n_baseline, change.n_followup)], meaningful_effect)
+        change.mdd, change.underpowered = _num(pw.mdd), pw.underpowered
     return out
 
 
@@ -335,10 +429,11 @@ def run(conn) -> int:
     waves = {(code, rnd): wave for code, rnd, _, wave, *_ in response_rows}
     responses = {(code, rnd): Response(int(n), None if t is None else int(t))
                  for code, rnd, _, _, n, t, _ in response_rows}
-    minimum = float(response_rows[0][6]) if response_rows else 0.60
-    from trivsel.config import load_config
-
-    threshold = int(load_config().settings.get("small_cell_threshold", 5))
-    changes = item_changes(answers, points, order, waves, responses, minimum, threshold=threshold)
+    config = rules.load()
+    # the minimum the marts applied (settings.minimum_response_rate, through dbt): one rule in both layers
+    minimum = float(response_rows[0][6]) if response_rows else config.minimum_response_rate
+    changes = item_changes(answers, points, order, waves, responses, minimum, alpha=config.significance_level,
+                           threshold=config.small_cell_threshold, power=config.power,
+                           meaningful_effect=config.meaningful_effect_size)
     return reporting_table.replace(conn, TABLE, ItemChange, changes, COLUMN_TYPES,
                                    ("municipality_code", "item_code", "baseline_round", "followup_round"))

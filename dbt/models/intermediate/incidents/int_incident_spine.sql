@@ -10,8 +10,8 @@
 -- "Stands quarantined" = open in int_delivery_states (not replaced by a later loaded file of its scheme).
 -- A register a municipality is configured for (config/municipalities.yml, via raw.config_source) but sent
 -- nothing for in a year is 'not_delivered'; so is every register of a source the municipality does not
--- deliver at all (Fredericia's use of force). The years are the study years (dbt vars
--- incident_baseline_years + incident_followup_years) and any year delivered or quarantined.
+-- deliver at all (Fredericia's use of force). The years are the study years (settings.baseline_years +
+-- followup_years, macro configured_years) and any year delivered or quarantined.
 -- The classes are those the register's schemes can produce (incident_label_map).
 with config_sources as (
     select * from {{ ref('stg_config__source') }}
@@ -67,7 +67,8 @@ open_files as (
 ),
 
 study_years as (
-    select unnest(array{{ var('incident_baseline_years') + var('incident_followup_years') }})::integer as year
+    select unnest({{ configured_years('baseline_years', 'incident_baseline_years') }}
+                  || {{ configured_years('followup_years', 'incident_followup_years') }}) as year
     union
     select year from loaded
     union

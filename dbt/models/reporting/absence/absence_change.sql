@@ -1,6 +1,8 @@
 -- Change in sick leave per unit and '(average)' × metric × follow-up year: follow-up value − mean of the
--- baseline years (the report's rule; negative = less sick leave). Baseline and follow-up years are the
--- dbt vars absence_baseline_years and absence_followup_years (the report's: 2010-2012 and 2013).
+-- baseline years (the report's rule; negative = less sick leave). Baseline and follow-up years are
+-- settings.baseline_years and followup_years of config/municipalities.yml (macro configured_years; the dbt
+-- vars absence_baseline_years / absence_followup_years only where a setting is absent; the report's:
+-- 2010-2012 and 2013).
 -- Where a municipality's sick-leave data start later than the configured baseline years (its first year in
 -- absence_unit_year), the baseline is the configured years from that first year on, and baseline_years says
 -- which; with none of them delivered, no change. Withheld (computable = false, change null, reason) across a
@@ -9,8 +11,6 @@
 -- A year without a value says why: quarantined (a file of the municipality's sick leave for the year came
 -- and was rejected), waiting, or not_delivered (nothing came): delivered-but-rejected is never called "not
 -- delivered" (int_delivery_states, open files only).
-{%- set baseline_years = var('absence_baseline_years') %}
-{%- set followup_years = var('absence_followup_years') %}
 with unit_years as (
     select * from {{ ref('absence_unit_year') }}
 ),
@@ -37,11 +37,11 @@ delivery_years as (
 ),
 
 followup_years as (
-    select unnest(array[{{ followup_years | join(', ') }}]::int[]) as followup_year
+    select unnest({{ configured_years('followup_years', 'absence_followup_years') }}) as followup_year
 ),
 
 configured_baseline as (
-    select unnest(array[{{ baseline_years | join(', ') }}]::int[]) as year
+    select unnest({{ configured_years('baseline_years', 'absence_baseline_years') }}) as year
 ),
 
 municipality_baseline as (
@@ -92,7 +92,7 @@ keyed as (
         municipality_baseline.first_year,
         coalesce(array_length(municipality_baseline.years, 1), 0) as n_baseline_years,
         coalesce(array_to_string(municipality_baseline.years, ', '), 'none') as baseline_years,
-        coalesce(municipality_baseline.years[1], {{ baseline_years | min }}) as first_baseline_year
+        coalesce(municipality_baseline.years[1], (select min(year) from configured_baseline)) as first_baseline_year
     from series
     cross join followup_years
     inner join municipality_baseline
@@ -115,7 +115,7 @@ joined as (
                               order by delivery_years.year)
             from delivery_years
             where delivery_years.municipality_code = keyed.municipality_code
-                and delivery_years.year in ({{ baseline_years | join(', ') }})
+                and delivery_years.year in (select year from configured_baseline)
                 and delivery_years.delivery_status is not null
                 and delivery_years.year::text <> all(
                     string_to_array(coalesce(baseline.baseline_years_reported, ''), ', '))
@@ -167,7 +167,8 @@ judged as (
                 then 'follow-up year ' || followup_year || ' is ' || followup_status
             when n_baseline_years = 0
                 then 'no baseline year delivered: sick-leave data start in ' || first_year
-                    || ', after the baseline years {{ baseline_years | join(", ") }}'
+                    || ', after the baseline years '
+                    || (select string_agg(year::text, ', ' order by year) from configured_baseline)
             when followup_is_part_year
                 then 'follow-up year ' || followup_year || ' is a part year (' || followup_months_delivered
                     || ' of 12 months delivered)'
