@@ -18,7 +18,13 @@ import sys
 
 
 def main() -> int:
-    spec = json.load(sys.stdin)
+    if "--admin-from-env" in sys.argv:  # docker-compose's superset service: the admin login from .env
+        import os
+
+        spec = {"users": [{"username": "admin", "password": os.environ["TRIVSEL_BI_SUPERSET_ADMIN"],
+                           "role": "Admin", "first_name": "trivsel", "last_name": "admin"}]}
+    else:
+        spec = json.load(sys.stdin)
     from superset.app import create_app
 
     app = create_app()
