@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import psycopg
@@ -27,18 +28,38 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def superset(demo_run, monkeypatch_module):
-    """Superset started on a free port against the session's demo warehouse, provisioned once."""
-    from trivsel.bi import provision, server
+def superset_server(warehouse_url, monkeypatch_module):
+    """Superset's venv (cached), metadata migration and server, started in a thread beside the demo run:
+    the migration needs only the warehouse server, not the marts."""
+    from trivsel.bi import server
 
     monkeypatch_module.setenv("TRIVSEL_BI_PORT", os.environ.get("TRIVSEL_TEST_BI_PORT") or str(_free_port()))
-    server.ensure_venv()
-    server.ensure_metadata()
-    server.start()
+    failure: list[BaseException] = []
+
+    def boot() -> None:
+        try:
+            server.ensure_venv()
+            server.ensure_metadata()
+            server.start()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=boot, daemon=True)
+    thread.start()
     try:
-        yield provision.provision()
+        yield lambda: (thread.join(), failure and (_ for _ in ()).throw(failure[0]))
     finally:
+        thread.join()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def superset(superset_server, demo_run):
+    """Superset on the session's demo warehouse, provisioned once: {connection: its ids}."""
+    from trivsel.bi import provision
+
+    superset_server()  # the boot thread's outcome
+    return provision.provision()
 
 
 def _rows(url: str, sql: str) -> list[dict]:
@@ -162,8 +183,8 @@ def _session_cookie(base: str, username: str, password: str) -> str:
     s = requests.Session()
     s.trust_env = False
     page = s.get(f"{base}/login/", timeout=60)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text) or \
-        re.search(r'"csrf_token":\s*"([^"]+)"', page.text) or re.search(r'csrf_token&#34;:\s*&#34;([^&]+)&#34;', page.text)
+    token = re.search(r'csrf_token"[^>]*value="([^"]+)"', page.text) or \
+        re.search(r'value="([^"]+)"[^>]*csrf_token', page.text)
     assert token, "no CSRF token on Superset's login page"
     r = s.post(f"{base}/login/", data={"username": username, "password": password, "csrf_token": token.group(1)},
                timeout=60, allow_redirects=False)
@@ -174,17 +195,21 @@ def _session_cookie(base: str, username: str, password: str) -> str:
 
 
 # What the page shows: how many chart holders, how many drawn (a table or a pivot table in them), how many in
-# an error state, whether anything still loads.
+# an error state, whether anything still loads. Returns null until `expected` charts are drawn or failed.
 PROBE = r"""(() => {
   const holders = [...document.querySelectorAll('[data-test="dashboard-component-chart-holder"]')];
-  const drawn = holders.filter(h => h.querySelector('table, canvas, svg.superset-legacy-chart, .pvtTable'));
-  const errors = holders.filter(h => h.querySelector('[data-test="error-tooltip"], .alert-danger, .ant-alert-error,'
-    + ' [role="alert"]') || /Unexpected error|Error:|permission|does not exist/i.test(h.innerText));
-  const loading = document.querySelectorAll('[aria-label="Loading"], .loading, [data-test="loading-indicator"]').length;
-  return {holders: holders.length, drawn: drawn.length, errors: errors.length, loading,
-          errorText: errors.map(e => e.innerText.slice(0, 300)),
-          titles: holders.map(h => (h.querySelector('[data-test="editable-title"], .header-title') || {}).innerText)};
+  const drawn = holders.filter(h => h.querySelector('table, canvas, .pvtTable'));
+  const errors = holders.filter(h => h.querySelector('[data-test="error-tooltip"], .alert-danger, .ant-alert-error')
+    || /Unexpected error|permission denied|does not exist/i.test(h.innerText));
+  const loading = document.querySelectorAll('[aria-label="Loading"], .loading').length;
+  const s = {holders: holders.length, drawn: drawn.length, errors: errors.length, loading,
+             errorText: errors.map(e => e.innerText.slice(0, 300))};
+  return (FINAL || (s.drawn + s.errors >= EXPECTED && !s.loading)) ? s : null;
 })()"""
+
+
+def probe(expected: int, final: bool = False) -> str:
+    return PROBE.replace("EXPECTED", str(expected)).replace("FINAL", "true" if final else "false")
 
 
 @pytest.mark.e2e
@@ -212,9 +237,7 @@ def test_every_dashboard_renders_in_chromium(superset, tmp_path):
                 board = next(b for b in dashboards.DASHBOARDS if b.domain == domain)
                 expected = sum(1 for c in board.charts if database == "trivsel_bi_reader" or c.schema == "marts")
                 browser.navigate(f"{base}/superset/dashboard/{slug}/?standalone=1")
-                state = browser.wait_for(PROBE.replace("return {", "const s = {").replace(
-                    "})()", "}; return (s.drawn + s.errors >= " + str(expected) + " && !s.loading) ? s : null; })()"),
-                    timeout=120) or browser.evaluate(PROBE)
+                state = browser.wait_for(probe(expected), timeout=120) or browser.evaluate(probe(expected, True))
                 shot = browser.screenshot(shots / f"{slug}.png")
                 shutil.copy(shot, ARTIFACTS / f"superset-{slug}.png")
                 results[slug] = state
