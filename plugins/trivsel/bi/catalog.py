@@ -44,6 +44,17 @@ def docs() -> dict[tuple[str, str], TableDoc]:
             cols = {**cols, **{k: v for k, v in known.columns.items() if v}}
         desc = " ".join((node.get("description") or "").split()) or (known.description if known else "")
         out[(schema, name)] = TableDoc(schema, name, desc, cols)
+    # The statistics' reporting tables are declared as sources with their key columns only; the certified
+    # model published from each (same alias, same column names) documents the rest: borrowed, never invented.
+    certified: dict[str, dict[str, str]] = {}
+    for node in sorted(nodes, key=lambda n: str(n.get("version") or "")):
+        if node.get("schema") in ("certified", "certified_next"):
+            alias = node.get("alias") or node["name"]
+            certified[alias] = {c: (v.get("description") or "").strip() for c, v in node.get("columns", {}).items()}
+    for (schema, name), doc in list(out.items()):
+        if schema == "reporting" and name in certified:
+            merged = {**{k: v for k, v in certified[name].items() if v}, **{k: v for k, v in doc.columns.items() if v}}
+            out[(schema, name)] = TableDoc(schema, name, doc.description, merged)
     return out
 
 
