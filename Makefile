@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install manifest demo test test-fast test-deps up down status lint docs bench bi bi-down clean
+.PHONY: install manifest demo test test-fast test-deps up down status lint docs bench bi bi-down test-bi clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -63,6 +63,10 @@ bi: install manifest
 
 bi-down: install
 	$(BIN)/trivsel bi down
+
+# Only the Superset tests (tests/bi, marker `bi`): make test includes them.
+test-bi: install test-deps manifest
+	$(BIN)/pytest -m bi
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,7 +18,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TRIVSEL_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
-CODE = "461"  # a municipality with incidents in the sample data
+CODE = "461"
+pytestmark = pytest.mark.bi  # a municipality with incidents in the sample data
 
 
 def _free_port() -> int:
