@@ -28,13 +28,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def superset_server(warehouse_url, monkeypatch_module):
-    """Superset's venv (cached), metadata migration and server, started in a thread beside the demo run:
-    the migration needs only the warehouse server, not the marts."""
+@pytest.fixture(scope="session")
+def superset_server(warehouse_url):
+    """Superset's venv (cached), metadata migration and server, booted in a thread while the session's demo
+    run builds the marts (session scope, so pytest sets it up before demo_run): the migration needs only the
+    warehouse server."""
     from trivsel.bi import server
 
-    monkeypatch_module.setenv("TRIVSEL_BI_PORT", os.environ.get("TRIVSEL_TEST_BI_PORT") or str(_free_port()))
+    before = os.environ.get("TRIVSEL_BI_PORT")
+    os.environ["TRIVSEL_BI_PORT"] = os.environ.get("TRIVSEL_TEST_BI_PORT") or str(_free_port())
     failure: list[BaseException] = []
 
     def boot() -> None:
@@ -45,13 +47,22 @@ def superset_server(warehouse_url, monkeypatch_module):
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
             failure.append(exc)
 
+    def ready() -> None:
+        thread.join()
+        if failure:
+            raise failure[0]
+
     thread = threading.Thread(target=boot, daemon=True)
     thread.start()
     try:
-        yield lambda: (thread.join(), failure and (_ for _ in ()).throw(failure[0]))
+        yield ready
     finally:
         thread.join()
         server.stop()
+        if before is None:
+            os.environ.pop("TRIVSEL_BI_PORT", None)
+        else:
+            os.environ["TRIVSEL_BI_PORT"] = before
 
 
 @pytest.fixture(scope="module")
