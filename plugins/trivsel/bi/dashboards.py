@@ -60,8 +60,8 @@ DASHBOARDS: tuple[Dashboard, ...] = (
               where="unit_name is null", order_by=(("municipality_code", True), ("round_order", True))),
         Chart("survey_significant_items", "Signifikante spørgsmål pr. runde (significant items per round)",
               "reporting", "survey_item_change",
-              ("municipality_code", "baseline_round", "followup_round", "item_code", "text_da", "mean_baseline",
-               "mean_followup", "mean_diff", "p_value", "q_value", "low_response"),
+              ("municipality_code", "baseline_round", "followup_round", "item_code", "n_baseline", "n_followup",
+               "mean_baseline", "mean_followup", "mean_diff", "p_value", "q_value", "low_response"),
               where="significant", order_by=(("municipality_code", True), ("item_code", True))),
     )),
     Dashboard("absence", "Sygefravær (sick leave): pr. enhed og år, ændringer og brud", (
@@ -80,6 +80,10 @@ DASHBOARDS: tuple[Dashboard, ...] = (
               ("municipality_code", "unit_name", "baseline_years", "followup_year", "baseline_mean",
                "followup_value", "change", "computable", "reason", "break_id"),
               where="metric = 'pct_whole_group'", order_by=(("municipality_code", True), ("unit_name", True))),
+        Chart("absence_coverage", "Leverancer af sygefravær (sick-leave deliveries: ikke leveret where none came)",
+              "marts", "delivery_coverage",
+              ("municipality_code", "period", "status", "source_delivered_by_municipality"),
+              where="source = 'hr_absence'", order_by=(("municipality_code", True), ("period", True))),
     )),
     Dashboard("incidents", "Arbejdsulykker, vold og trusler (incidents): episoder pr. år og register", (
         Chart("incident_episode_year", "Episoder pr. år og register (episodes per year and register)", "marts",
