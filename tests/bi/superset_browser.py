@@ -74,7 +74,8 @@ class Browser:
             time.sleep(interval)
 
     def screenshot(self, path: Path) -> Path:
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        # the window is tall enough: capturing beyond it resizes the page, and Superset redraws its grid
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

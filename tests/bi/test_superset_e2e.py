@@ -228,12 +228,16 @@ PROBE = r"""(() => {
   const loading = document.querySelectorAll('[aria-label="Loading"], .loading').length;
   const s = {holders: holders.length, drawn: drawn.length, errors: errors.length, loading,
              errorText: errors.map(e => e.innerText.slice(0, 300))};
-  return (FINAL || (s.drawn + s.errors >= EXPECTED && !s.loading)) ? s : null;
+  s.page = location.pathname;
+  // only the dashboard asked for, fully loaded (never the previous page's DOM while the next one loads)
+  const here = location.pathname.includes('/SLUG/') && document.readyState === 'complete';
+  return (FINAL || (here && s.drawn + s.errors >= EXPECTED && !s.loading)) ? s : null;
 })()"""
 
 
-def probe(expected: int, final: bool = False) -> str:
-    return PROBE.replace("EXPECTED", str(expected)).replace("FINAL", "true" if final else "false")
+def probe(slug: str, expected: int, final: bool = False) -> str:
+    return PROBE.replace("EXPECTED", str(expected)).replace("FINAL", "true" if final else "false") \
+        .replace("SLUG", slug)
 
 
 @pytest.mark.e2e
@@ -260,14 +264,20 @@ def test_every_dashboard_renders_in_chromium(superset, tmp_path):
                 domain = slug.split("-")[1]
                 board = next(b for b in dashboards.DASHBOARDS if b.domain == domain)
                 expected = sum(1 for c in board.charts if database == "trivsel_bi_reader" or c.schema == "marts")
+                browser.navigate("about:blank")
+                browser.wait_for("location.href === 'about:blank'", timeout=30)
                 browser.navigate(f"{base}/superset/dashboard/{slug}/?standalone=1")
-                state = browser.wait_for(probe(expected), timeout=120) or browser.evaluate(probe(expected, True))
+                state = browser.wait_for(probe(slug, expected), timeout=120) or \
+                    browser.evaluate(probe(slug, expected, True))
                 shot = browser.screenshot(shots / f"{slug}.png")
+                after = browser.evaluate(probe(slug, expected, True))  # what the screenshot shows
+                assert after["drawn"] == expected, f"{slug} after the screenshot: {json.dumps(after)}"
                 shutil.copy(shot, ARTIFACTS / f"superset-{slug}.png")
                 results[slug] = state
                 if slug == f"trivsel-absence-kommune-{CODE}":  # no sick leave from 461: said so, not blank
                     assert "not_delivered" in browser.evaluate("document.body.innerText"), slug
                 assert shot.stat().st_size > 10_000, f"{slug}: empty screenshot"
+                assert state["page"] == f"/superset/dashboard/{slug}/", f"{slug}: {json.dumps(state)}"
                 assert state["holders"] == expected, f"{slug}: {json.dumps(state)}"
                 assert state["errors"] == 0, f"{slug}: charts in error: {state['errorText']}"
                 assert state["drawn"] == expected, f"{slug}: {json.dumps(state)}"
