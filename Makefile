@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install manifest demo test test-fast test-deps up down status lint docs bench clean
+.PHONY: install manifest demo test test-fast test-deps up down status lint docs bench bi bi-down test-bi clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -53,6 +53,20 @@ up: install manifest
 down: install
 	$(BIN)/trivsel airflow down
 	$(BIN)/trivsel warehouse stop
+
+# Apache Superset on the marts (trivsel.bi): its own venv .venv-bi from requirements-bi.lock (Superset pins
+# SQLAlchemy 1.4, Airflow needs 2.x; created once), metadata database `superset` in the warehouse's server,
+# connections, datasets and one dashboard per domain provisioned over its REST API; prints the URL and where
+# the generated passwords are. `make bi-down` stops it with all its children.
+bi: install manifest
+	$(BIN)/trivsel bi up
+
+bi-down: install
+	$(BIN)/trivsel bi down
+
+# Only the Superset tests (tests/bi, marker `bi`): make test includes them.
+test-bi: install test-deps manifest
+	$(BIN)/pytest -m bi
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@
     trivsel dbt ARGS...                dbt with the project's profile and the warehouse connection
     trivsel manifest [--force]         the dbt manifest the monthly DAG is rendered from (when stale)
     trivsel airflow up|down|status     Airflow (api-server + UI, scheduler, dag-processor, triggerer) locally
+    trivsel bi up|down|status|provision   Superset on the marts, provisioned as code (make bi / make bi-down)
     trivsel fingerprint [SCHEMA...]    row count and content md5 of every table (default: person marts reporting)
 """
 
@@ -392,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("airflow", help="Airflow on this machine: up, down or status (make up / make down)")
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=lambda a: importlib.import_module("trivsel.local_airflow").main(a.action))
+    p = sub.add_parser("bi", help="Superset on the marts: up (install, start, provision), down, status, provision")
+    p.add_argument("action", choices=["up", "down", "status", "provision"])
+    p.set_defaults(func=lambda a: importlib.import_module("trivsel.bi.cli").main(a.action))
     p = sub.add_parser("manifest", help="build the dbt manifest the monthly DAG is rendered from, if stale")
     p.add_argument("--force", action="store_true", help="rebuild even when current")
     p.set_defaults(func=_manifest)

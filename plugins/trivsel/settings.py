@@ -30,6 +30,16 @@ ENVIRONMENT: dict[str, str] = {
     "(trivsel.airflow_env.worker_hostname; default: the machine's name)",
     "TRIVSEL_BULK_FROM_BYTES": "smallest file (bytes) a scheme with a set-based path loads set-based "
     "(default 65536; 0 = always, off = never)",
+    "TRIVSEL_BI_PORT": "port of the local Superset, `trivsel bi up` / `make bi` (default 8088)",
+    "TRIVSEL_BI_VENV": "Superset's own virtual environment (default: <repo>/.venv-bi)",
+    "TRIVSEL_BI_URL": "an already running Superset to provision (docker-compose's superset service); unset = the "
+    "local one",
+    "TRIVSEL_BI_SUPERSET_ADMIN": "password of Superset's admin (default: generated into "
+    ".local/secrets/bi/superset_admin.password)",
+    "TRIVSEL_SUPERSET_METADATA_URL": "Superset's metadata database (set by trivsel.bi.server for Superset's "
+    "processes; compose: the warehouse server's database `superset`)",
+    "TRIVSEL_SUPERSET_SECRET_KEY": "Superset's session secret (set by trivsel.bi.server from "
+    ".local/secrets/bi/superset_secret_key.password; compose: TRIVSEL_BI_SUPERSET_SECRET_KEY)",
     **{f"TRIVSEL_{r}_URL": f"libpq URL the {r.lower()} stage logs in with (optional; default: WAREHOUSE_URL's "
        f"server as user {r.lower()} with TRIVSEL_{r}_PASSWORD, or the embedded warehouse's generated password)"
        for r in ("LOADER", "TRANSFORMER", "PUBLISHER", "EVALUATOR")},

@@ -35,6 +35,13 @@ LOCAL_ONLY = {
     "TRIVSEL_AIRFLOW_HOST": "`trivsel airflow up` only",
     "TRIVSEL_WORKER_NAME": "tells two Celery workers on one machine apart (tests/production); a container's "
     "hostname already does",
+    # Superset (trivsel.bi): the superset and bi-provision services set what they need, no Airflow service does
+    "TRIVSEL_BI_PORT": "`trivsel bi up` only; compose publishes SUPERSET_PORT",
+    "TRIVSEL_BI_VENV": "`trivsel bi up` only; compose runs Superset's own image",
+    "TRIVSEL_BI_URL": "the bi-provision service only",
+    "TRIVSEL_BI_SUPERSET_ADMIN": "the superset and bi-provision services only",
+    "TRIVSEL_SUPERSET_METADATA_URL": "the superset service only (Superset's own process)",
+    "TRIVSEL_SUPERSET_SECRET_KEY": "the superset service only (Superset's own process)",
 }
 #: Names outside trivsel's own that the code may read: Airflow's (it tells whether we run inside Airflow).
 THIRD_PARTY_READS = {"AIRFLOW_HOME"}
