@@ -416,9 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period")
     p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
     p.add_argument("--sep", choices=[",", ";"], help="CSV list separator (default ',', with --locale da ';')")
-    p.add_argument("--locale", choices=["intl", "da"], default="intl",
+    p.add_argument("--locale", choices=["intl", "da", "both"], default="intl",
                    help="CSV for Danish Excel with 'da' (';' between cells, decimal comma); default: "
-                        "machine-friendly (',' and '.')")
+                        "machine-friendly (',' and '.'); both: each table twice (<table>.da.csv)")
     p.set_defaults(func=_export)
     p = sub.add_parser("docs", help="Great Expectations Data Docs of the raw and certified suites (offline)")
     p.set_defaults(func=_docs)

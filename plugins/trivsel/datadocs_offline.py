@@ -5,7 +5,8 @@ blank (its table is filled in by bootstrap-table). GX ships none of them, so thi
 built site to local copies: jQuery and Bootstrap from packages already installed (Flower, in the lock as a
 dependency of the Celery provider; Debian's libjs-jquery as a fallback), and templates/datadocs/offline.js
 for the parts nothing local provides (a plain-table bootstrapTable, a vegaEmbed that says the chart needs
-the network). A CDN reference with no local stand-in is removed, never left to hang.
+the network). A CDN reference with no local stand-in is removed, never left to hang; GX's logo (an S3 image
+whose URL carries the data context's id) becomes text. Links to GX's website stay links.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 
 SHIM = Path(__file__).resolve().parent / "templates" / "datadocs" / "offline.js"
 VENDOR = "static/vendor"
-_TAG = re.compile(r"""<(script|link)\b[^>]*?\b(?:src|href)\s*=\s*["'](https?://[^"']+)["'][^>]*>(?:\s*</script>)?""",
+_TAG = re.compile(r"""<(script|link|img)\b[^>]*?\b(?:src|href)\s*=\s*["'](https?://[^"']+)["'][^>]*>(?:\s*</script>)?""",
                   re.I)
+#: GX's logo is an image on S3 whose URL carries the data context's id: a network call (and a tracking pixel)
+LOGO = '<span class="trivsel-offline-logo">Great Expectations Data Docs</span>'
 
 
 def _flower_static() -> Path | None:
@@ -76,6 +79,9 @@ def localise(site: Path) -> dict[str, int]:
 
         def swap(m: re.Match, rel: str = rel) -> str:
             tag, url = m.group(1).lower(), m.group(2)
+            if tag == "img":
+                counts["removed"] += 1
+                return LOGO
             kind = _kind(url)
             if kind in local:
                 counts["replaced"] += 1

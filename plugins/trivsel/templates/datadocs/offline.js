@@ -38,6 +38,9 @@
     return Promise.resolve();
   };
   $(function () {
+    // Font Awesome is not local: the status icons as characters (passed / failed)
+    $("i.fa-check-circle, i.fa-check").text("\u2714").attr("title", "passed").css({color: "#2e7d32", "font-style": "normal"});
+    $("i.fa-times, i.fa-times-circle, i.fa-exclamation-triangle").text("\u2718").attr("title", "failed").css({color: "#c62828", "font-style": "normal"});
     $("[data-toggle]").each(function () {
       this.setAttribute("data-bs-toggle", this.getAttribute("data-toggle"));
       var target = this.getAttribute("data-target");
