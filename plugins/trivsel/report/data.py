@@ -102,6 +102,8 @@ def coverage_gaps(conn, sources: tuple[str, ...]) -> list[dict]:
 def source_statuses(conn, source: str) -> dict[str, set[str]]:
     """municipality → every status its deliveries of `source` have (to say why a section has no rows)."""
     out: dict[str, set[str]] = {}
+    if conn.execute("select to_regclass('certified.delivery_coverage') as t").fetchone()["t"] is None:
+        return out  # a warehouse certified without coverage: the section says "not delivered"
     for r in q(conn, "select distinct municipality_code, status from certified.delivery_coverage"
                      " where source = %s", (source,)):
         out.setdefault(r["municipality_code"], set()).add(r["status"])
