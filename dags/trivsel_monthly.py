@@ -20,4 +20,5 @@ from trivsel.dag_factory import build_monthly_dag
 # the Cosmos dbt profile's Airflow connection: dbt runs as the transformer role (docs/roles.md)
 WAREHOUSE_CONN_ID = "trivsel_transformer"
 
-dag = build_monthly_dag(load_config(), warehouse_conn_id=WAREHOUSE_CONN_ID, doc_md=__doc__)
+# doc_md: the data team's page (plugins/trivsel/templates/dag/trivsel_monthly.md), not this docstring
+dag = build_monthly_dag(load_config(), warehouse_conn_id=WAREHOUSE_CONN_ID)

@@ -100,7 +100,10 @@ def _dbt(args) -> int:
     cmd = [dbt, *args.dbt_args]
     if args.dbt_args and args.dbt_args[0] not in ("--version", "-h", "--help"):
         cmd += ["--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir())]
-    return subprocess.call(cmd, env=env)
+    from trivsel import child
+
+    # its own process group, stopped with us (a stopped `trivsel dbt docs serve` leaves nothing serving)
+    return child.run(cmd, env=env)
 
 
 def _manifest(args) -> int:
@@ -325,10 +328,14 @@ def _roles(args) -> int:
 
 
 def _export(args) -> int:
-    from trivsel import export, warehouse
+    from trivsel import evaluator, export, warehouse
 
     try:
-        written = export.export(Path(args.out), period=args.period, fmt=args.format, sep=args.sep)
+        written = export.export(Path(args.out), period=args.period, fmt=args.format, sep=args.sep,
+                                locale=args.locale)
+    except evaluator.WarehouseDown as exc:
+        print(f"trivsel export: {exc}", file=sys.stderr)
+        return 3
     except warehouse.RoleUnavailable as exc:
         print(f"trivsel export: refused: {exc}", file=sys.stderr)
         return 2
@@ -346,10 +353,13 @@ def _docs(args) -> int:
 
 
 def _report(args) -> int:
-    from trivsel import report, warehouse
+    from trivsel import evaluator, report, warehouse
 
     try:
         path = report.write_report(Path(args.out), baseline=args.baseline, followup=args.followup)
+    except evaluator.WarehouseDown as exc:
+        print(f"trivsel report: {exc}", file=sys.stderr)
+        return 3
     except warehouse.RoleUnavailable as exc:
         print(f"trivsel report: refused: {exc}", file=sys.stderr)
         return 2
@@ -414,9 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--period")
     p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
-    p.add_argument("--sep", choices=[",", ";"], default=",", help="CSV list separator (';' for Danish Excel)")
+    p.add_argument("--sep", choices=[",", ";"], help="CSV list separator (default ',', with --locale da ';')")
+    p.add_argument("--locale", choices=["intl", "da", "both"], default="intl",
+                   help="CSV for Danish Excel with 'da' (';' between cells, decimal comma); default: "
+                        "machine-friendly (',' and '.'); both: each table twice (<table>.da.csv)")
     p.set_defaults(func=_export)
-    p = sub.add_parser("docs", help="Great Expectations Data Docs of the certified outputs")
+    p = sub.add_parser("docs", help="Great Expectations Data Docs of the raw and certified suites (offline)")
     p.set_defaults(func=_docs)
     p = sub.add_parser("report", help="HTML evaluation report of a baseline/follow-up pair")
     p.add_argument("--out", required=True)

@@ -31,7 +31,7 @@ from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from trivsel import dbt_manifest, dbt_runtime, pipeline, settings, upstream
+from trivsel import dag_labels, dbt_manifest, dbt_runtime, pipeline, settings, upstream
 from trivsel.config import Config
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,9 @@ def models_build(prof: ProfileConfig, manifest: dict[str, Any]) -> DbtBuildLocal
 
 def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
     """The monthly DAG: plan → pull/ingest per municipality and period → gate → seeds → staging →
-    quality gate → dbt models → statistics per domain → certify → publish; quality per municipality."""
+    quality gate → dbt models → statistics per domain → certify → publish; quality per municipality.
+
+    doc_md: the DAG's docs in the UI; default: the data team's page (trivsel.dag_labels.doc_md)."""
     dbt_runtime.cheap_behavior_flag_source()
     prof = profile(warehouse_conn_id)
     names = {m.code: m.name for m in config.municipalities}
@@ -244,7 +246,8 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
                                         "trivsel warehouse",
              schedule=config.settings.get("schedule", "0 6 5 * *"), start_date=datetime(2010, 1, 1),
              catchup=bool(config.settings.get("catchup", False)), max_active_runs=1,
-             default_args=default_args(), params=params(), tags=["trivsel"], doc_md=doc_md) as dag:
+             default_args=default_args(), params=params(), tags=["trivsel"],
+             doc_md=doc_md or dag_labels.doc_md()) as dag:
         planned = plan()
         jobs = municipalities(planned, names)
         pulled = pull.expand(job=jobs)
@@ -261,4 +264,5 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         outcome = run_outcome(planned)
         gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned) >> outcome
         verdicts >> outcome
+    dag_labels.label(dag, models, nodes)
     return dag

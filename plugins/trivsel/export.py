@@ -11,7 +11,14 @@ prefixed with an apostrophe, so no spreadsheet evaluates it as a formula (CSV/fo
 Numbers stay numbers (a negative number is written as a number). A CSV may be opened with either list
 separator (Danish Excel splits on `;`, others on `,`), so a text cell is also neutralised after every `,` and
 `;` inside it, where the other separator would start a new cell, and a text cell containing `,`, `;`, a quote
-or a line break is always quoted. `--sep ';'` writes a semicolon-separated file for Danish Excel.
+or a line break is always quoted.
+
+Locales: the default CSV is machine-friendly (`,` between cells, `.` decimals). `--locale da` writes what
+Danish Excel opens as columns (`;` between cells, decimal comma, UTF-8 with BOM); `--locale both` writes
+both (`<table>.csv` and `<table>.da.csv`). The xlsx has a row of Danish labels over the column names
+(export_format.labels), number formats, frozen header rows, an autofilter and column widths. The data
+dictionary lists each coded column's full code list with Danish labels, and marks which columns are
+suppressed in which table (export_format.enrich_dictionary).
 """
 
 from __future__ import annotations
@@ -24,10 +31,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
-from trivsel import warehouse
+from trivsel import evaluator, export_format
 from trivsel.certify import CERTIFIED, TABLES
 from trivsel.config import validate_period
 
@@ -45,6 +51,7 @@ def neutralise(value: Any) -> Any:
 
 
 SEPARATORS = (",", ";")
+LOCALES = ("intl", "da", "both")
 # A formula character at the start of what a spreadsheet may read as a cell: after a separator or a line
 # break inside a text (under the other list separator, or when the quoting is not honoured, a new cell or row
 # starts there), after blanks or quotes, which Excel skips.
@@ -58,40 +65,50 @@ def neutralise_csv_text(value: str) -> str:
     return _INNER_FORMULA.sub(r"\1'", neutralise(value))
 
 
-def csv_field(value: Any) -> str:
-    """One CSV field. Numbers bare (so they stay numbers, negative ones too); text neutralised and quoted
-    whenever it holds a separator of either kind, a quote or a line break."""
+def csv_field(value: Any, decimal: str = ".") -> str:
+    """One CSV field. Numbers bare (so they stay numbers, negative ones too; with decimal="," as Danish
+    Excel reads them); text neutralised and quoted whenever it holds a separator of either kind, a quote or
+    a line break."""
     value = _plain(value)
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float, Decimal)):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, (float, Decimal)):
+        return str(value).replace(".", decimal)
     text = neutralise_csv_text(str(value))
     if _NEEDS_QUOTES.search(text):
         return '"' + text.replace('"', '""') + '"'
     return text
 
 
-def write_csv(path: Path, cols: list[str], rows: list[tuple], sep: str = ",") -> Path:
-    """One table as CSV (UTF-8 with BOM, CRLF, as Excel expects), safe under `,` and `;` alike."""
+def write_csv(path: Path, cols: list[str], rows: list[tuple], sep: str = ",", decimal: str = ".") -> Path:
+    """One table as CSV (UTF-8 with BOM, CRLF, as Excel expects), safe under `,` and `;` alike. A decimal
+    comma needs `;` between cells (a number is never quoted)."""
     if sep not in SEPARATORS:
         raise ValueError(f"separator must be one of {SEPARATORS}, got {sep!r}")
+    if decimal == sep:
+        raise ValueError("the decimal mark cannot be the list separator")
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         fh.write(sep.join(csv_field(c) for c in cols) + "\r\n")
         for row in rows:
-            fh.write(sep.join(csv_field(v) for v in row) + "\r\n")
+            fh.write(sep.join(csv_field(v, decimal) for v in row) + "\r\n")
     return path
 
 
 def write_xlsx(path: Path, tables: dict[str, tuple[list[str], list[tuple]]]) -> Path:
-    """One sheet per table; text cells neutralised (openpyxl would store a leading = as a formula)."""
+    """One sheet per table: a Danish label row over the column names, number formats, frozen header rows,
+    autofilter and widths (export_format); text cells neutralised (openpyxl would store a leading = as a
+    formula)."""
     from openpyxl import Workbook
 
-    wb = Workbook(write_only=True)
+    wb = Workbook()
+    wb.remove(wb.active)
     for table, (cols, rows) in tables.items():
         ws = wb.create_sheet(title=table[:31])
+        ws.append([neutralise(export_format.label_da(c)) for c in cols])
         ws.append([neutralise(c) for c in cols])
         for row in rows:
             cells = []
@@ -103,6 +120,7 @@ def write_xlsx(path: Path, tables: dict[str, tuple[list[str], list[tuple]]]) -> 
                     v = v.replace(tzinfo=None)
                 cells.append(neutralise(v))
             ws.append(cells)
+        export_format.format_sheet(ws, cols, rows)
     wb.save(path)
     return path
 
@@ -143,30 +161,38 @@ def read_tables(conn, period: str | None = None) -> dict[str, tuple[list[str], l
 
 
 def export(out: Path, period: str | None = None, fmt: str = "csv", url: str | None = None,
-           sep: str = ",") -> list[Path]:
+           sep: str | None = None, locale: str = "intl") -> list[Path]:
     if period:
         validate_period(period)
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}: one of {', '.join(LOCALES)}")
+    if locale in ("da", "both") and sep == ",":
+        raise ValueError("--locale da writes ';' between cells (its decimal comma needs it)")
+    sep = sep or ","
     if sep not in SEPARATORS:
         raise ValueError(f"separator must be one of {SEPARATORS}, got {sep!r}")
     if fmt not in ("csv", "parquet", "xlsx"):
         raise ValueError(f"unknown format {fmt!r}")
+    # as evaluator, or not at all (warehouse.RoleUnavailable; evaluator.WarehouseDown when it is stopped):
+    # an export holds what an evaluator may read
+    conn = evaluator.connect(url, autocommit=True)
     out.mkdir(parents=True, exist_ok=True)
-    # as evaluator, or not at all (warehouse.RoleUnavailable): an export holds what an evaluator may read
-    if url is None:
-        conn = warehouse.connect(warehouse.EVALUATOR, strict=True, autocommit=True)
-    else:
-        conn = psycopg.connect(url, autocommit=True)
-        warehouse.take_role(conn, warehouse.EVALUATOR)
     with conn:
         role = conn.execute("select current_user").fetchone()[0]
         tables = read_tables(conn, period)
     if "publication_log" not in tables:
         raise RuntimeError("nothing certified yet: certified.publication_log does not exist "
                            "(run the pipeline or `trivsel certify --period …`)")
+    if "data_dictionary" in tables:
+        tables["data_dictionary"] = export_format.enrich_dictionary(tables["data_dictionary"], tables)
     written: list[Path] = []
     if fmt == "csv":
         for table, (cols, rows) in tables.items():
-            written.append(write_csv(out / f"{table}.csv", cols, rows, sep))
+            if locale in ("intl", "both"):
+                written.append(write_csv(out / f"{table}.csv", cols, rows, sep))
+            if locale in ("da", "both"):
+                name = f"{table}.da.csv" if locale == "both" else f"{table}.csv"
+                written.append(write_csv(out / name, cols, rows, ";", decimal=","))
     elif fmt == "xlsx":
         written.append(write_xlsx(out / f"trivsel_certified{'_' + period if period else ''}.xlsx", tables))
     else:

@@ -45,7 +45,8 @@ def test_export_csv_and_xlsx(demo_warehouse, tmp_path):
     assert cli.main(["export", "--out", str(tmp_path / "x"), "--format", "xlsx", "--period", "2013-05"]) == 0
     wb = load_workbook(next((tmp_path / "x").glob("*.xlsx")))
     assert "survey_response_rate" in wb.sheetnames and "data_dictionary" in wb.sheetnames
-    waves = {r[1] for r in wb["survey_response_rate"].iter_rows(min_row=2, values_only=True)}
+    # row 1: Danish labels, row 2: column names (export_format), then the data
+    waves = {r[1] for r in wb["survey_response_rate"].iter_rows(min_row=3, values_only=True)}
     assert waves == {"2013-05"}
 
     pd = pytest.importorskip("pandas")

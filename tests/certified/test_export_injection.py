@@ -74,7 +74,9 @@ def test_xlsx_cells_are_text_and_numbers_numbers(tmp_path):
 
     path = export.write_xlsx(tmp_path / "t.xlsx", {"delivery_coverage": (COLS, ROWS)})
     ws = load_workbook(path)["delivery_coverage"]
-    rows = list(ws.iter_rows(min_row=2))
+    # row 1: the Danish labels, row 2: the column names, then the data (export_format)
+    assert [c.value for c in ws[2]] == COLS
+    rows = list(ws.iter_rows(min_row=3))
     for row in rows:
         name = row[1]
         assert name.data_type == "s", (name.value, name.data_type)
@@ -119,6 +121,6 @@ def test_export_of_a_hostile_file_name(certified_url, tmp_path, sep):
 
     export.export(tmp_path / "x", fmt="xlsx", url=certified_url)
     ws = load_workbook(next((tmp_path / "x").glob("*.xlsx")))["delivery_coverage"]
-    names = {r[3].value: r for r in ws.iter_rows(min_row=2)}
+    names = {r[3].value: r for r in ws.iter_rows(min_row=3)}  # under the label and name rows
     assert set(names) == {"x;=cmd|' -C calc'!A0;.csv", "ok.csv"}, "xlsx cells are not split: kept verbatim"
     assert names["ok.csv"][6].data_type == "n"

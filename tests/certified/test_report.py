@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -35,10 +36,50 @@ def run_chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
 def test_bar_chart_draws_a_rect_per_published_value():
     from trivsel.report import bar_chart
 
-    svg = bar_chart("t", ["a", "b", "c"], [("2012-05", "#111", [0.5, None, 0.1]), ("2013-05", "#222", [0.2, 0.3, 0.0])])
-    # 5 bars (one suppressed value draws none) + 2 legend swatches
-    assert svg.count("<rect") == 7
+    svg = str(bar_chart("t", ["a", "b", "c"], [("2012-05", "#111", [0.5, None, 0.1]),
+                                               ("2013-05", "#222", [0.2, 0.3, 0.0])]))
+    # 5 bars (the suppressed value is a hatched band, not a bar) + a legend swatch per series and suppressed
+    assert svg.count('<rect class="bar"') == 5 and svg.count('<rect class="supp-bar"') == 1
+    assert svg.count('class="legend-swatch"') == 3
     assert "<script" not in svg and "http://" not in svg.replace("http://www.w3.org/2000/svg", "")
+
+
+#: Run inside the rendered report (a copy with this script added; the report itself has none): what the
+#: browser laid out, written into the DOM for --dump-dom to return.
+MEASURE = """<script>
+(function () {
+  var out = {charts: 0, labels: 0, overflow: [], axis_titles: 0, supp: 0, supp_bad: 0, zero_bars: 0,
+             empty_bars: 0, legend_supp: 0};
+  document.querySelectorAll("svg.chart").forEach(function (svg) {
+    out.charts++;
+    var x = svg.querySelector(".x-title"), y = svg.querySelector(".y-title");
+    if (x && y && x.textContent.trim() && y.textContent.trim()) { out.axis_titles++; }
+    svg.querySelectorAll("text.cat-label").forEach(function (t) {
+      out.labels++;
+      var box = parseFloat(t.getAttribute("data-box-width"));
+      t.querySelectorAll("tspan").forEach(function (s) {
+        var w = s.getComputedTextLength();
+        if (w > box + 0.5) { out.overflow.push(s.textContent + " " + w.toFixed(1) + ">" + box); }
+      });
+    });
+    svg.querySelectorAll("rect.supp-bar").forEach(function (r) {
+      out.supp++;
+      var h = r.getBBox().height;
+      if (!(h > 10) || (r.getAttribute("fill") || "").indexOf("url(#hatch") !== 0) { out.supp_bad++; }
+    });
+    svg.querySelectorAll("rect.bar").forEach(function (r) {
+      var v = parseFloat(r.getAttribute("data-value")), h = r.getBBox().height;
+      if (v === 0) { out.zero_bars++; }
+      if (!(h > 0)) { out.empty_bars++; }
+    });
+    svg.querySelectorAll("text.legend-label").forEach(function (t) {
+      if (t.textContent.indexOf("undertrykt") === 0) { out.legend_supp++; }
+    });
+  });
+  var pre = document.createElement("pre"); pre.id = "trivsel-measure";
+  pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+})();
+</script>"""
 
 
 @pytest.mark.e2e
@@ -57,19 +98,30 @@ def test_report_renders_in_chromium_with_charts(demo_warehouse, tmp_path):
 
     dom = run_chromium("--dump-dom", out.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    svgs = re.findall(r"<svg[^>]*class=\"chart\".*?</svg>", dom.stdout, flags=re.S)
+    svgs = re.findall(r"<svg[^>]*class=\"chart[^\"]*\".*?</svg>", dom.stdout, flags=re.S)
     assert len(svgs) >= 2, "at least one significant item: a chart per municipality and one for all"
-    # every chart has its legend (2 swatches); the bars: one per published share (suppressed ones draw none)
-    assert all(s.count("<rect") >= 2 for s in svgs)
-    # a withheld distribution (all or nothing, docs/disclosure.md) draws no bars: the bars are the published
-    # shares of the charted items, some and never more
-    bars = sum(s.count("<rect") - 2 for s in svgs)
+    # the bars of the answer distributions: one per published share, some and never more (a withheld
+    # distribution, all or nothing in docs/disclosure.md, draws hatched bands)
+    bars = sum(s.count('<rect class="bar"') for s in svgs if 'class="chart"' in s)
     published = demo_warehouse.execute(
         """select count(*) as n from certified.survey_answer_distribution
            where not is_total and share_of_answers is not null and round in ('baseline', 'followup')
              and item_code in (select item_code from certified.survey_item_change where significant)""").fetchone()["n"]
     assert 1 <= bars <= published
     assert any("Alle kommuner" in s for s in svgs)
+
+    # what the browser laid out (issue 16): axis titles on every chart, no answer label wider than its box,
+    # a suppressed value a hatched band (never a 0 bar), a published 0 still drawn
+    probe = tmp_path / "measure.html"
+    probe.write_text(text.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    measured = run_chromium("--dump-dom", "--window-size=1280,4000", probe.as_uri())
+    assert measured.returncode == 0, measured.stderr[-2000:]
+    m = json.loads(html.unescape(re.search(r'<pre id="trivsel-measure">(.*?)</pre>', measured.stdout).group(1)))
+    assert m["charts"] == len(svgs) and m["axis_titles"] == m["charts"], m
+    assert m["labels"] > 0 and m["overflow"] == [], m["overflow"]
+    assert m["supp_bad"] == 0 and m["empty_bars"] == 0, m
+    assert (m["supp"] > 0) == (m["legend_supp"] > 0), m
+    assert "rotate(-35" not in text and "…</text>" not in text
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(out, ARTIFACTS / "report.html")
