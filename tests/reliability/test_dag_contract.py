@@ -317,3 +317,14 @@ def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
     assert by_task["significance_tests"] == set(pipeline.STAT_DOMAINS)
     assert by_task["quality"] == set(names)
     assert uris and all(urlsplit(u).port is None and "127.0.0.1" not in u for u in uris)
+
+
+def test_every_task_of_the_parsed_dag_shows_its_display_name(dag):
+    """trivsel.dag_labels sets Airflow's private `_task_display_name` (a mapped task: its partial kwargs):
+    this fails when Airflow renames it, since the parsed DAG's tasks would show their bare ids again."""
+    from trivsel.dag_labels import TASKS
+
+    shown = {t.task_id: (t.partial_kwargs.get("task_display_name") if hasattr(t, "partial_kwargs")
+                         else t.task_display_name) for t in dag.tasks}
+    assert set(shown) == set(TASKS), set(shown) ^ set(TASKS)
+    assert shown == TASKS
