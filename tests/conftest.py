@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,23 @@ def demo_warehouse(demo_run):
 
     with psycopg.connect(warehouse.url(), autocommit=True, row_factory=dict_row) as conn:
         yield conn
+
+
+def pytest_collection_finish(session) -> None:
+    """When Superset's tests are selected, install its venv (.venv-bi, cached) in a thread from the start: on
+    a fresh clone that pip install takes minutes, and it needs nothing the session builds, so it overlaps the
+    demo run instead of following it. tests/bi's fixture joins the thread (request.config.trivsel_bi_venv)."""
+    if not any(item.get_closest_marker("bi") and item.get_closest_marker("e2e") for item in session.items):
+        return
+
+    def install() -> None:
+        try:
+            from trivsel.bi import server
+
+            server.ensure_venv()
+        except Exception as exc:  # noqa: BLE001 - the fixture installs again and reports it there
+            print(f"bi: early venv install failed ({type(exc).__name__}); tests/bi retries it", flush=True)
+
+    thread = threading.Thread(target=install, name="bi-venv", daemon=True)
+    thread.start()
+    session.config.trivsel_bi_venv = thread

@@ -20,7 +20,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TRIVSEL_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 CODE = "461"
-pytestmark = pytest.mark.bi  # a municipality with incidents in the sample data
+pytestmark = [pytest.mark.e2e, pytest.mark.bi]
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def superset_server(warehouse_url):
+def superset_server(warehouse_url, request):
     """Superset's venv (cached), metadata migration and server, booted in a thread while the session's demo
     run builds the marts (session scope, so pytest sets it up before demo_run): the migration needs only the
     warehouse server."""
@@ -40,8 +40,12 @@ def superset_server(warehouse_url):
     os.environ["TRIVSEL_BI_PORT"] = os.environ.get("TRIVSEL_TEST_BI_PORT") or str(_free_port())
     failure: list[BaseException] = []
 
+    early = getattr(request.config, "trivsel_bi_venv", None)  # tests/conftest.py: started at collection
+
     def boot() -> None:
         try:
+            if early is not None:
+                early.join()
             server.ensure_venv()
             server.ensure_metadata()
             server.start()
