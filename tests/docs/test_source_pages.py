@@ -143,10 +143,11 @@ def test_pages_state_the_rules_of_averages_rounds_rate_test_and_low_counts():
     for page in ("ohs_registry_export", "ohs_case_review", "reported_accidents_by_unit",
                  "internal_incident_register", "incident_yearly_aggregate", "use_of_force_yearly"):
         text = _page(page)
-        assert "exact conditional Poisson rate test" in text and "binomtest" in text, page
+        assert "exact conditional Poisson rate test" in text and "test_poisson_2indep" in text, page
         assert "low_count" in text and "small_cell_threshold" in text, page
     stats = (ROOT / "plugins" / "trivsel" / "stats" / "incidents.py").read_text()
-    assert "binomtest" in stats, "the incident pages describe a test incidents.py no longer uses"
+    assert "test_poisson_2indep" in stats and "confint_poisson_2indep" in stats, \
+        "the incident pages describe a test incidents.py no longer uses"
 
 
 def test_config_header_names_every_seed_file_onboarding_may_touch_and_the_round_keys():
