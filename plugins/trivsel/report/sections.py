@@ -134,9 +134,12 @@ def _share(value: Any) -> float | None:
 
 def section_items(conn, names: dict[str, str], base: str, follow: str,
                   level: float | None = None) -> tuple[Markup, int]:
-    if level is None:
-        level = float(load_config().settings.get("significance_level", 0.05))
     changes = data.item_changes(conn, base, follow)
+    if level is None:
+        # the level the statistics tested at, as the certified rows record it (settings.significance_level
+        # when they were computed); the configured one when the rows carry none (certified v1)
+        level = next((float(c["significance_level"]) for c in changes if c.get("significance_level") is not None),
+                     float(load_config().settings.get("significance_level", 0.05)))
     dist = data.distributions(conn, base, follow)
     has_mdd = "mdd" in data.columns(conn, "survey_item_change")
     by_item: dict[str, list[dict]] = defaultdict(list)
@@ -263,7 +266,6 @@ def render(conn, baseline: str | None = None, followup: str | None = None) -> tu
     config = load_config()
     names = {m.code: m.name for m in config.municipalities}
     minimum = float(config.settings.get("minimum_response_rate", 0.60))
-    level = float(config.settings.get("significance_level", 0.05))
     if not (baseline and followup):
         default = data.default_pair(conn, config.survey_rounds)
         baseline, followup = baseline or default[0], followup or default[1]
@@ -275,7 +277,7 @@ def render(conn, baseline: str | None = None, followup: str | None = None) -> tu
                            f"{', '.join(config.survey_rounds)}")
     pub = data.latest_publication(conn)
     all_names = {**names, ALL: "Alle kommuner (all)"}
-    items, n_charts = section_items(conn, all_names, baseline, followup, level)
+    items, n_charts = section_items(conn, all_names, baseline, followup)
     threshold = int(pub["small_cell_threshold"]) if pub else int(config.settings.get("small_cell_threshold", 5))
     page = _render(
         "report.html.j2", css=Markup((TEMPLATES / "style.css").read_text(encoding="utf-8")),
