@@ -92,19 +92,7 @@ class Service:
 
     def pid(self) -> int | None:
         """The pid of our running process, or None (a stale pid file, or a reused pid, counts as none)."""
-        try:
-            record = json.loads(self.pid_file.read_text())
-        except (OSError, ValueError):
-            return None
-        import psutil
-
-        try:
-            proc = psutil.Process(record["pid"])
-            if abs(proc.create_time() - record["started"]) > 1 or proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-        except (psutil.Error, KeyError, TypeError):
-            return None
-        return record["pid"]
+        return recorded_pid(self.pid_file)
 
     def start(self, environment: dict[str, str]) -> int:
         import psutil
@@ -122,19 +110,43 @@ class Service:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """SIGTERM to the process group (the component and its children), SIGKILL after `timeout`."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.3)
-        if _group_alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-            time.sleep(0.5)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_recorded(self.pid_file, timeout)
+
+
+def recorded_pid(pid_file: Path) -> int | None:
+    """The pid a pid file records ({"pid", "started"}) if that process still runs: a stale file, a reused pid
+    (other start time) or a zombie counts as none. Shared by Airflow's components and Superset (trivsel.bi)."""
+    try:
+        record = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    import psutil
+
+    try:
+        proc = psutil.Process(record["pid"])
+        if abs(proc.create_time() - record["started"]) > 1 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.Error, KeyError, TypeError):
+        return None
+    return record["pid"]
+
+
+def stop_recorded(pid_file: Path, timeout: float = STOP_TIMEOUT) -> bool:
+    """SIGTERM to the process group a pid file records, SIGKILL after `timeout`; removes the file. Returns
+    whether a process was running."""
+    pid = recorded_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.3)
+    if _group_alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    pid_file.unlink(missing_ok=True)
+    return True
 
 
 def _signal_group(pgid: int, sig: int) -> None:

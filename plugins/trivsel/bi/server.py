@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from trivsel import settings, warehouse
+from trivsel import local_airflow, settings, warehouse
 from trivsel.bi import credentials
 
 METADATA_DB = "superset"
@@ -151,19 +151,7 @@ def ensure_metadata() -> None:
 
 # ---------------------------------------------------------------- the process
 def pid() -> int | None:
-    try:
-        record = json.loads(pid_file().read_text())
-    except (OSError, ValueError):
-        return None
-    import psutil
-
-    try:
-        proc = psutil.Process(record["pid"])
-        if abs(proc.create_time() - record["started"]) > 1 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (psutil.Error, KeyError, TypeError):
-        return None
-    return record["pid"]
+    return local_airflow.recorded_pid(pid_file())
 
 
 def healthy(timeout: float = 3) -> bool:
@@ -202,23 +190,7 @@ def start(timeout: float = START_TIMEOUT) -> str:
 
 def stop(timeout: float = 30) -> bool:
     """SIGTERM to the process group (gunicorn and its workers), SIGKILL after `timeout`."""
-    import signal
-
-    from trivsel.local_airflow import _group_alive, _signal_group
-
-    p = pid()
-    if p is None:
-        pid_file().unlink(missing_ok=True)
-        return False
-    _signal_group(p, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_alive(p):
-        time.sleep(0.3)
-    if _group_alive(p):
-        _signal_group(p, signal.SIGKILL)
-        time.sleep(0.5)
-    pid_file().unlink(missing_ok=True)
-    return True
+    return local_airflow.stop_recorded(pid_file(), timeout)
 
 
 def status() -> str:
