@@ -77,8 +77,11 @@ docs: install
 	$(BIN)/trivsel dbt docs generate
 	$(BIN)/trivsel docs
 
+# issue 15's targets in one table (docs/scaling.md): the national month under the LocalExecutor, the floor, the
+# naive peer, months 13 and 121 on top of preloaded history. Growth per doubling: BENCH_ARGS="--scales 1 2 4".
+BENCH_ARGS ?= --scales 1 --months 12 120
 bench: install
-	$(BIN)/python -m trivsel.bench --months 12
+	$(BIN)/python -m trivsel.bench $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/trivsel warehouse stop

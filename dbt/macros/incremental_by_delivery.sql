@@ -20,18 +20,7 @@
     not in relation (the upstream's delivery_id index serves it).
 -#}
 {% macro delivery_fingerprints(relation) -%}
-    with recursive delivery_ids as (
-        select min(delivery_id) as delivery_id
-        from {{ relation }}
-        union all
-        select (
-            select min(next_row.delivery_id)
-            from {{ relation }} as next_row
-            where next_row.delivery_id > delivery_ids.delivery_id
-        )
-        from delivery_ids
-        where delivery_ids.delivery_id is not null
-    )
+    with recursive {{ delivery_ids_cte(relation) }}
 
     select
         delivery_ids.delivery_id,
@@ -71,4 +60,22 @@
             where present.delivery_id = wanted.delivery_id
         )
     ))
+{%- endmacro %}
+
+
+{#- The CTE `delivery_ids`: every distinct delivery_id of `relation`, by a loose index scan (one probe of
+    its delivery_id index per delivery, not a scan of its rows). Used as `with recursive {{ delivery_ids_cte(r) }}`. -#}
+{% macro delivery_ids_cte(relation) -%}
+    delivery_ids as (
+        select min(delivery_id) as delivery_id
+        from {{ relation }}
+        union all
+        select (
+            select min(next_row.delivery_id)
+            from {{ relation }} as next_row
+            where next_row.delivery_id > delivery_ids.delivery_id
+        )
+        from delivery_ids
+        where delivery_ids.delivery_id is not null
+    )
 {%- endmacro %}

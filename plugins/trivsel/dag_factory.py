@@ -108,6 +108,17 @@ def municipalities(p: dict, names: dict[str, str]) -> list[dict]:
     return [{"code": c, "name": names.get(c, ""), "period": period} for period in p["periods"] for c in p["codes"]]
 
 
+def run_is_live(ti):
+    """run_is_live(run_id) for the loader: Airflow's state of another run of this DAG (queued or running:
+    True; any other state: False; a run this installation does not know: None, judged by age). Two runs of
+    one period at once must not take each other's parsed deliveries for a crashed run's."""
+    def live(run_id: str) -> bool | None:
+        if not ti.get_dr_count(dag_id=ti.dag_id, run_ids=[run_id]):
+            return None
+        return bool(ti.get_dr_count(dag_id=ti.dag_id, run_ids=[run_id], states=["queued", "running"]))
+    return live
+
+
 @task(map_index_template=PULL_INGEST_INDEX)
 def pull(job: dict) -> dict:
     ctx = get_current_context()
@@ -117,19 +128,36 @@ def pull(job: dict) -> dict:
 # all_done: a failed pull (remote down) still loads whatever is in the municipality's inbox.
 @task(map_index_template=PULL_INGEST_INDEX, trigger_rule="all_done")
 def ingest(job: dict) -> list[dict]:
-    return pipeline.ingest(job["code"], job["period"], get_current_context()["run_id"])
+    """Discover, archive, parse and COPY; validation is the run's one `validate` task."""
+    ctx = get_current_context()
+    return pipeline.ingest(job["code"], job["period"], ctx["run_id"], validate=False,
+                           run_is_live=run_is_live(ctx["ti"]))
+
+
+# all_done: a municipality whose ingest failed (a parse quarantine) does not stop the others' validation
+@task(trigger_rule="all_done")
+def validate(p: dict) -> dict[str, list[str]]:
+    """Great Expectations once per raw table over all of the run's parsed deliveries; decide each one."""
+    return pipeline.validate(p, get_current_context()["run_id"])
+
+
+@task(retries=0, map_index_template="{{ task.op_kwargs['code'] }}")
+def validated(code: str, failed: dict) -> str:
+    """Fails for a municipality whose deliveries validation quarantined; a leaf: nobody else waits on it."""
+    return pipeline.validated(code, failed)
 
 
 @task(trigger_rule="all_done", retries=0)
 def loads_done(p: dict) -> str:
     """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined;
     pin that set of deliveries for every model of this run (trivsel.snapshot)."""
-    return pipeline.loads_done(p["period"], get_current_context()["run_id"])
+    ctx = get_current_context()
+    return pipeline.loads_done(p["period"], ctx["run_id"], run_is_live(ctx["ti"]))
 
 
 @task(retries=1, map_index_template="{{ task.op_kwargs['domain'] }}")
 def significance_tests(domain: str) -> int:
-    return pipeline.run_statistics(domain)
+    return pipeline.run_statistics(domain, get_current_context()["run_id"])
 
 
 # all_done: certify measures this run's upstream (task states, dbt results) and records a refusal
@@ -235,8 +263,9 @@ def models_build(prof: ProfileConfig, manifest: dict[str, Any]) -> DbtBuildLocal
 # ---- the DAG --------------------------------------------------------------------------------------------
 
 def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
-    """The monthly DAG: plan → pull/ingest per municipality and period → gate → seeds → staging →
-    quality gate → dbt models → statistics per domain → certify → publish; quality per municipality.
+    """The monthly DAG: plan → pull/ingest per municipality and period → validate (once, every table) →
+    gate → seeds → staging → quality gate → dbt models → statistics per domain → certify → publish;
+    validated and quality per municipality.
 
     doc_md: the DAG's docs in the UI; default: the data team's page (trivsel.dag_labels.doc_md)."""
     dbt_runtime.cheap_behavior_flag_source()
@@ -253,16 +282,21 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         pulled = pull.expand(job=jobs)
         loaded = ingest.expand(job=jobs)
         pulled >> loaded
+        checked = validate(planned)
+        loaded >> checked
+        code_list = codes(planned)
+        validation_verdicts = validated.partial(failed=checked).expand(code=code_list)
         gate = loads_done(planned)
-        loaded >> gate
+        checked >> gate
         nodes = dbt_manifest.load()  # never dbt at parse: built by make/trivsel before (else an import error)
         seeds, staging = seeds_and_staging(prof, nodes)
         models = models_build(prof, nodes)
         stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
         held = quality_gate()
-        verdicts = quality.partial(held=held).expand(code=codes(planned))
+        verdicts = quality.partial(held=held).expand(code=code_list)
         outcome = run_outcome(planned)
         gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned) >> outcome
         verdicts >> outcome
+        validation_verdicts >> outcome
     dag_labels.label(dag, models, nodes)
     return dag

@@ -18,6 +18,12 @@ from psycopg.rows import tuple_row
 
 DEFAULT_SCHEMAS = ("marts", "reporting", "person")
 
+#: Run bookkeeping kept beside results (when, and by which run, a statistics scope was last computed): not
+#: content, so not in a fingerprint; a re-run that recomputes the same scopes gives the same warehouse.
+BOOKKEEPING_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("reporting", "stat_scope_state"): ("computed_at", "run_id"),
+}
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -37,10 +43,19 @@ def relations(conn: psycopg.Connection, schemas: Iterable[str]) -> list[tuple[st
 
 
 def fingerprint(conn: psycopg.Connection, schema_name: str, table: str) -> Fingerprint:
-    row = conn.cursor(row_factory=tuple_row).execute(sql.SQL(
+    cur = conn.cursor(row_factory=tuple_row)
+    skip = BOOKKEEPING_COLUMNS.get((schema_name, table))
+    if skip:
+        cols = [r[0] for r in cur.execute(
+            "select column_name from information_schema.columns where table_schema = %s and table_name = %s"
+            " and column_name <> all(%s) order by ordinal_position", (schema_name, table, list(skip))).fetchall()]
+        row_text = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in cols))
+    else:
+        row_text = sql.SQL("t::text")
+    row = cur.execute(sql.SQL(
         "select count(*), coalesce(md5(string_agg(h, '' order by h)), md5('')) "
-        "from (select md5(t::text) as h from {}.{} t) s").format(
-            sql.Identifier(schema_name), sql.Identifier(table))).fetchone()
+        "from (select md5({}) as h from {}.{} t) s").format(
+            row_text, sql.Identifier(schema_name), sql.Identifier(table))).fetchone()
     return Fingerprint(int(row[0]), str(row[1]))
 
 

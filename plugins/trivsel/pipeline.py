@@ -95,8 +95,13 @@ class DeliveriesQuarantined(_FailWithoutRetry):
     connection, a warehouse restart) are raised as they are and keep the task's retries."""
 
 
-def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
-    outcomes = loading.ingest_municipality(code, period, run_id)
+def ingest(code: str, period: str, run_id: str | None = None, validate: bool = True,
+           run_is_live=None) -> list[dict]:
+    """One municipality's period. validate=False (the DAG): parsed deliveries stay `validating` for the
+    run's validate task; a file that cannot be parsed still quarantines and fails this task. run_is_live
+    (the DAG's: Airflow's dag-run state) tells another run's pending deliveries from a crashed run's
+    (trivsel.loading.decision.cleanup_interrupted)."""
+    outcomes = loading.ingest_municipality(code, period, run_id, validate=validate, run_is_live=run_is_live)
     summary = loading.summary_text(outcomes)
     log.info("municipality %s, period %s:\n%s", code, period, summary)
     waiting = [o for o in outcomes if o.status == "waiting"]
@@ -115,8 +120,25 @@ def ingest(code: str, period: str, run_id: str | None = None) -> list[dict]:
     return [{"file": o.file_name, "source": o.source, "status": o.status, "rows": o.rows} for o in outcomes]
 
 
-def run_statistics(domain: str) -> int:
-    """Recompute one domain's significance tests into reporting (a no-op for a domain not built yet)."""
+def validate(p: dict, run_id: str) -> dict[str, list[str]]:
+    """The DAG's validate task: every delivery the run's ingest tasks parsed, validated at once (each raw
+    table once, trivsel.loading.validating.validate_run) and decided. Returns {code: [quarantined lines]}."""
+    failed = loading.validate_run(run_id, p["codes"], p["periods"])
+    for code, lines in sorted(failed.items()):
+        if lines:
+            log.error("municipality %s: %d deliveries quarantined by validation (a data error: no retry):\n%s",
+                      code, len(lines), "\n".join(lines))
+    return failed
+
+
+def validated(code: str, failed: dict[str, list[str]]) -> str:
+    """The mapped `validated[code]` task: fails for a municipality whose deliveries validation quarantined."""
+    return loading.validation_verdict(code, failed)
+
+
+def run_statistics(domain: str, run_id: str | None = None) -> int:
+    """Recompute one domain's significance tests into reporting (a no-op for a domain not built yet): the
+    scopes whose input changed (trivsel.stats.scope_state), recorded as computed by run_id."""
     if domain not in STAT_DOMAINS:
         raise ValueError(f"unknown statistics domain {domain!r}")
     try:
@@ -127,7 +149,7 @@ def run_statistics(domain: str) -> int:
             return 0
         raise
     with warehouse.connect(warehouse.TRANSFORMER) as conn:
-        n = module.run(conn)
+        n = module.run(conn, run_id=run_id)
         conn.commit()
     log.info("statistics %s: %d rows into reporting", domain, n)
     return n
@@ -146,12 +168,13 @@ def finish(periods: list[str], run_id: str) -> dict:
     return summary
 
 
-def loads_done(period: str, run_id: str) -> str:
+def loads_done(period: str, run_id: str, run_is_live=None) -> str:
     """The run's gate: take the build lease (one run's model phase at a time, trivsel.build_lease), then pin the
     snapshot of deliveries every model of this run is built from (trivsel.snapshot). A run that waited for
     another's build pins after it, so its snapshot holds what the other loaded."""
     with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:  # audit is the loader's
         build_lease.acquire(conn, run_id)
+        loading.wait_for_other_runs(conn, run_id, run_is_live)  # their validate tasks need no lease
         pinned = snapshot.pin(conn, run_id)
         snapshot.prune(conn)
     log.info("run %s: models build from %d loaded deliveries (pinned)", run_id, pinned["loaded"])

@@ -51,6 +51,8 @@ def mask_value(value: str | None) -> str | None:
 
 #: what a free-text value must contain to be a candidate at all (a cheap filter PostgreSQL applies)
 _CANDIDATE_SQL = "[0-9]{5}"
+#: candidate rows read and updated per round trip by mask_free_text
+MASK_BATCH = 2000
 
 
 def mask_free_text(conn, table: str, columns: Iterable[str], delivery_id: int) -> int:
@@ -66,15 +68,19 @@ def mask_free_text(conn, table: str, columns: Iterable[str], delivery_id: int) -
     changed = 0
     for column in columns:
         col = sql.Identifier(column)
-        rows = conn.execute(
-            sql.SQL("select ctid::text, {c} from raw.{t} where delivery_id = %s and {c} ~ %s").format(
-                c=col, t=sql.Identifier(table)), (delivery_id, _CANDIDATE_SQL)).fetchall()
-        updates = [(masked, ctid) for ctid, value in rows if (masked := mask_identifiers(value)) != value]
-        if updates:
-            with conn.cursor() as cur:
-                cur.executemany(sql.SQL("update raw.{t} set {c} = %s where ctid = %s::tid").format(
-                    c=col, t=sql.Identifier(table)), updates)
-            changed += len(updates)
+        update = sql.SQL("update raw.{t} set {c} = %s where ctid = %s::tid").format(c=col, t=sql.Identifier(table))
+        # Streamed in batches through a server-side cursor: a large delivery whose free text is full of
+        # candidates (a 128 MB register with a case number in every description) must not be held in memory.
+        # The cursor reads the snapshot of its declaration, so the updates below never feed back into it.
+        with conn.transaction(), conn.cursor(name=f"mask_free_text_{delivery_id}") as cur:
+            cur.execute(sql.SQL("select ctid::text, {c} from raw.{t} where delivery_id = %s and {c} ~ %s").format(
+                c=col, t=sql.Identifier(table)), (delivery_id, _CANDIDATE_SQL))
+            while rows := cur.fetchmany(MASK_BATCH):
+                updates = [(masked, ctid) for ctid, value in rows if (masked := mask_identifiers(value)) != value]
+                if updates:
+                    with conn.cursor() as upd:
+                        upd.executemany(update, updates)
+                    changed += len(updates)
     return changed
 
 

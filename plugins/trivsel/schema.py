@@ -5,11 +5,17 @@ Created idempotently by every run, so a fresh external PostgreSQL needs nothing 
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import psycopg
 from psycopg import sql
 
 from trivsel.sources import all_schemes
 from trivsel.sources.base import LOAD_COLUMNS, RawTable
+
+#: schema raw's comment, followed by the fingerprint of the definition `ensure` last ran (see _is_current)
+SCHEMA_COMMENT = "trivsel raw tables, definition "
 
 SCHEMAS = ("raw", "quarantine", "audit", "staging", "intermediate", "marts", "reporting", "certified")
 
@@ -233,12 +239,49 @@ def _may_define(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+def _definition() -> tuple[str, list[str]]:
+    """(fingerprint, relations) of everything `ensure` defines: the platform DDL and every scheme's raw table
+    with its columns and index. A scheme that grows a column changes the fingerprint."""
+    h = hashlib.sha256(PLATFORM_DDL.encode())
+    relations = re.findall(r"create (?:unlogged )?table if not exists ([a-z_]+\.[a-z_]+)", PLATFORM_DDL, re.I)
+    relations += [f"{schema}.{name}" for name, schema in re.findall(
+        r"create (?:unique )?index (?:if not exists )?([a-z_]+)\s+on ([a-z_]+)\.", PLATFORM_DDL, re.I)]
+    for module in sorted(all_schemes().values(), key=lambda m: m.scheme.name):
+        for table in module.scheme.tables:
+            h.update(repr((table.name, LOAD_COLUMNS, [(c.name, c.type) for c in table.columns])).encode())
+            relations += [f"raw.{table.name}", f"raw.{table.name}_delivery_idx"]
+    return h.hexdigest()[:32], sorted(set(relations))
+
+
+def _is_current(conn: psycopg.Connection, fingerprint: str, relations: list[str]) -> bool:
+    """The warehouse already holds this definition: schema raw carries its fingerprint (set by the last
+    `ensure` that ran the DDL) and every relation exists. Reads the catalog only, so it takes no lock."""
+    row = conn.execute(
+        """select coalesce(obj_description(to_regnamespace('raw'), 'pg_namespace') = %s, false)
+                  and bool_and(to_regclass(r) is not null)
+             from unnest(%s::text[]) as r""", (SCHEMA_COMMENT + fingerprint, relations)).fetchone()
+    if isinstance(row, dict):  # a connection with dict rows
+        row = tuple(row.values())
+    return bool(row and row[0])
+
+
 def ensure(conn: psycopg.Connection) -> None:
-    """Create schemas, platform tables and every scheme's raw tables (add new columns if a scheme grew)."""
+    """Create schemas, platform tables and every scheme's raw tables (add new columns if a scheme grew).
+
+    Runs its DDL only when the definition changed (or a relation is missing): every ingest task calls this,
+    and `alter table ... add column if not exists` takes an ACCESS EXCLUSIVE lock even when the column exists.
+    Under the executor two ingests deadlocked on it (one holding audit.delivery and waiting for raw.<t> here,
+    the other inside its delivery's transaction holding raw.<t> and waiting for audit.delivery; found by
+    `make bench`). The fast path reads the catalog only."""
     if not _may_define(conn):
         return  # a stage that does not own the platform tables (transformer, publisher): the bootstrap made them
+    fingerprint, relations = _definition()
+    if _is_current(conn, fingerprint, relations):
+        return
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('trivsel:schema'))")
+        if _is_current(conn, fingerprint, relations):  # another session defined it while this one waited
+            return
         existing = {r[0] for r in conn.execute("select nspname from pg_namespace where nspname = any(%s)",
                                                 (list(SCHEMAS),))}
         for s in SCHEMAS:
@@ -253,3 +296,4 @@ def ensure(conn: psycopg.Connection) -> None:
                         sql.Identifier(table.name), sql.Identifier(c.name), sql.SQL(c.type)))
                 conn.execute(sql.SQL("create index if not exists {} on raw.{} (delivery_id)").format(
                     sql.Identifier(f"{table.name}_delivery_idx"), sql.Identifier(table.name)))
+        conn.execute(sql.SQL("comment on schema raw is {}").format(sql.Literal(SCHEMA_COMMENT + fingerprint)))

@@ -29,6 +29,7 @@ class Failure:
     column: str | None
     reason: str
     examples: str | None = None
+    first_row: int | None = None  # the first failing row (source_row), when the check is row-level
 
 
 def suite_path(table: str) -> Path:
@@ -82,6 +83,9 @@ def _context(url: str):
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
+    # No analytics: GX releases that have them try the network on every run. GX_ANALYTICS_ENABLED (set at
+    # import above) is what they read when the context's own setting is None; this sets that too.
+    ctx.config.analytics_enabled = False
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     ds = ctx.data_sources.add_postgres(name="warehouse", connection_string=url)
     return ctx, ds
@@ -367,3 +371,162 @@ def validate_query(url: str, name: str, query: str, spec: dict[str, Any],
             failures.append(Failure(name, f.expectation, f.column, f.reason, f.examples))
     log.info("GX %s: %d expectations, %d failed", name, len(result.results), len(failures))
     return len(result.results), failures
+
+
+# ---------------------------------------------------------------- one validation per table per batch
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """What `timing validate ...` logs per table (read by trivsel.bench)."""
+    table: str
+    deliveries: int
+    rows: int
+    seconds: float
+
+
+def _point_view_many(wh: _Warehouse, table: str, delivery_ids: list[int]) -> str:
+    """The process's view of `table` as the rows of all these deliveries (see _point_view)."""
+    from psycopg import sql
+
+    name = wh.view_name(table)
+    wh.ddl(sql.SQL("create or replace view {}.{} as select * from raw.{} where delivery_id = any({}::bigint[])")
+           .format(sql.Identifier(GX_SCHEMA), sql.Identifier(name), sql.Identifier(table),
+                   sql.Literal([int(d) for d in delivery_ids])))
+    return name
+
+
+def _reason(check, params: dict[str, Any], n: int) -> str:
+    """The reason as _describe words it for GX's own result of the same expectation on one delivery."""
+    kwargs = _gx_kwargs(check.type, json.dumps(_fill(check.kwargs, params), sort_keys=True, default=str))
+    shown = {k: v for k, v in kwargs.items() if k not in ("column", "column_list", "batch_id")}
+    reason = check.type + (f" on {check.column}" if check.column else "") + (f" {shown}" if shown else "")
+    return reason + (f": observed {n!r}" if check.observed else f": {n} unexpected value(s)" if n else "")
+
+
+@lru_cache(maxsize=1024)
+def _gx_kwargs(etype: str, kwargs_json: str) -> dict[str, Any]:
+    """The kwargs as GX's expectation holds them (0 becomes 0.0 for a between), so that a reason reads
+    exactly as GX's own result of the expectation words it. Only for failing checks: rare, and cached."""
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    kwargs = json.loads(kwargs_json)
+    try:
+        cfg = ExpectationConfiguration(type=etype, kwargs=kwargs).to_domain_obj().configuration
+        return {k: v for k, v in dict(cfg.kwargs).items() if k != "batch_id"}
+    except Exception:  # noqa: BLE001 - the reason then shows the suite's own kwargs
+        return kwargs
+
+
+def _run_compiled(wh: _Warehouse, compiled, view: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    """GX runs the compiled query as one UnexpectedRowsExpectation (and the schema-level expectations
+    as they are) on the batch view. Returns (failing rows, failed native results). GX returns at most
+    200 rows of an unexpected-rows query; past that (a run with many failing deliveries) the same query is
+    read in full straight from PostgreSQL."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations import UnexpectedRowsExpectation
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = ExpectationSuite(name=f"{compiled.table}__batch")
+    suite.add_expectation(UnexpectedRowsExpectation(unexpected_rows_query=compiled.gx_query(),
+                                                    description=f"{compiled.table}: per delivery"))
+    for e in compiled.native:
+        suite.add_expectation_configuration(
+            ExpectationConfiguration(type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta") or {}))
+    batch = wh.batch_definition(compiled.table).get_batch()
+    result = batch.validate(suite, result_format="COMPLETE")
+    rows: list[dict[str, Any]] = []
+    native_failed = []
+    for r in result.results:
+        if r.expectation_config.type != "unexpected_rows_expectation":
+            if not r.success:
+                native_failed.append(r)
+            continue
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"GX could not run the batch query of {compiled.table}: "
+                               f"{r.exception_info.get('exception_message')}")
+        res = r.result or {}
+        rows = list((res.get("details") or {}).get("unexpected_rows") or [])
+        if (res.get("observed_value") or 0) > len(rows):
+            import psycopg
+
+            with psycopg.connect(wh.url, autocommit=True) as conn:
+                cur = conn.execute(compiled.direct_query(f'"{GX_SCHEMA}"."{view}"'))
+                names = [c.name for c in cur.description]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return rows, native_failed
+
+
+def validate_batch(url: str, deliveries: dict[int, tuple[list[str], dict[str, Any]]]
+                   ) -> tuple[dict[int, list[Failure]], list[BatchTiming]]:
+    """Validate many deliveries at once: each raw table once, over all of the batch's deliveries that have
+    rows there (a view over delivery_id = any(...)), with the suite compiled into SQL grouped by
+    delivery_id (trivsel.validation_sql). `deliveries` maps delivery_id -> (its tables, its parameters).
+
+    Returns ({delivery_id: failures}, one BatchTiming per table). The failures of one delivery are the ones
+    validate_delivery finds for it, in the suite's order, with the same reason text, plus the first
+    failing row. A table whose suite the compiler cannot translate is validated per delivery, as before."""
+    import time
+
+    from trivsel import validation_sql
+
+    failures: dict[int, list[Failure]] = {did: [] for did in deliveries}
+    by_table: dict[str, list[int]] = {}
+    for did, (tables, _params) in deliveries.items():
+        for t in tables:
+            by_table.setdefault(t, []).append(did)
+    timings: list[BatchTiming] = []
+    for table, dids in sorted(by_table.items()):
+        spec = _suite_spec(table)
+        if spec is None:
+            continue
+        t0 = time.time()
+        params = {did: deliveries[did][1] for did in dids}
+        try:
+            compiled = validation_sql.with_params(validation_sql.compile_suite(table, spec), params)
+        except validation_sql.Unsupported as exc:
+            log.info("GX %s: validated per delivery (%s)", table, exc)
+            for did in dids:
+                failures[did] += validate_delivery(url, did, [table], params[did])
+            timings.append(BatchTiming(table, len(dids), -1, time.time() - t0))
+            log.info("timing validate %s deliveries %d rows -1 gx %.3fs", table, len(dids), timings[-1].seconds)
+            continue
+        wh = _warehouse(url)
+        with wh.table_lock(table):
+            try:
+                view = _point_view_many(wh, table, dids)
+                try:
+                    rows, native_failed = _run_compiled(wh, compiled, view)
+                    import psycopg
+
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        total = conn.execute(f'select count(*) from "{GX_SCHEMA}"."{view}"').fetchone()[0]
+                finally:
+                    _drop_view(wh, view)
+            except Exception:
+                _forget(url)
+                raise
+        found: dict[int, list[tuple[int, Failure]]] = {did: [] for did in dids}
+        for row in rows:
+            did, number = int(row["delivery_id"]), int(row["check_no"])
+            check = compiled.checks[number]
+            n = int(row["n"])
+            examples = json.loads(row["examples"]) if row.get("examples") else None
+            found[did].append((number, Failure(
+                table, check.type, check.column, _reason(check, params[did], n),
+                json.dumps(examples[:10], default=str, ensure_ascii=False) if examples else None,
+                first_row=None if row.get("first_row") is None else int(row["first_row"]))))
+        native_at = {id(e): i for i, e in enumerate(spec.get("expectations", []))}
+        for r in native_failed:  # the table's schema: the same for every delivery of the batch
+            f = _describe(r)
+            number = next((native_at[id(e)] for e in compiled.native if e["type"] == f.expectation), -1)
+            for did in dids:
+                found[did].append((number, Failure(table, f.expectation, f.column, f.reason, f.examples)))
+        for did in dids:
+            failures[did] += [f for _n, f in sorted(found[did], key=lambda x: x[0])]
+        seconds = time.time() - t0
+        timings.append(BatchTiming(table, len(dids), int(total), seconds))
+        log.info("timing validate %s deliveries %d rows %d gx %.3fs", table, len(dids), total, seconds)
+        log.info("GX %s (%d deliveries): %d checks, %d failing (delivery, check)", table, len(dids),
+                 len(compiled.checks) + len(compiled.native), len(rows) + len(native_failed) * len(dids))
+    return failures, timings

@@ -1,14 +1,21 @@
-"""The payroll absence models are incremental by delivery (macros/incremental_by_delivery.sql).
+"""The payroll absence models and the survey answer models are incremental by delivery
+(macros/incremental_by_delivery.sql), and their data tests read only the deliveries the last build wrote
+(macros/tests/get_where_subquery.sql).
 
 On the shared test warehouse after the demo run: an incremental build equals a --full-refresh build, a
 superseded delivery's rows disappear, a run with nothing new rewrites no row, and changed reference data
-(here var absence_hours_per_day) reprocesses the deliveries derived with the old. The 2014-03 payroll file of
-Haderslev (169) is corrected for the test and its original re-delivered at the end (the operator's 'reprocess'
-marker), so the warehouse's figures are as the demo left them (only the delivery ids of 2014-03 differ).
+(var absence_hours_per_day; the survey rounds of a municipality) reprocesses the deliveries derived with the
+old. The 2014-03 payroll file and the 2012-05 survey answers of Høje-Taastrup (169) are corrected for the test
+(both in the same builds, so the survey chain adds no dbt invocation) and the originals re-delivered at the end
+(the operator's 'reprocess' marker), so the warehouse's figures are as the demo left them (only the delivery
+ids of the two corrected files differ). The tests of the incremental models read the corrected deliveries
+after an incremental build (uniqueness: every delivery of their municipality) and every row after
+--full-refresh.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,17 +27,35 @@ pytestmark = pytest.mark.e2e
 HT = "169"
 PERIOD = "2014-03"
 FILE = f"{HT}/hr_absence/{PERIOD}/fravaer_{PERIOD}.csv"
+WAVE = "2012-05"
+SURVEY_FILE = f"{HT}/survey/{WAVE}/besvarelser_{HT}_{WAVE}.csv"
 #: the staging views these models read are rebuilt in the same invocation: a view keeps the delivery snapshot
 #: it was built with (the demo's DAG run pinned its own, docs/certification.md), while this `trivsel dbt`, run
 #: outside a DAG run, reads audit.delivery live; without them the models would join live deliveries to the
 #: demo run's staging rows and miss the correction
-STAGING = ("stg_hr_payroll_csv__hr_payroll_absence", "stg_hr_unit_workbook__hr_unit_workbook_value")
+STAGING = ("stg_hr_payroll_csv__hr_payroll_absence", "stg_hr_unit_workbook__hr_unit_workbook_value",
+           "stg_survey_respondent_csv__survey_answer_csv", "stg_survey_workbook_xlsx__survey_answer_xlsx")
 MODELS = (*STAGING, "int_absence__employee_month", "int_absence__delivery_unit_month", "fct_absence_employee_month",
-          "absence_unit_month")
-#: tables keyed by delivery (incremental); absence_unit_month is a table over int_absence__delivery_unit_month
-INCREMENTAL = ("intermediate.int_absence__employee_month", "intermediate.int_absence__delivery_unit_month",
-               "person.fct_absence_employee_month")
-TABLES = (*INCREMENTAL, "marts.absence_unit_month")
+          "absence_unit_month", "int_survey_answers_unioned", "fct_survey_answer", "survey_response_rate")
+#: tables keyed by delivery (incremental); absence_unit_month is a table over int_absence__delivery_unit_month,
+#: survey_response_rate one over fct_survey_answer
+ABSENCE = ("intermediate.int_absence__employee_month", "intermediate.int_absence__delivery_unit_month",
+           "person.fct_absence_employee_month")
+SURVEY = ("intermediate.int_survey_answers_unioned", "person.fct_survey_answer")
+INCREMENTAL = (*ABSENCE, *SURVEY)
+TABLES = (*INCREMENTAL, "marts.absence_unit_month", "marts.survey_response_rate")
+#: a data test of each incremental model limited to the last build's deliveries (__new_deliveries__), and the
+#: uniqueness tests limited to their municipalities (__new_municipalities__)
+NEW_DELIVERY_TESTS = {"intermediate.int_absence__employee_month": "not_null_int_absence__employee_month_sick_hours",
+                      "intermediate.int_absence__delivery_unit_month":
+                          "not_null_int_absence__delivery_unit_month_sick_hours",
+                      "person.fct_absence_employee_month": "not_null_fct_absence_employee_month_sick_hours",
+                      "intermediate.int_survey_answers_unioned": "not_null_int_survey_answers_unioned_item_code",
+                      "person.fct_survey_answer": "not_null_fct_survey_answer_unit_name"}
+MUNICIPALITY_TESTS = {
+    "intermediate.int_absence__employee_month":
+        "unique_combination_int_absence__employee_month_municipality_code__employee_pseudonym__month_start__unit_name",
+    "person.fct_survey_answer": "unique_combination_fct_survey_answer_respondent_key__item_code"}
 
 
 def _dbt(target: Path, *args: str) -> None:
@@ -70,7 +95,22 @@ def physical(conn, table: str, where: str = "true") -> str:
                         f" as h from {table} where {where}").fetchone()["h"]
 
 
-def _ingest(path: Path):
+def deliveries_tested(target: Path, conn, test_name: str) -> set[int]:
+    """The deliveries a data test of the last build read: the filtered subquery of its compiled SQL, run."""
+    nodes = json.loads((target / "target" / "manifest.json").read_text())["nodes"].values()
+    [file_name] = [n["path"] for n in nodes if n["resource_type"] == "test" and n["name"] == test_name]
+    [path] = (target / "target" / "compiled").rglob(file_name)  # a long test name is hashed in its file's
+    sql = path.read_text()
+    start = sql.index("(select * from ")
+    subquery = sql[start:sql.index(") dbt_subquery", start) + 1]
+    return {r["delivery_id"] for r in conn.execute(f"select distinct delivery_id from {subquery} as tested")}
+
+
+def _deliveries(conn, table: str, where: str = "true") -> set[int]:
+    return {r["delivery_id"] for r in conn.execute(f"select distinct delivery_id from {table} where {where}")}
+
+
+def _ingest(path: Path, source: str = "hr_absence", period: str = PERIOD):
     from trivsel import warehouse
     from trivsel.config import load_config
     from trivsel.keys import pseudonym_key
@@ -78,12 +118,12 @@ def _ingest(path: Path):
 
     muni = load_config().municipality(HT)
     with warehouse.connect(autocommit=True) as conn:
-        return ingest_file(conn, path, muni, "hr_absence", PERIOD, "test-incremental", pseudonym_key())
+        return ingest_file(conn, path, muni, source, period, "test-incremental", pseudonym_key())
 
 
-def _loaded_delivery(conn) -> int:
+def _loaded_delivery(conn, scheme: str = "hr_payroll_csv", period: str = PERIOD) -> int:
     return conn.execute("select delivery_id from audit.delivery where municipality_code = %s and period = %s"
-                        " and scheme = 'hr_payroll_csv' and status = 'loaded'", (HT, PERIOD)).fetchone()["delivery_id"]
+                        " and scheme = %s and status = 'loaded'", (HT, period, scheme)).fetchone()["delivery_id"]
 
 
 def _corrected(original: bytes) -> tuple[bytes, str, str]:
@@ -96,16 +136,40 @@ def _corrected(original: bytes) -> tuple[bytes, str, str]:
     return b"\r\n".join(lines), fields[0].decode(), "99.90"
 
 
+def _corrected_survey(original: bytes) -> tuple[bytes, str]:
+    """The answers with the first respondent's item 1.1.1 changed to 'Altid'; returns (bytes, respondent id)."""
+    lines = original.split(b"\n")
+    header, fields = lines[0].split(b";"), lines[1].split(b";")
+    column = header.index(b"1.1.1")
+    assert fields[column] != b"Altid", lines[1]
+    fields[column] = b"Altid"
+    lines[1] = b";".join(fields)
+    return b"\n".join(lines), fields[0].decode()
+
+
+def _restore_rounds(conn, rounds) -> None:
+    for r in rounds:
+        conn.execute("update raw.config_survey_round set round_order = %s where municipality_code = %s and wave = %s",
+                     (r["round_order"], HT, r["wave"]))
+
+
 def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse, test_home, tmp_path):
     conn = demo_warehouse
     original_path = test_home / "inbox" / FILE
     original = original_path.read_bytes()
+    survey_path = test_home / "inbox" / SURVEY_FILE
     baseline = {t: content(conn, t, exclude=("delivery_id",)) for t in TABLES}
     old_delivery = _loaded_delivery(conn)
+    old_survey = _loaded_delivery(conn, "survey_respondent_csv", WAVE)
     corrected_path = tmp_path / "correction" / original_path.name
     corrected_path.parent.mkdir()
     data, _employee, hours = _corrected(original)
     corrected_path.write_bytes(data)
+    corrected_survey = tmp_path / "correction" / survey_path.name
+    survey_data, respondent = _corrected_survey(survey_path.read_bytes())
+    corrected_survey.write_bytes(survey_data)
+    rounds = conn.execute("select wave, round_order from raw.config_survey_round where municipality_code = %s",
+                          (HT,)).fetchall()
     try:
         # (3) nothing new: an incremental run rewrites no row of the incremental tables
         before = {t: physical(conn, t) for t in INCREMENTAL}
@@ -118,15 +182,32 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
         out = _ingest(corrected_path)
         assert out.status == "loaded", out.line()
         new_delivery = out.delivery_id
-        others = {t: physical(conn, t, f"delivery_id <> {old_delivery}") for t in INCREMENTAL}
+        out = _ingest(corrected_survey, "survey", WAVE)
+        assert out.status == "loaded", out.line()
+        new_survey = out.delivery_id
+        old_of = {t: old_delivery for t in ABSENCE} | {t: old_survey for t in SURVEY}
+        new_of = {t: new_delivery for t in ABSENCE} | {t: new_survey for t in SURVEY}
+        others = {t: physical(conn, t, f"delivery_id <> {old_of[t]}") for t in INCREMENTAL}
         _dbt(tmp_path)
         for t in INCREMENTAL:
-            n_old = conn.execute(f"select count(*) as n from {t} where delivery_id = %s", (old_delivery,)).fetchone()
-            n_new = conn.execute(f"select count(*) as n from {t} where delivery_id = %s", (new_delivery,)).fetchone()
+            n_old = conn.execute(f"select count(*) as n from {t} where delivery_id = %s", (old_of[t],)).fetchone()
+            n_new = conn.execute(f"select count(*) as n from {t} where delivery_id = %s", (new_of[t],)).fetchone()
             assert n_old["n"] == 0 and n_new["n"] > 0, t
-            assert physical(conn, t, f"delivery_id <> {new_delivery}") == others[t], f"{t}: other deliveries rewritten"
+            assert physical(conn, t, f"delivery_id <> {new_of[t]}") == others[t], f"{t}: other deliveries rewritten"
         assert conn.execute("select count(*) as n from person.fct_absence_employee_month where delivery_id = %s"
                             " and sick_hours = %s", (new_delivery, hours)).fetchone()["n"] == 1
+        assert conn.execute("select answer_label, answer_ordinal from person.fct_survey_answer where delivery_id = %s"
+                            " and respondent_id = %s and item_code = '1.1.1'", (new_survey, respondent)).fetchone() \
+            == {"answer_label": "Altid", "answer_ordinal": 1}  # 1.1.1 is a negative item: 'Altid' is the least favourable
+        # the data tests read the correction's rows only; uniqueness every delivery of its municipality
+        for t, test in NEW_DELIVERY_TESTS.items():
+            assert deliveries_tested(tmp_path, conn, test) == {new_of[t]}, test
+        for t, test in MUNICIPALITY_TESTS.items():
+            own = _deliveries(conn, t, f"municipality_code = '{HT}'")
+            assert new_of[t] in own, t
+            if t in SURVEY:  # all three sample municipalities survey; only 169 delivers payroll month by month
+                assert own != _deliveries(conn, t), t
+            assert deliveries_tested(tmp_path, conn, test) == own, test
         month = conn.execute("select * from marts.absence_unit_month where municipality_code = %s"
                              " and month = %s and source_scheme = 'hr_payroll_csv' and delivery_id = %s",
                              (HT, PERIOD, new_delivery)).fetchall()
@@ -149,14 +230,26 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
         assert {t: physical(conn, t) for t in INCREMENTAL} == before
         assert {t: content(conn, t) for t in TABLES} == incremental
 
-        # (1) a full rebuild of the same models gives the same rows
+        # (1) a full rebuild of the same models gives the same rows, and its data tests read every row
         _dbt(tmp_path, "--full-refresh")
         assert {t: content(conn, t) for t in TABLES} == incremental
+        for t, test in (NEW_DELIVERY_TESTS | MUNICIPALITY_TESTS).items():
+            assert deliveries_tested(tmp_path, conn, test) == _deliveries(conn, t), test
 
         # reference data changes (hours per sick day): every delivery derived with it is reprocessed ...
         fingerprints = {r["reference_fingerprint"] for r in conn.execute(
             "select distinct reference_fingerprint from person.fct_absence_employee_month")}
+        # ... and the survey rounds of 169 (config): its waves are reprocessed, the other municipalities' kept
+        survey_others = {t: physical(conn, t, f"municipality_code <> '{HT}'") for t in SURVEY}
+        conn.execute("update raw.config_survey_round set round_order = round_order + 10 where municipality_code = %s",
+                     (HT,))
         _dbt(tmp_path, "--vars", "{absence_hours_per_day: 8}")
+        for t in SURVEY:
+            assert physical(conn, t, f"municipality_code <> '{HT}'") == survey_others[t], t
+        assert conn.execute("select count(*) filter (where round_order < 10) as old, count(*) as n"
+                            " from person.fct_survey_answer where municipality_code = %s", (HT,)).fetchone()["old"] == 0
+        assert deliveries_tested(tmp_path, conn, NEW_DELIVERY_TESTS["person.fct_survey_answer"]) == \
+            _deliveries(conn, "person.fct_survey_answer", f"municipality_code = '{HT}'")
         rows = conn.execute("select reference_fingerprint, sick_hours, sick_days"
                             " from intermediate.int_absence__employee_month").fetchall()
         assert rows and not ({r["reference_fingerprint"] for r in rows} & fingerprints)
@@ -164,17 +257,20 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
         assert not {r["reference_fingerprint"] for r in conn.execute(
             "select distinct reference_fingerprint from person.fct_absence_employee_month")} & fingerprints
         # ... and back again
+        _restore_rounds(conn, rounds)
         _dbt(tmp_path)
         assert {t: content(conn, t) for t in TABLES} == incremental
     finally:
-        # re-deliver the original (the operator's reprocess marker), so the warehouse is as the demo left it
-        current = _loaded_delivery(conn)
-        if current != old_delivery:
-            conn.execute("insert into quarantine.delivery_issue (delivery_id, file_name, check_name, reason)"
-                         " values (%s, %s, 'reprocess', 'test_absence_incremental: restore the demo')",
-                         (old_delivery, original_path.name))
-            out = _ingest(original_path)
-            assert out.status == "loaded", out.line()
+        _restore_rounds(conn, rounds)
+        # re-deliver the originals (the operator's reprocess marker), so the warehouse is as the demo left it
+        for path, source, scheme, period, old in ((original_path, "hr_absence", "hr_payroll_csv", PERIOD, old_delivery),
+                                                  (survey_path, "survey", "survey_respondent_csv", WAVE, old_survey)):
+            if _loaded_delivery(conn, scheme, period) != old:
+                conn.execute("insert into quarantine.delivery_issue (delivery_id, file_name, check_name, reason)"
+                             " values (%s, %s, 'reprocess', 'test_absence_incremental: restore the demo')",
+                             (old, path.name))
+                out = _ingest(path, source, period)
+                assert out.status == "loaded", out.line()
         _dbt(tmp_path)
         # the other models that read audit.delivery (delivery_coverage, ...) as a DAG run would leave them, so
         # later tests (re-running a period changes no table) compare against a consistent warehouse

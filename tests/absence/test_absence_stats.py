@@ -160,6 +160,37 @@ def test_sql_path_reruns_identically(stats_db):
     assert stored == again
 
 
+def test_only_changed_municipalities_rerun(stats_db):
+    """trivsel.stats.scope_state: after one municipality's rows change, only it is recomputed (the others keep
+    their computed_at and run_id), and the table equals a full recompute. Rolled back: the module's rows stay."""
+    from trivsel.stats.scope_state import STATE_TABLE
+
+    def state(conn) -> dict[str, tuple]:
+        return {r[0]: r[1:] for r in conn.execute(f"select scope, fingerprint, computed_at, run_id from {STATE_TABLE}"
+                                                  " where domain = 'absence'")}
+
+    def table(conn) -> list[tuple]:
+        return conn.execute(f"select * from {absence.TABLE} order by 1, 2, 3, 4, 5").fetchall()
+
+    with psycopg.connect(stats_db) as conn:
+        absence.run(conn, run_id="first")
+        before, first = state(conn), table(conn)
+        assert {"101", "202", "404"} <= set(before)
+        assert absence.run(conn, run_id="idle") == 0 and state(conn) == before
+        conn.execute("update person.fct_absence_employee_month set sick_days = sick_days + 3"
+                     " where municipality_code = '101' and unit_name = 'Kun start'")
+        written = absence.run(conn, run_id="changed")
+        after = state(conn)
+        assert {s for s, v in after.items() if v[2] == "changed"} == {"101"}
+        assert {s: v for s, v in after.items() if s != "101"} == {s: v for s, v in before.items() if s != "101"}
+        incremental = table(conn)
+        assert written == sum(1 for r in incremental if r[0] == "101")
+        assert [r for r in incremental if r[0] == "101"] != [r for r in first if r[0] == "101"]
+        absence.run(conn, full=True, run_id="full")
+        assert table(conn) == incremental
+        conn.rollback()
+
+
 def test_change_ci_agrees_with_the_normal_theory_interval_for_large_samples():
     """For many employees the percentile bootstrap of a difference of means approaches the large-sample
     interval diff ± z·√(s₁²/n₁ + s₂²/n₂) (computed here by hand, not by the bootstrap)."""

@@ -98,7 +98,7 @@ def test_a_parser_crash_quoting_a_value_is_logged_and_stored_without_it(env, mon
         except ValueError as exc:
             raise RuntimeError(f"line 2: {EMPLOYEE};VV fløj A;2014-02") from exc
 
-    monkeypatch.setattr(loading, "get_scheme", lambda name: dataclasses.replace(module, parse=crash))
+    monkeypatch.setattr(loading.ingest, "get_scheme", lambda name: dataclasses.replace(module, parse=crash))
     monkeypatch.setenv("TRIVSEL_BULK_FROM_BYTES", "off")
     with caplog.at_level(logging.INFO):
         path, out = _ingest(env, "hr_absence", "2014-03", "fravaer_2014-03.csv", _payroll(["Egen sygdom"], "2014-03"))

@@ -203,3 +203,32 @@ def test_existing_warehouse_gets_the_index_keeping_the_newest_loaded(wh):
     assert rows == [(ids[0], "superseded"), (ids[1], "loaded")]
     assert wh.conn.execute("select to_regclass('audit.delivery_one_loaded_idx')").fetchone()[0] is not None
 
+
+
+def test_ensure_on_a_current_warehouse_takes_no_lock_a_load_holds(wh):
+    """Every ingest task calls schema.ensure; on a current warehouse it must not queue for a lock that a
+    concurrent load holds (ALTER TABLE ... ADD COLUMN IF NOT EXISTS takes ACCESS EXCLUSIVE even when the column
+    exists: two ingests deadlocked on it under the executor, found by `make bench`)."""
+    schema.ensure(wh.conn)
+    with psycopg.connect(wh.url, autocommit=True) as loader:
+        with loader.transaction():
+            loader.execute("lock table raw.survey_answer_csv, audit.delivery in row exclusive mode")
+            with psycopg.connect(wh.url, autocommit=True) as other:
+                other.execute("set lock_timeout = '3s'")
+                schema.ensure(other)  # raises LockNotAvailable if it runs DDL
+    # a missing relation is still noticed and defined again
+    wh.conn.execute("drop index raw.survey_answer_csv_delivery_idx")
+    schema.ensure(wh.conn)
+    assert wh.conn.execute("select to_regclass('raw.survey_answer_csv_delivery_idx')").fetchone()[0] is not None
+
+
+def test_ensure_runs_its_ddl_again_when_the_definition_changes(wh, monkeypatch):
+    schema.ensure(wh.conn)
+    before, _ = schema._definition()
+    monkeypatch.setattr(schema, "PLATFORM_DDL", schema.PLATFORM_DDL + "\ncreate table if not exists audit.ensure_probe (x int);\n")
+    after, relations = schema._definition()
+    assert after != before and "audit.ensure_probe" in relations
+    schema.ensure(wh.conn)
+    assert wh.conn.execute("select to_regclass('audit.ensure_probe')").fetchone()[0] is not None
+    schema.ensure(wh.conn)  # and is current again: the fast path, nothing to do
+    assert schema._is_current(wh.conn, after, relations)

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import throwaway_db
 
 PERIOD = "2014-01"
 PAYROLL = f"169/hr_absence/{PERIOD}/fravaer_{PERIOD}.csv"
@@ -61,7 +62,7 @@ def test_two_runs_of_one_period_at_once_build_one_after_the_other(test_home, sam
             and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")
             and not (k.startswith("TRIVSEL_") and (k.endswith("_URL") or k.endswith("_PASSWORD")))}
     server_env = {**base, "TRIVSEL_HOME": str(home / "server"),
-                  "TRIVSEL_PG_PORT": str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 60)}
+                  "TRIVSEL_PG_PORT": str(throwaway_db.free_port())}
     started = time.monotonic()
     url = _py("from trivsel import warehouse; print(warehouse.start())", server_env, timeout=180)
     try:

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
-CORE_TASKS = {"plan", "municipalities", "pull", "ingest", "loads_done", "dbt_seeds", "dbt_staging",
+CORE_TASKS = {"plan", "municipalities", "pull", "ingest", "validate", "validated", "loads_done", "dbt_seeds", "dbt_staging",
               "quality_gate", "dbt_models", "codes", "quality", "significance_tests", "certify", "publish",
               "run_outcome"}
 
@@ -141,8 +141,14 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert t("ingest").upstream_task_ids == {"municipalities", "pull"}
     # a failed pull (remote down) still loads the inbox; a quarantined municipality does not stop the others
     assert t("ingest").trigger_rule == "all_done"
+    # one validation of every raw table after all ingests, even when one municipality's ingest failed
+    assert t("validate").upstream_task_ids == {"plan", "ingest"}
+    assert t("validate").trigger_rule == "all_done"
+    # a delivery validation quarantined fails its municipality's own task; only run_outcome waits on it
+    assert t("validated").upstream_task_ids == {"validate", "codes"}
+    assert t("validated").downstream_task_ids == {"run_outcome"}
     assert (t("loads_done").trigger_rule, t("loads_done").retries) == ("all_done", 0)
-    assert t("loads_done").upstream_task_ids == {"plan", "ingest"}
+    assert t("loads_done").upstream_task_ids == {"plan", "validate"}
     assert t("dbt_seeds").upstream_task_ids == {"loads_done"}
     assert t("dbt_staging").upstream_task_ids == {"dbt_seeds"}
     assert t("quality_gate").upstream_task_ids == {"dbt_staging"}
@@ -161,7 +167,7 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert (t("certify").trigger_rule, t("certify").retries) == ("all_done", 0)
     assert t("publish").upstream_task_ids == {"plan", "certify"}
     # the one leaf: the run's final state says whether a municipality was quarantined or held
-    assert t("run_outcome").upstream_task_ids == {"plan", "publish", "quality"}
+    assert t("run_outcome").upstream_task_ids == {"plan", "publish", "quality", "validated"}
     assert (t("run_outcome").trigger_rule, t("run_outcome").retries) == ("all_done", 0)
     assert [x.task_id for x in dag.tasks if not x.downstream_task_ids] == ["run_outcome"]
 
@@ -207,6 +213,7 @@ def test_map_indexes_name_municipality_period_and_domain(dag):
     domains = dag.get_task("significance_tests").op_kwargs_expand_input.value["domain"]
     assert [_render_map_index(dag, "significance_tests", domain=d) for d in domains] == list(domains)
     assert _render_map_index(dag, "quality", code="607", held={}) == "607"
+    assert _render_map_index(dag, "validated", code="607", failed={}) == "607"
 
 
 def test_assets_are_stable_and_described(dag, manifest):
@@ -316,6 +323,7 @@ def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
 
     assert by_task["significance_tests"] == set(pipeline.STAT_DOMAINS)
     assert by_task["quality"] == set(names)
+    assert by_task["validated"] == set(names)
     assert uris and all(urlsplit(u).port is None and "127.0.0.1" not in u for u in uris)
 
 

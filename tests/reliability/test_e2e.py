@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import throwaway_db
 
 from trivsel.integrity import differences, table_fingerprints
 
@@ -87,7 +88,7 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
         c.execute(f'drop database if exists "{meta_db}" with (force)')
         c.execute(f'create database "{meta_db}"')
     meta_url = urlsplit(warehouse_url)._replace(path=f"/{meta_db}").geturl()
-    port = int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 100
+    port = throwaway_db.free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
@@ -108,14 +109,16 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
         started = time.monotonic()
         proc = subprocess.Popen([trivsel, "run", "--period", PERIOD], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-        # restart the warehouse's server as soon as the first delivery of the run is loaded: the ingest tasks
-        # and the DAG run are in flight
+        # restart the warehouse's server as soon as the first delivery of the run is registered (the ingest
+        # tasks parse and COPY while it is `validating`; the run's validate task decides later): the ingest
+        # tasks and the DAG run are in flight
         restarted_at = None
         deadline = time.monotonic() + 900
         while proc.poll() is None and time.monotonic() < deadline:
             try:
                 with psycopg.connect(url, connect_timeout=3) as c:
-                    loaded = c.execute("select count(*) from audit.delivery where status = 'loaded'").fetchone()[0]
+                    loaded = c.execute("select count(*) from audit.delivery"
+                                       " where status in ('validating', 'loaded')").fetchone()[0]
             except psycopg.Error:
                 loaded = 0
             if loaded:

@@ -75,10 +75,10 @@ def test_case_review_without_its_registry_waits_then_loads_when_the_registry_arr
 def test_both_files_in_one_run_load_whatever_their_order(wh, sample_root, monkeypatch):
     review = wh.copy_sample(sample_root, REVIEW)
     registry = wh.copy_sample(sample_root, REGISTRY)
-    real = loading.discover
-    monkeypatch.setattr(loading, "discover", lambda conn, code, period: sorted(real(conn, code, period),
-                                                                                key=lambda sp: sp[1].name,
-                                                                                reverse=True))
+    real = loading.discover  # ingest_municipality looks discover up in trivsel.loading.ingest
+    monkeypatch.setattr(loading.ingest, "discover", lambda conn, code, period: sorted(real(conn, code, period),
+                                                                                        key=lambda sp: sp[1].name,
+                                                                                        reverse=True))
     outcomes = loading.ingest_municipality("169", "2013-12", "run-1")
     assert [o.file_name for o in outcomes][:2] == [review.name, registry.name], "the review went first"
     assert {o.file_name: o.status for o in outcomes} == {review.name: "loaded", registry.name: "loaded"}

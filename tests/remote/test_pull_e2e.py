@@ -20,7 +20,8 @@ from .conftest import HTTP_CONN, SFTP_CONN, config_with, drop_files, https_conne
 
 PERIODS = ("2012-05", "2013-12")
 #: Columns that differ between two loads of the same bytes (ids, times, paths).
-VOLATILE = ("delivery_id", "run_id", "archive_path", "received_at", "decided_at", "last_received_at", "pulled_at")
+VOLATILE = ("delivery_id", "run_id", "archive_path", "received_at", "decided_at", "last_received_at", "pulled_at",
+            "computed_at")
 
 
 def _database(name: str) -> str:

@@ -25,6 +25,10 @@ delivered yearly figure (hr_unit_year_summary, a workbook) has no employees to r
 Memory is bounded: the per-employee means are computed in SQL (VALUES_SQL) and streamed through a
 server-side cursor in a fixed order, so only one (municipality, scope)'s two float arrays are in Python at a
 time. employee_tests() is the in-Python reference implementation (the tests compare the two).
+
+Per municipality (the scope, trivsel.stats.scope_state), both tables are recomputed only when what they read
+of it changed: its payroll rows, its reporting.absence_change rows or its payroll unit-years, or the level.
+The change intervals read a municipality's employee-year sums in two queries, not two per unit change.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from scipy import stats as st
 
-from trivsel.stats import reporting_table
+from trivsel.stats import scope_state
 from trivsel.stats import settings as rules
 from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, welch_test
 
@@ -54,6 +58,9 @@ METRIC = "sick_days_per_employee_month"
 SOURCE = "person.fct_absence_employee_month"
 BOOTSTRAP_RESAMPLES = 2_000
 BOOTSTRAP_SEED = 20_130_101
+DOMAIN = "absence"
+#: bump when the results change for the same input (trivsel.stats.scope_state): every scope is recomputed
+VERSION = "absence-1"
 
 
 @dataclass
@@ -250,8 +257,14 @@ VALUES_SQL = """
 FETCH_ROWS = 20_000
 
 
+def _scoped(source: str) -> sql.Composed:
+    """`source` limited to the municipalities asked for (%(all)s, or municipality_code in %(codes)s)."""
+    return sql.SQL("(select * from {} where %(all)s or municipality_code::text = any(%(codes)s))").format(
+        sql.Identifier(*source.split(".")))
+
+
 def _values_query(source: str) -> sql.Composed:
-    return sql.SQL(VALUES_SQL).format(source=sql.Identifier(*source.split(".")))
+    return sql.SQL(VALUES_SQL).format(source=_scoped(source))
 
 
 def _stream_tests(rows: Iterable[tuple], alpha: float) -> Iterator[EmployeeTest]:
@@ -274,13 +287,16 @@ def _stream_tests(rows: Iterable[tuple], alpha: float) -> Iterator[EmployeeTest]
         yield _scope_test(*key, *labels, np.frombuffer(a), np.frombuffer(b), alpha)
 
 
-def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL) -> list[EmployeeTest]:
+def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL,
+                       codes: Sequence[str] | None = None) -> list[EmployeeTest]:
     """employee_tests() over `source` (a relation shaped as person.fct_absence_employee_month), with the
-    per-employee means computed in the database and streamed through a server-side cursor."""
+    per-employee means computed in the database and streamed through a server-side cursor; only the
+    municipalities `codes` (None: all)."""
     # A server-side cursor lives in a transaction (a savepoint if one is already open).
     with conn.transaction(), conn.cursor(name="absence_employee_values", row_factory=tuple_row) as cur:
         cur.itersize = FETCH_ROWS
-        cur.execute(_values_query(source), {"all_units": ALL_UNITS})
+        cur.execute(_values_query(source), {"all_units": ALL_UNITS, "all": codes is None,
+                                            "codes": list(codes or [])})
         return list(_stream_tests(cur, alpha))
 
 
@@ -315,6 +331,7 @@ PAYROLL_CHANGES_SQL = """
            c.change::double precision as change
     from reporting.absence_change as c
     where c.computable and not c.is_average and c.change is not null and c.baseline_years <> 'none'
+        and (%(all)s or c.municipality_code = any(%(codes)s))
         and (
             select count(*)
             from marts.absence_unit_year as y
@@ -324,23 +341,26 @@ PAYROLL_CHANGES_SQL = """
         ) = 1 + cardinality(string_to_array(c.baseline_years, ', '))
     order by c.municipality_code collate "C", c.unit_name collate "C", c.metric collate "C", c.followup_year
 """
-#: per employee and year of one unit: the sums the unit-year metrics are computed from
+#: per unit, employee and year of one municipality (every unit and year its changes need, in one query): the
+#: sums the unit-year metrics are computed from. Each (unit, employee, year) group holds the rows the former
+#: query per unit summed, so the sums are the same.
 EMPLOYEE_YEARS_SQL = """
-    select employee_pseudonym::text collate "C" as employee, extract(year from month_start)::int as year,
+    select unit_name::text collate "C" as unit, employee_pseudonym::text collate "C" as employee,
+           extract(year from month_start)::int as year,
            sum(sick_hours)::double precision, sum(contractual_hours)::double precision,
            sum(sick_days)::double precision, sum(fte)::double precision
     from {source}
-    where municipality_code = %(code)s and unit_name = %(unit)s
+    where municipality_code = %(code)s and unit_name = any(%(units)s)
         and extract(year from month_start)::int = any(%(years)s)
-    group by 1, 2
-    order by 1, 2
+    group by 1, 2, 3
+    order by 1, 2, 3
 """
 UNIT_MONTHS_SQL = """
-    select extract(year from month_start)::int as year, count(distinct month_start)::int
+    select unit_name::text, extract(year from month_start)::int as year, count(distinct month_start)::int
     from {source}
-    where municipality_code = %(code)s and unit_name = %(unit)s
+    where municipality_code = %(code)s and unit_name = any(%(units)s)
         and extract(year from month_start)::int = any(%(years)s)
-    group by 1
+    group by 1, 2
 """
 
 
@@ -387,8 +407,39 @@ def bootstrap_change_ci(metric: str, per_employee: np.ndarray, months: np.ndarra
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL) -> list[ChangeCI]:
-    """The bootstrap interval of every reporting.absence_change computed from payroll figures only."""
+def _change_ci(code: str, unit: str, metric: str, followup_year: int, baseline_text: str, change: float,
+               employee_years: dict[str, dict[int, list[float]]], months_by_year: dict[int, int],
+               alpha: float) -> ChangeCI:
+    """One change's interval from its unit's employee-year sums (employee -> year -> 4 sums)."""
+    years = sorted({int(y) for y in baseline_text.split(", ")} | {int(followup_year)})
+    wanted = set(years)
+    employees = sorted(e for e, by_year in employee_years.items() if wanted & set(by_year))
+    index = {e: i for i, e in enumerate(employees)}
+    per_employee = np.zeros((len(employees), 4, len(years)))
+    for employee in employees:
+        for year, sums in employee_years[employee].items():
+            if year in wanted:
+                per_employee[index[employee], :, years.index(year)] = sums
+    months = np.array([months_by_year.get(y, 0) for y in years], float)
+    f = years.index(int(followup_year))
+    point = float(change_from_sums(metric, per_employee.sum(axis=0), months, f))
+    row = ChangeCI(code, unit, metric, int(followup_year), baseline_text, len(employees), _num(point),
+                   None, None, alpha)
+    if not math.isfinite(point) or abs(round(point, 4) - change) > 1.5e-4:
+        log.warning("absence %s %s %s %s: the change from the employees (%s) is not the model's (%s):"
+                    " no interval", code, unit, metric, followup_year, point, change)
+    else:
+        low, high = bootstrap_change_ci(metric, per_employee, months, f, 1 - alpha,
+                                        f"{code}|{unit}|{metric}|{followup_year}")
+        row.change_ci_low, row.change_ci_high = _num(low), _num(high)
+    return row
+
+
+def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL,
+               codes: Sequence[str] | None = None) -> list[ChangeCI]:
+    """The bootstrap interval of every reporting.absence_change computed from payroll figures only, of the
+    municipalities `codes` (None: all). Set-based: two queries per municipality (its units' employee-year
+    sums and month counts), not two per change."""
     out: list[ChangeCI] = []
     src = sql.Identifier(*source.split("."))
     with conn.cursor(row_factory=tuple_row) as cur:
@@ -397,44 +448,60 @@ def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL) ->
         if not cur.fetchone()[0]:
             log.warning("absence: reporting.absence_change is not built in this warehouse: no change intervals")
             return out
-        cur.execute(PAYROLL_CHANGES_SQL, {"scheme": PAYROLL_SCHEME})
-        changes = cur.fetchall()
-        for code, unit, metric, followup_year, baseline_text, change in changes:
-            years = sorted({int(y) for y in baseline_text.split(", ")} | {int(followup_year)})
-            params = {"code": code, "unit": unit, "years": years}
+        cur.execute(PAYROLL_CHANGES_SQL, {"scheme": PAYROLL_SCHEME, "all": codes is None,
+                                          "codes": list(codes or [])})
+        by_code: dict[str, list[tuple]] = defaultdict(list)
+        for r in cur.fetchall():
+            by_code[r[0]].append(r)
+        for code, changes in by_code.items():
+            units = sorted({r[1] for r in changes})
+            years = sorted({int(y) for r in changes for y in r[4].split(", ")} | {int(r[3]) for r in changes})
+            params = {"code": code, "units": units, "years": years}
             cur.execute(sql.SQL(UNIT_MONTHS_SQL).format(source=src), params)
-            months_by_year = dict(cur.fetchall())
+            months: dict[str, dict[int, int]] = defaultdict(dict)
+            for unit, year, n in cur.fetchall():
+                months[unit][int(year)] = n
             cur.execute(sql.SQL(EMPLOYEE_YEARS_SQL).format(source=src), params)
-            rows = cur.fetchall()
-            employees = sorted({r[0] for r in rows})
-            index = {e: i for i, e in enumerate(employees)}
-            per_employee = np.zeros((len(employees), 4, len(years)))
-            for employee, year, *sums in rows:
-                per_employee[index[employee], :, years.index(year)] = [v or 0.0 for v in sums]
-            months = np.array([months_by_year.get(y, 0) for y in years], float)
-            f = years.index(int(followup_year))
-            point = float(change_from_sums(metric, per_employee.sum(axis=0), months, f))
-            row = ChangeCI(code, unit, metric, int(followup_year), baseline_text, len(employees), _num(point),
-                           None, None, alpha)
-            if not math.isfinite(point) or abs(round(point, 4) - change) > 1.5e-4:
-                log.warning("absence %s %s %s %s: the change from the employees (%s) is not the model's (%s):"
-                            " no interval", code, unit, metric, followup_year, point, change)
-            else:
-                low, high = bootstrap_change_ci(metric, per_employee, months, f, 1 - alpha,
-                                                f"{code}|{unit}|{metric}|{followup_year}")
-                row.change_ci_low, row.change_ci_high = _num(low), _num(high)
-            out.append(row)
+            sums: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(dict))
+            for unit, employee, year, *values in cur.fetchall():
+                sums[unit][employee][int(year)] = [v or 0.0 for v in values]
+            for _code, unit, metric, followup_year, baseline_text, change in changes:
+                out.append(_change_ci(code, unit, metric, followup_year, baseline_text, change,
+                                      sums.get(unit, {}), months.get(unit, {}), alpha))
     return out
 
 
-def run(conn, source: str = SOURCE) -> int:
-    """Read `source` (person.fct_absence_employee_month), replace reporting.absence_employee_test and
-    reporting.absence_change_ci in one transaction each."""
+#: what a municipality's tests and intervals read (the fingerprint of its scope, trivsel.stats.scope_state)
+def input_parts(source: str = SOURCE) -> tuple[scope_state.Part, ...]:
+    return (
+        scope_state.Part(source, ("unit_name", "month", "month_start", "employee_pseudonym", "sick_days",
+                                  "sick_hours", "contractual_hours", "fte")),
+        scope_state.Part("reporting.absence_change", ("unit_name", "metric", "followup_year", "baseline_years",
+                                                      "change", "computable", "is_average")),
+        scope_state.Part("marts.absence_unit_year", ("unit_name", "metric", "year", "source_scheme",
+                                                     "value_status"), "source_scheme = %(scheme)s",
+                         params={"scheme": PAYROLL_SCHEME}),
+    )
+
+
+def run(conn, source: str = SOURCE, full: bool = False, run_id: str | None = None) -> int:
+    """Read `source` (person.fct_absence_employee_month); recompute the municipalities whose input changed
+    (all when `full`) into reporting.absence_employee_test and reporting.absence_change_ci, in one
+    transaction (trivsel.stats.scope_state). Returns the employee-test rows written."""
     alpha = rules.load().significance_level
-    tests = sql_employee_tests(conn, source, alpha=alpha)
-    n = reporting_table.replace(conn, TABLE, EmployeeTest, tests, COLUMN_TYPES,
-                                ("municipality_code", "scope", "metric", "baseline_period", "followup_period"))
-    cis = change_cis(conn, source, alpha)
-    reporting_table.replace(conn, CHANGE_CI_TABLE, ChangeCI, cis, CHANGE_CI_COLUMN_TYPES,
-                            ("municipality_code", "unit_name", "metric", "followup_year"))
+    settings = {"significance_level": alpha, "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+                "bootstrap_seed": BOOTSTRAP_SEED}
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, input_parts(source))
+    p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, EmployeeTest), (CHANGE_CI_TABLE, ChangeCI)], full)
+    tests: list[EmployeeTest] = []
+    cis: list[ChangeCI] = []
+    if p.full or p.recompute:
+        codes = None if p.full else p.recompute
+        tests = sql_employee_tests(conn, source, alpha=alpha, codes=codes)
+        cis = change_cis(conn, source, alpha, codes=codes)
+    n, _ = scope_state.write(conn, p, [
+        scope_state.Output(TABLE, EmployeeTest, tests, COLUMN_TYPES,
+                           ("municipality_code", "scope", "metric", "baseline_period", "followup_period")),
+        scope_state.Output(CHANGE_CI_TABLE, ChangeCI, cis, CHANGE_CI_COLUMN_TYPES,
+                           ("municipality_code", "unit_name", "metric", "followup_year"))], run_id)
     return n

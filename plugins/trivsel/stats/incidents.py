@@ -19,6 +19,8 @@ why, year by year: status 'not_delivered' when nothing came, 'quarantined' / 'pa
 into "not delivered"). Where only some baseline years are usable, those are used and the note names them
 and the status of the others. Counts below settings.small_cell_threshold are flagged (low_count), and a comparison that
 crosses a recorded comparability break names it (break_id) — the p-value is then not evidence of change.
+
+Only the municipalities whose rate years, breaks or settings changed are recomputed (trivsel.stats.scope_state).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
 
-from trivsel.stats import reporting_table
+from trivsel.stats import scope_state
 from trivsel.stats import settings as rules
 
 TABLE = "reporting.incident_rate_change"
@@ -38,6 +40,9 @@ DEFAULT_BASELINE = rules.DEFAULT_BASELINE_YEARS
 DEFAULT_FOLLOWUP = rules.DEFAULT_FOLLOWUP_YEARS
 DEFAULT_ALPHA = rules.DEFAULT_ALPHA
 DEFAULT_SMALL = rules.DEFAULT_SMALL_CELL_THRESHOLD
+DOMAIN = "incidents"
+#: bump when the results change for the same input (trivsel.stats.scope_state): every scope is recomputed
+VERSION = "incidents-1"
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,12 @@ BREAKS_SQL = """
     select municipality_code, register, break_id, break_year, description_en
     from marts.incident_comparability_breaks
 """
+#: what a municipality's rate changes read (the fingerprint of its scope, trivsel.stats.scope_state)
+INPUT_PARTS = (
+    scope_state.Part("marts.incident_rate_year", ("register", "year", "status", "n_counted", "fte")),
+    scope_state.Part("marts.incident_comparability_breaks", ("register", "break_id", "break_year",
+                                                             "description_en")),
+)
 
 
 def _settings() -> tuple[tuple[int, ...], tuple[int, ...], float, int]:
@@ -265,12 +276,21 @@ def _rows(conn, query: str) -> list[tuple]:
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
 
 
-def run(conn) -> int:
-    """Read marts.incident_rate_year and the breaks; replace reporting.incident_rate_change in one transaction."""
-    counts = [YearCount(c, r, int(y), s, None if n is None else int(n), None if f is None else float(f))
-              for c, r, y, s, n, f in _rows(conn, COUNTS_SQL)]
-    breaks = [Break(c, r, b, int(y), d) for c, r, b, y, d in _rows(conn, BREAKS_SQL)]
+def run(conn, full: bool = False, run_id: str | None = None) -> int:
+    """Read marts.incident_rate_year and the breaks; recompute the municipalities whose input changed (all
+    when `full`) into reporting.incident_rate_change, in one transaction (trivsel.stats.scope_state)."""
     baseline, followup, alpha, small = _settings()
-    results = rate_changes(counts, breaks, baseline, followup, alpha, small)
-    return reporting_table.replace(conn, TABLE, RateChange, results, COLUMN_TYPES,
-                                   ("municipality_code", "register", "baseline_years", "followup_years"))
+    settings = {"baseline_years": baseline, "followup_years": followup, "significance_level": alpha,
+                "small_cell_threshold": small}
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, INPUT_PARTS, scopes_from=(0,))
+    p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, RateChange)], full)
+    results: list[RateChange] = []
+    if p.full or p.recompute:
+        counts = [YearCount(c, r, int(y), s, None if n is None else int(n), None if f is None else float(f))
+                  for c, r, y, s, n, f in _rows(conn, COUNTS_SQL) if p.needs(c)]
+        breaks = [Break(c, r, b, int(y), d) for c, r, b, y, d in _rows(conn, BREAKS_SQL) if p.needs(c)]
+        results = rate_changes(counts, breaks, baseline, followup, alpha, small)
+    (n,) = scope_state.write(conn, p, [scope_state.Output(
+        TABLE, RateChange, results, COLUMN_TYPES,
+        ("municipality_code", "register", "baseline_years", "followup_years"))], run_id)
+    return n

@@ -11,7 +11,9 @@ Mann–Whitney U (the ordinal view), Benjamini–Hochberg q-values across the it
 (scipy.stats.false_discovery_control), Hedges' g with an approximate 95 % confidence interval, and power:
 the minimum detectable difference (mdd) and the underpowered flag (see minimum_detectable_difference).
 The math lives in pure functions (tested in tests/survey/test_survey_stats.py); `run` only reads marts,
-groups, and writes.
+groups, and writes. It recomputes only the scopes whose input changed (trivsel.stats.scope_state): a
+municipality when its answers or response rows change, 'ALL' when any member's do, every scope when a
+setting does; a municipality's comparisons read only its own answers, 'ALL''s read all.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,7 @@ from scipy import stats as st
 from statsmodels.stats.power import TTestIndPower
 
 from trivsel import disclosure
-from trivsel.stats import reporting_table
+from trivsel.stats import scope_state
 from trivsel.stats import settings as rules
 
 log = logging.getLogger(__name__)
@@ -307,12 +309,14 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
                  responses: dict[tuple[str, str], Response] | None = None,
                  minimum: float = 0.60, alpha: float = SIGNIFICANCE_LEVEL,
                  threshold: int = 5, power: float = rules.DEFAULT_POWER,
-                 meaningful_effect: float = rules.DEFAULT_MEANINGFUL_EFFECT_SIZE) -> list[ItemChange]:
+                 meaningful_effect: float = rules.DEFAULT_MEANINGFUL_EFFECT_SIZE,
+                 scopes: Collection[str] | None = None) -> list[ItemChange]:
     """answers: (municipality, item_code, round) → ordinal answers (non-answers already left out).
     order: the rounds in their configured order. waves: (municipality, round) → its wave month.
     responses: (municipality, round) → respondents and target, for low_response (below `minimum`).
     alpha, threshold, power, meaningful_effect: settings.significance_level, small_cell_threshold, power,
-    meaningful_effect_size (trivsel.stats.settings).
+    meaningful_effect_size (trivsel.stats.settings). scopes: only these scopes' comparisons (None: all); a
+    municipality's need only its own answers, 'ALL' needs every municipality's.
 
     Each municipality compares its own consecutive rounds; 'ALL' compares round with round over the
     municipalities that have both, with only their answers: a municipality surveying in September is pooled
@@ -328,6 +332,8 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
         for base, follow in own_round_pairs(rounds_by_municipality[code], order)]
     comparisons += [(ALL, base, follow, members)
                     for base, follow, members in pooled_round_pairs(rounds_by_municipality, order)]
+    if scopes is not None:
+        comparisons = [c for c in comparisons if c[0] in scopes]
     out: list[ItemChange] = []
     spreads: list[float] = []  # the pooled SD of each comparison in out, for its mdd
     for scope, base, follow, members in comparisons:
@@ -378,13 +384,29 @@ def item_changes(answers: dict[tuple[str, str, str], list[int]], scale_points: d
     return out
 
 
+#: the answers as counts per ordinal: every statistic of a comparison is a function of its answers' multiset,
+#: and the answers expanded in ordinal order are the list the row-by-row read gave (bit-identical sums), at a
+#: fraction of the rows. Only the scopes recomputed: all municipalities when 'ALL' is, else just theirs.
 ANSWERS_SQL = """
-    select municipality_code, item_code, round, answer_ordinal, scale_points
+    select municipality_code, item_code, round, answer_ordinal, scale_points, count(*)::int as n
     from person.fct_survey_answer
     where not is_non_answer and answer_ordinal is not null and round is not null
+        and (%(all)s or municipality_code = any(%(codes)s))
+    group by municipality_code, item_code, round, answer_ordinal, scale_points
     -- a fixed order: float sums (means, variances) then come out bit-identical on every re-run
-    order by municipality_code, item_code, round, answer_ordinal, respondent_key
+    order by municipality_code, item_code, round, answer_ordinal
 """
+DOMAIN = "survey"
+#: bump when the results change for the same input (trivsel.stats.scope_state): every scope is recomputed
+VERSION = "survey-1"
+#: what a municipality's comparisons read (the fingerprint of its scope, trivsel.stats.scope_state)
+INPUT_PARTS = (
+    scope_state.Part("person.fct_survey_answer", ("item_code", "round", "answer_ordinal", "scale_points"),
+                     "not is_non_answer and answer_ordinal is not null and round is not null"),
+    scope_state.Part("marts.survey_response_rate",
+                     ("round", "round_order", "wave", "respondents", "target_population"),
+                     "municipality_code <> 'ALL' and unit_name is null and round is not null"),
+)
 #: one row per municipality and round it has answers or a population for: its month, the round's position in
 #: settings.survey_rounds, and the respondents and target for low_response
 RESPONSE_SQL = """
@@ -404,20 +426,10 @@ def _rows(cur) -> list[tuple]:
     return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
 
 
-def run(conn) -> int:
-    """Read person.fct_survey_answer (answers by round), the configured rounds and marts.survey_response_rate,
-    replace reporting.survey_item_change in one transaction. Returns the rows written."""
-    answers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    points: dict[str, int] = {}
-    # A server-side cursor, read in batches: a national wave is millions of answers, and fetchall() held them
-    # all as Python tuples (2 GB of RSS at 3.6 million answers, trivsel.bench).
-    with conn.cursor(name="trivsel_survey_answers", withhold=True) as cur:
-        cur.itersize = 20_000
-        cur.execute(ANSWERS_SQL)
-        for r in cur:
-            code, item, rnd, ordinal, k = tuple(r.values()) if isinstance(r, dict) else r
-            answers[(code, item, rnd)].append(int(ordinal))
-            points[item] = int(k)
+def run(conn, full: bool = False, run_id: str | None = None) -> int:
+    """Read person.fct_survey_answer (answers by round), the configured rounds and marts.survey_response_rate;
+    recompute the scopes whose input changed (all when `full`) into reporting.survey_item_change, in one
+    transaction (trivsel.stats.scope_state). Returns the rows written."""
     with conn.cursor() as cur:
         cur.execute(RESPONSE_SQL)
         response_rows = _rows(cur)
@@ -432,8 +444,33 @@ def run(conn) -> int:
     config = rules.load()
     # the minimum the marts applied (settings.minimum_response_rate, through dbt): one rule in both layers
     minimum = float(response_rows[0][6]) if response_rows else config.minimum_response_rate
-    changes = item_changes(answers, points, order, waves, responses, minimum, alpha=config.significance_level,
-                           threshold=config.small_cell_threshold, power=config.power,
-                           meaningful_effect=config.meaningful_effect_size)
-    return reporting_table.replace(conn, TABLE, ItemChange, changes, COLUMN_TYPES,
-                                   ("municipality_code", "item_code", "baseline_round", "followup_round"))
+    settings = {"significance_level": config.significance_level, "small_cell_threshold": config.small_cell_threshold,
+                "power": config.power, "meaningful_effect_size": config.meaningful_effect_size,
+                "minimum_response_rate": minimum, "survey_rounds": order}
+    # a municipality without answers has no comparisons: the scopes are those with answers
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, INPUT_PARTS, scopes_from=(0,))
+    if prints:
+        prints[ALL] = scope_state.pooled(prints)
+    p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, ItemChange)], full)
+    changes: list[ItemChange] = []
+    if p.full or p.recompute:
+        every = p.full or ALL in p.recompute
+        answers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        points: dict[str, int] = {}
+        # A server-side cursor, read in batches: a national wave is millions of answers (as counts per ordinal
+        # now, but bounded all the same).
+        with conn.cursor(name="trivsel_survey_answers", withhold=True) as cur:
+            cur.itersize = 20_000
+            cur.execute(ANSWERS_SQL, {"all": every, "codes": list(p.recompute)})
+            for r in cur:
+                code, item, rnd, ordinal, k, n = tuple(r.values()) if isinstance(r, dict) else r
+                answers[(code, item, rnd)].extend([int(ordinal)] * int(n))
+                points[item] = int(k)
+        changes = item_changes(answers, points, order, waves, responses, minimum, alpha=config.significance_level,
+                               threshold=config.small_cell_threshold, power=config.power,
+                               meaningful_effect=config.meaningful_effect_size,
+                               scopes=None if p.full else set(p.recompute))
+    (n,) = scope_state.write(conn, p, [scope_state.Output(
+        TABLE, ItemChange, changes, COLUMN_TYPES,
+        ("municipality_code", "item_code", "baseline_round", "followup_round"))], run_id)
+    return n

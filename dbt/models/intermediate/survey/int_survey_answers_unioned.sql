@@ -1,12 +1,38 @@
 {#- Both schemes' answers in one shape: item code and Danish label. The workbook's header text is matched to
     survey_items.text_da (case and runs of whitespace ignored) and its code to a label through
-    survey_workbook_codes (via int_survey_item_answers). -#}
-with csv_answers as (
+    survey_workbook_codes (via int_survey_item_answers).
+    Incremental by delivery (macros/incremental_by_delivery.sql), like int_absence__employee_month: a run adds
+    the loaded answer deliveries (waves) not yet in the table; the pre-hook first deletes the deliveries no
+    longer loaded (a corrected re-delivery supersedes its wave) and those derived with other reference data
+    (reference_fingerprint: questionnaire, answer labels and codes, survey rounds; macro
+    survey_answer_deliveries). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='delivery_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['delivery_id']}],
+        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, survey_answer_deliveries()) }}{% endif %}"
+    )
+}}
+
+with deliveries as (
+    {{ survey_answer_deliveries() }}
+),
+
+csv_answers as (
     select * from {{ ref('stg_survey_respondent_csv__survey_answer_csv') }}
+    {% if is_incremental() -%}
+    where {{ new_deliveries_filter(this, 'select * from deliveries') }}
+    {%- endif %}
 ),
 
 xlsx_answers as (
     select * from {{ ref('stg_survey_workbook_xlsx__survey_answer_xlsx') }}
+    {% if is_incremental() -%}
+    where {{ new_deliveries_filter(this, 'select * from deliveries') }}
+    {%- endif %}
 ),
 
 items as (
@@ -61,10 +87,19 @@ from_xlsx as (
         and item_answers.workbook_code = xlsx_answers.answer_code
 ),
 
-final as (
+unioned as (
     select * from from_csv
     union all
     select * from from_xlsx
+),
+
+final as (
+    select
+        unioned.*,
+        deliveries.reference_fingerprint
+    from unioned
+    inner join deliveries
+        on deliveries.delivery_id = unioned.delivery_id
 )
 
 select * from final

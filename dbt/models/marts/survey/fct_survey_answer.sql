@@ -1,9 +1,25 @@
 -- Person-level (one row per respondent × item): built in schema `person`, which only the transformer reads
 -- (plugins/trivsel/roles.py); bi_reader, evaluator and the municipality roles read the aggregates.
-{{ config(schema='person') }}
+-- Incremental by delivery, following int_survey_answers_unioned (macros/incremental_by_delivery.sql): a run
+-- adds its waves not yet here; the pre-hook first deletes the deliveries whose
+-- (delivery_id, reference_fingerprint) is no longer in it (superseded, or other reference data).
+{{
+    config(
+        schema='person',
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='delivery_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['delivery_id']}],
+        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, delivery_fingerprints(ref('int_survey_answers_unioned'))) }}{% endif %}"
+    )
+}}
 
 with answers as (
     select * from {{ ref('int_survey_answers_unioned') }}
+    {% if is_incremental() -%}
+    where {{ new_deliveries_filter(this, delivery_fingerprints(ref('int_survey_answers_unioned'))) }}
+    {%- endif %}
 ),
 
 item_answers as (
@@ -40,7 +56,8 @@ scored as (
         scale_points.scale_points,
         answers.scheme,
         answers.delivery_id,
-        answers.source_row
+        answers.source_row,
+        answers.reference_fingerprint
     from answers
     left join items
         on items.item_code = answers.item_code
@@ -78,7 +95,8 @@ final as (
         scale_points,
         scheme,
         delivery_id,
-        source_row
+        source_row,
+        reference_fingerprint
     from scored
 )
 

@@ -1,0 +1,72 @@
+{#-
+  The `where` of a data test, with two placeholders for the tests of the models incremental by delivery
+  (macros/incremental_by_delivery.sql), so that a monthly build tests the rows it wrote, not all history:
+
+    __new_deliveries__    the rows of the deliveries the model's last build wrote;
+    __new_municipalities__  the rows of every delivery of the municipalities those deliveries belong to
+                          (for uniqueness across deliveries: every such key includes municipality_code).
+
+  Replaced here, at run time (dbt renders a YAML `where` at parse time, without custom macros; this macro,
+  dbt's documented hook for it, runs when the test runs). With --full-refresh they are `true`: everything is
+  tested. "The last build" is read from PostgreSQL, not from dbt state: the rows a build writes are inserted
+  by one transaction (create table as, or delete+insert), so they share one xmin, and the newest xmin
+  (smallest age) among the deliveries marks that build's deliveries. A first build or a full rebuild writes
+  every delivery in one transaction, so every row is tested; a build with nothing new leaves the table as it
+  was and re-tests its last batch. One index probe per delivery (the delivery_id index), never a scan of the
+  table's rows.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- if '__new_deliveries__' in where -%}
+            {%- set where = where | replace('__new_deliveries__', last_built_deliveries_condition(relation, false)) -%}
+        {%- endif -%}
+        {%- if '__new_municipalities__' in where -%}
+            {%- set where = where | replace('__new_municipalities__', last_built_deliveries_condition(relation, true)) -%}
+        {%- endif -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A condition on delivery_id: the deliveries of `relation` written by its last build (or, with
+    `whole_municipalities`, every delivery of their municipalities); `true` on --full-refresh. -#}
+{% macro last_built_deliveries_condition(relation, whole_municipalities) -%}
+    {%- if flags.FULL_REFRESH -%}
+    (true)
+    {%- else -%}
+    (delivery_id = any(array(
+        with recursive {{ delivery_ids_cte(relation) }},
+
+        written as (
+            select
+                delivery_ids.delivery_id,
+                any_row.municipality_code,
+                age(any_row.xmin) as age
+            from delivery_ids
+            cross join lateral (
+                select one_row.xmin, one_row.municipality_code
+                from {{ relation }} as one_row
+                where one_row.delivery_id = delivery_ids.delivery_id
+                limit 1
+            ) as any_row
+        ),
+
+        last_built as (
+            select * from written
+            where age = (select min(age) from written)
+        )
+
+        {% if whole_municipalities -%}
+        select delivery_id from written
+        where municipality_code in (select municipality_code from last_built)
+        {%- else -%}
+        select delivery_id from last_built
+        {%- endif %}
+    )))
+    {%- endif -%}
+{%- endmacro %}

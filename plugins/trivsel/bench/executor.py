@@ -1,0 +1,172 @@
+"""The production path for the benchmark: Airflow's LocalExecutor, as `make up` runs it, started by the bench.
+
+`airflow dags test` runs every task instance one after the other in one process; production (`make up`,
+`trivsel.local_airflow`) runs a scheduler whose LocalExecutor starts each task in a process of its own, side by
+side up to `[core] parallelism`. Issue 15 measures that path, so the bench starts the api-server (the task
+processes report to its Execution API), the scheduler and the dag-processor as its own children, with the
+parallelism, the DAG's `max_active_tasks` and the default pool matched to the cores, triggers the period over
+the REST API as tests/production does, and waits for the run's end. The triggerer is not started: the DAG has
+no deferrable task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trivsel import airflow_env, settings
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+FINISHED = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stack_env(cores: int, api_port: int) -> dict[str, str]:
+    """local_airflow.env() (what `make up` runs with) with the parallelism matched to `cores` and free ports."""
+    from trivsel import local_airflow
+
+    os.environ["TRIVSEL_AIRFLOW_PORT"] = str(api_port)
+    e = local_airflow.env()
+    e.update({
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(cores),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(cores),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+        # a finished run is seen within a second, not after the default heartbeat
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    })
+    return e
+
+
+@dataclass
+class Api:
+    """The few REST calls the bench needs (token, get, post, patch), as tests/production/_airflow_rest.py."""
+
+    base: str
+    token: str = field(default="", repr=False)
+
+    def request(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"{}")
+
+    def login(self) -> Api:
+        self.token = self.request("GET", "/auth/token")["access_token"]
+        return self
+
+
+class Stack:
+    """api-server, scheduler and dag-processor as children of the bench, each in its own process group."""
+
+    def __init__(self, cores: int | None = None):
+        self.cores = cores or os.cpu_count() or 1
+        self.port = free_port()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.api = Api(f"http://127.0.0.1:{self.port}")
+        self.logs = settings.home() / "bench" / "airflow"
+
+    @property
+    def scheduler_pid(self) -> int:
+        return self.procs["scheduler"].pid
+
+    def start(self, timeout: float = 300) -> None:
+        from trivsel import dbt_manifest, local_airflow
+
+        airflow_env.ensure_metadata_db()
+        dbt_manifest.ensure()
+        env = stack_env(self.cores, self.port)
+        airflow = airflow_env.airflow_bin()
+        # the default pool's slots, like the parallelism, matched to the cores
+        subprocess.run([airflow, "pools", "set", "default_pool", str(self.cores), "bench: one slot per core"],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for name in COMPONENTS:
+            with (self.logs / f"{name}.log").open("ab") as log:
+                self.procs[name] = subprocess.Popen(local_airflow.command(name), env=env, cwd=str(settings.ROOT),
+                                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [n for n, p in self.procs.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"airflow {dead} exited; logs in {self.logs}")
+            try:
+                self.api.login()
+                dag = self.api.request("GET", f"/api/v2/dags/{airflow_env.DAG_ID}")
+                health = self.api.request("GET", "/api/v2/monitor/health")
+                # the bench config has no schedule: wait for this dag-processor's parse (a DAG serialized by
+                # an earlier `dags test` still shows the old schedule, and unpausing it would start a run)
+                if (not dag.get("timetable_summary") and not dag.get("next_dagrun_run_after")
+                        and (health.get("scheduler") or {}).get("status") == "healthy"):
+                    self.api.request("PATCH", f"/api/v2/dags/{airflow_env.DAG_ID}", {"is_paused": False})
+                    return
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
+                pass
+            time.sleep(2)
+        raise RuntimeError(f"airflow not ready after {timeout:.0f}s; logs in {self.logs}")
+
+    def trigger(self, period: str) -> tuple[str, float]:
+        """Trigger the period's run; returns its run id and the epoch just before the trigger."""
+        started = time.time()
+        run = self.api.login().request("POST", f"/api/v2/dags/{airflow_env.DAG_ID}/dagRuns",
+                                       {"logical_date": None,
+                                        "conf": {"period": period, "through": None, "municipality": None}})
+        return run["dag_run_id"], started
+
+    def wait(self, run_id: str, timeout: float = 7200) -> dict:
+        path = f"/api/v2/dags/{airflow_env.DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                run = self.api.request("GET", path)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 401:
+                    raise
+                self.api.login()
+                continue
+            if run["state"] in FINISHED:
+                return run
+            time.sleep(1)
+        raise RuntimeError(f"run {run_id} not finished after {timeout:.0f}s")
+
+    def stop(self, timeout: float = 45) -> None:
+        # the api-server last: task processes report to its Execution API while they shut down
+        for name in reversed(COMPONENTS):
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            except ProcessLookupError:
+                pass
+        self.procs.clear()
+
+
+def task_log_files(run_id: str) -> list[Path]:
+    """The run's task logs (the LocalExecutor's task processes write them under the base log folder)."""
+    base = airflow_env.airflow_home() / "logs" / f"dag_id={airflow_env.DAG_ID}" / f"run_id={run_id}"
+    return sorted(base.rglob("*.log")) if base.is_dir() else []
