@@ -46,7 +46,7 @@ DBT_GLOBAL_FLAGS = ["--cache-selected-only"]
 # every dbt task reads the run's pinned snapshot of deliveries (trivsel.snapshot) and records its results
 # for certify (trivsel.upstream)
 RUN_ARGS = {"vars": {"run_id": "{{ run_id }}"}, "callback": upstream.record_dbt_results}
-PULL_INGEST_INDEX = ("{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job'].get('name', '') }} "
+INGEST_INDEX = ("{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job'].get('name', '') }} "
                      "{{ task.op_kwargs['job']['period'] }}")
 
 
@@ -119,19 +119,13 @@ def run_is_live(ti):
     return live
 
 
-@task(map_index_template=PULL_INGEST_INDEX)
-def pull(job: dict) -> dict:
-    ctx = get_current_context()
-    return pipeline.pull(job["code"], job["period"], ctx["run_id"], ctx.get("logical_date"))
-
-
-# all_done: a failed pull (remote down) still loads whatever is in the municipality's inbox.
-@task(map_index_template=PULL_INGEST_INDEX, trigger_rule="all_done")
+@task(map_index_template=INGEST_INDEX)
 def ingest(job: dict) -> list[dict]:
-    """Discover, archive, parse and COPY; validation is the run's one `validate` task."""
+    """Pull from the municipality's remote locations (a failure is tolerated and recorded, pipeline.pull), then
+    discover, archive, parse and COPY; validation is the run's one `validate` task."""
     ctx = get_current_context()
-    return pipeline.ingest(job["code"], job["period"], ctx["run_id"], validate=False,
-                           run_is_live=run_is_live(ctx["ti"]))
+    return pipeline.pull_and_ingest(job["code"], job["period"], ctx["run_id"], ctx.get("logical_date"),
+                                    run_is_live=run_is_live(ctx["ti"]))
 
 
 # all_done: a municipality whose ingest failed (a parse quarantine) does not stop the others' validation
@@ -141,13 +135,8 @@ def validate(p: dict) -> dict[str, list[str]]:
     return pipeline.validate(p, get_current_context()["run_id"])
 
 
-@task(retries=0, map_index_template="{{ task.op_kwargs['code'] }}")
-def validated(code: str, failed: dict) -> str:
-    """Fails for a municipality whose deliveries validation quarantined; a leaf: nobody else waits on it."""
-    return pipeline.validated(code, failed)
-
-
-@task(trigger_rule="all_done", retries=0)
+# retries: default_args' (pipeline.loads_done lets only a warehouse connection error retry)
+@task(trigger_rule="all_done")
 def loads_done(p: dict) -> str:
     """Let the models run on whatever loaded, even if one municipality's deliveries were quarantined;
     pin that set of deliveries for every model of this run (trivsel.snapshot)."""
@@ -186,12 +175,14 @@ def codes(p: dict) -> list[str]:
     return p["codes"]
 
 
-@task(retries=0, map_index_template="{{ task.op_kwargs['code'] }}")
-def quality(code: str, held: dict) -> str:
-    """Fails for a municipality whose deliveries the quality gate held; a leaf: nobody else waits on it."""
-    from trivsel import quality as q
+# all_done: a municipality's own reasons are shown even when validate or the gate failed (its XCom is then None)
+@task(retries=0, trigger_rule="all_done", map_index_template="{{ task.op_kwargs['code'] }}")
+def verdict(code: str, failed: dict | None, held: dict | None) -> str:
+    """Fails for a municipality whose deliveries validation quarantined or the quality gate held, or whose pull
+    failed (trivsel.verdict); a leaf: only run_outcome waits on it."""
+    from trivsel import verdict as v
 
-    return q.municipality_check(code, held)
+    return v.judge(code, failed, held, get_current_context()["run_id"])
 
 
 @task(outlets=[REPORTING])
@@ -263,9 +254,9 @@ def models_build(prof: ProfileConfig, manifest: dict[str, Any]) -> DbtBuildLocal
 # ---- the DAG --------------------------------------------------------------------------------------------
 
 def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
-    """The monthly DAG: plan → pull/ingest per municipality and period → validate (once, every table) →
-    gate → seeds → staging → quality gate → dbt models → statistics per domain → certify → publish;
-    validated and quality per municipality.
+    """The monthly DAG: plan → ingest (pull, then load) per municipality and period → validate (once, every
+    table) → gate → seeds → staging → quality gate → dbt models → statistics per domain → certify → publish →
+    run_outcome; after the quality gate, one verdict per municipality (a leaf only run_outcome waits on).
 
     doc_md: the DAG's docs in the UI; default: the data team's page (trivsel.dag_labels.doc_md)."""
     dbt_runtime.cheap_behavior_flag_source()
@@ -279,13 +270,10 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
              doc_md=doc_md or dag_labels.doc_md()) as dag:
         planned = plan()
         jobs = municipalities(planned, names)
-        pulled = pull.expand(job=jobs)
         loaded = ingest.expand(job=jobs)
-        pulled >> loaded
         checked = validate(planned)
         loaded >> checked
         code_list = codes(planned)
-        validation_verdicts = validated.partial(failed=checked).expand(code=code_list)
         gate = loads_done(planned)
         checked >> gate
         nodes = dbt_manifest.load()  # never dbt at parse: built by make/trivsel before (else an import error)
@@ -293,10 +281,9 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         models = models_build(prof, nodes)
         stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
         held = quality_gate()
-        verdicts = quality.partial(held=held).expand(code=code_list)
+        verdicts = verdict.partial(failed=checked, held=held).expand(code=code_list)
         outcome = run_outcome(planned)
         gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned) >> outcome
         verdicts >> outcome
-        validation_verdicts >> outcome
     dag_labels.label(dag, models, nodes)
     return dag

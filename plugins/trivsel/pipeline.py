@@ -75,10 +75,32 @@ def plan(period_param: str | None, municipality_param: str | None, logical_date:
 
 
 def pull(code: str, period: str, run_id: str | None = None, as_of: date | datetime | None = None) -> dict:
-    """Fetch what is new at the municipality's remote locations into its inbox (trivsel.remote)."""
-    from trivsel.remote.pull import pull_municipality
+    """Fetch what is new at the municipality's remote locations into its inbox (trivsel.remote), tolerating a
+    remote that fails: returns the pull's report, with `errors` for the locations that failed.
 
-    return pull_municipality(code, period, run_id=run_id, as_of=as_of).as_dict()
+    Why tolerated, and not an Airflow retry: the remote's transient errors are already retried inside the pull
+    (with backoff, settings remote_attempts); a location still down after that must not hold back the load of
+    what is in the inbox, nor (through a task retry's delay) the run's validate task that every municipality
+    waits for. The failure stays visible: logged here at ERROR, recorded in audit.pull_failure, and the
+    municipality's verdict task fails with it (trivsel.verdict). A warehouse error (psycopg.OperationalError)
+    is infrastructure: it is raised, and the task keeps its retries."""
+    from trivsel.remote.pull import pull_municipality, record_failures
+
+    try:
+        report = pull_municipality(code, period, run_id=run_id, as_of=as_of, raise_errors=False).as_dict()
+    except psycopg.OperationalError:
+        raise
+    except Exception as exc:  # a location's own bug or an unexpected reply: as a failed location, not a crash
+        error = warehouse.redact(f"the pull failed: {type(exc).__name__}: {exc}")
+        report = {"municipality_code": code, "period": period, "errors": [error]}
+        if run_id is not None:
+            with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
+                record_failures(conn, run_id, code, period, report["errors"])
+    if report["errors"]:
+        log.error("municipality %s, period %s: pulling failed for %d location(s); the inbox is loaded anyway "
+                  "and the municipality's verdict task fails with:\n%s", code, period, len(report["errors"]),
+                  "\n".join(report["errors"]))
+    return report
 
 
 try:  # Airflow's "fail now, never retry" (the task SDK's; outside Airflow, e.g. in tests without it, a plain error)
@@ -120,6 +142,15 @@ def ingest(code: str, period: str, run_id: str | None = None, validate: bool = T
     return [{"file": o.file_name, "source": o.source, "status": o.status, "rows": o.rows} for o in outcomes]
 
 
+def pull_and_ingest(code: str, period: str, run_id: str, as_of: date | datetime | None = None,
+                    run_is_live=None) -> list[dict]:
+    """The DAG's ingest task of one municipality and period: pull (tolerated, see pull), then load the inbox
+    (ingest, validate=False). One task instance instead of two: each costs ~1 s of Airflow's fixed cost, and a
+    national run has 98 municipalities (issue 15)."""
+    pull(code, period, run_id, as_of)
+    return ingest(code, period, run_id, validate=False, run_is_live=run_is_live)
+
+
 def validate(p: dict, run_id: str) -> dict[str, list[str]]:
     """The DAG's validate task: every delivery the run's ingest tasks parsed, validated at once (each raw
     table once, trivsel.loading.validating.validate_run) and decided. Returns {code: [quarantined lines]}."""
@@ -129,11 +160,6 @@ def validate(p: dict, run_id: str) -> dict[str, list[str]]:
             log.error("municipality %s: %d deliveries quarantined by validation (a data error: no retry):\n%s",
                       code, len(lines), "\n".join(lines))
     return failed
-
-
-def validated(code: str, failed: dict[str, list[str]]) -> str:
-    """The mapped `validated[code]` task: fails for a municipality whose deliveries validation quarantined."""
-    return loading.validation_verdict(code, failed)
 
 
 def run_statistics(domain: str, run_id: str | None = None) -> int:
@@ -168,10 +194,28 @@ def finish(periods: list[str], run_id: str) -> dict:
     return summary
 
 
+class GateFailed(_FailWithoutRetry):
+    """loads_done failed on something a retry would meet again (not the warehouse's connection)."""
+
+
 def loads_done(period: str, run_id: str, run_is_live=None) -> str:
     """The run's gate: take the build lease (one run's model phase at a time, trivsel.build_lease), then pin the
     snapshot of deliveries every model of this run is built from (trivsel.snapshot). A run that waited for
-    another's build pins after it, so its snapshot holds what the other loaded."""
+    another's build pins after it, so its snapshot holds what the other loaded.
+
+    Retries: a psycopg.OperationalError (the warehouse restarted, a connection refused or lost) is
+    infrastructure and is raised as it is, so the task retries (taking the lease and pinning again are
+    idempotent for the same run); any other error (a lease timeout, a bug) fails at once as GateFailed."""
+    try:
+        return _loads_done(period, run_id, run_is_live)
+    except (psycopg.OperationalError, _FailWithoutRetry):
+        raise
+    except Exception as exc:
+        raise GateFailed(f"run {run_id}: loads_done failed ({type(exc).__name__}: {warehouse.redact(str(exc))}); "
+                         f"not retried: only a warehouse connection error is") from exc
+
+
+def _loads_done(period: str, run_id: str, run_is_live=None) -> str:
     with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:  # audit is the loader's
         build_lease.acquire(conn, run_id)
         loading.wait_for_other_runs(conn, run_id, run_is_live)  # their validate tasks need no lease
@@ -255,8 +299,14 @@ def run_outcome(p: dict, context: dict) -> str:
 def outcome(p: dict, run_id: str, states: dict[str, str | None]) -> str:
     """run_outcome's verdict from the run's task states and audit.delivery (raises MunicipalitiesNotPublished)."""
     unpublished = [f"{t} is {states.get(t) or 'not run'}" for t in ("certify", "publish") if states.get(t) != "success"]
+    from trivsel.remote.pull import failures
+
     with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:  # reads audit only
         missing = not_published(conn, p["periods"], p["codes"])
+        pulls = failures(conn, run_id, p["codes"])
+    if pulls:  # tolerated (their inboxes were loaded), never silent: named here and by each verdict task
+        log.error("run %s: pulling failed for municipalities %s; what their inboxes held was loaded "
+                  "(audit.pull_failure; their verdict tasks fail with the errors)", run_id, ", ".join(sorted(pulls)))
     if unpublished:
         raise MunicipalitiesNotPublished(f"run {run_id}: nothing was published ({'; '.join(unpublished)}; see the "
                                          f"certify task's log and certified.publication_log)")

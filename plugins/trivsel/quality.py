@@ -16,8 +16,8 @@ number of municipalities; lowering them to `severity: warn` would publish the ba
   `waiting` with the test's name in the reason (audit.delivery; raw rows are kept). Staging reads only
   `loaded` deliveries, so the held rows vanish from every model, statistic and certified table of this run,
   and the tests are run once more to prove they now pass (if not, the gate fails: the old, safe behaviour).
-- The gate returns the held deliveries by municipality; a mapped `quality` task per municipality fails for a
-  municipality with held deliveries (its log names the municipality, the test and the files), and only
+- The gate returns the held deliveries by municipality; the mapped `verdict` task per municipality fails for a
+  municipality with held deliveries (its log names the municipality, the test and the files; trivsel.verdict), and only
   that one: the models, statistics, certification and publication of everybody else carry on.
 - A held delivery is re-evaluated like any waiting one (trivsel.consistency, at the next ingest of its
   municipality and period) and marked in `marts.delivery_coverage.quality_issue`.
@@ -45,10 +45,6 @@ SELECTOR = f"tag:{TAG}"
 
 class QualityGateFailed(RuntimeError):
     """A per-municipality test still fails after its deliveries were held (its rows name no delivery)."""
-
-
-class MunicipalityHeld(RuntimeError):
-    """Raised by a municipality's `quality` task when the gate held some of its deliveries."""
 
 
 def _dbt_test(target_dir: Path, run_id: str | None = None) -> tuple[int, str, list[dict[str, Any]]]:
@@ -135,13 +131,3 @@ def gate(run_id: str | None = None) -> dict[str, list[str]]:
         raise QualityGateFailed(f"per-municipality tests still fail after holding {held}: {still}\n{out[-2000:]}")
     log.info("quality gate: held %s; the tests pass without them", {k: len(v) for k, v in held.items()})
     return held
-
-
-def municipality_check(code: str, held: dict[str, list[str]] | None) -> str:
-    """One municipality's verdict: fails (raises) when the gate held any of its deliveries."""
-    lines = (held or {}).get(code) or []
-    if lines:
-        raise MunicipalityHeld(f"municipality {code}: {len(lines)} deliveries held by the quality gate "
-                               f"(audit.delivery status waiting; marts.delivery_coverage.quality_issue):\n"
-                               + "\n".join(lines))
-    return f"municipality {code}: every per-municipality data test passes"

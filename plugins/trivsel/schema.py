@@ -217,6 +217,17 @@ create table if not exists audit.remote_file (
     pulled_at         timestamptz not null default now(),
     primary key (municipality_code, source, location, remote_path)
 );
+-- A pull (trivsel.remote) that failed in a run, per municipality and period: the ingest task pulls, then loads
+-- the inbox anyway (a remote that is down never stops the load); the municipality's verdict task fails with
+-- these errors, so the data team sees them. A later pull of the same run that succeeds deletes its row.
+create table if not exists audit.pull_failure (
+    run_id            text not null,
+    municipality_code text not null,
+    period            text not null,
+    errors            text[] not null,
+    recorded_at       timestamptz not null default now(),
+    primary key (run_id, municipality_code, period)
+);
 """
 
 

@@ -10,7 +10,9 @@ certified.publication_log: a claim, not a measurement. Now:
   `ti.get_task_states`), and `measure()` decides: it refuses when a dbt result failed or errored, when a
   dbt task, the gate, the quality gate or a statistics task did not succeed, or when an ingest task failed
   for any other reason than a quarantined delivery (a quarantine is a data error of one municipality: the
-  others publish; a crash is not).
+  others publish; a crash is not). A municipality's verdict task (trivsel.verdict, a leaf) does not block:
+  certify does not wait for it, and it fails on what the run already decided (a quarantine, a hold, a failed
+  pull); a verdict that failed for none of those (a crash) does block.
 
 The certify task therefore runs with trigger rule `all_done`: it must run to measure and record a refusal.
 """
@@ -30,19 +32,19 @@ log = logging.getLogger(__name__)
 
 #: dbt result statuses that are a pass
 DBT_OK = {"success", "pass", "skipped", "warn", "no-op"}
-#: task ids whose failure never blocks certification, and why (recorded with the measurement)
-TOLERATED = {
-    "pull": "a remote location that is down or overdue is logged; ingest loads what is in the inbox",
-    "quality": "a municipality held by the quality gate fails its own task; its rows are out of the models",
-}
-#: mapped per municipality: a failure on quarantined deliveries is tolerated, as ingest's is
-PER_CODE = {"validated"}
+#: mapped per municipality (map index = plan's code order): a failure the run explains (the municipality's
+#: deliveries quarantined or held, or its pull failed) is tolerated; a verdict not run yet or skipped (not
+#: judged: validate or the quality gate failed, which blocks by itself) is a leaf certify does not wait for
+PER_CODE = {"verdict"}
+#: task states of a verdict that has not finished yet (or was not expanded yet), or skipped (not judged)
+PENDING = {None, "none", "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred",
+           "restarting", "skipped"}
 #: tasks after certify in the DAG: not upstream
 DOWNSTREAM = {"certify", "publish", "run_outcome"}
 
 
 #: the DAG's mapped tasks (get_task_states names a mapped task instance f"{task_id}_{map_index}")
-MAPPED = {"pull", "ingest", "significance_tests", "quality", "validated"}
+MAPPED = {"ingest", "significance_tests", "verdict"}
 
 
 def _task_of(key: str) -> tuple[str, int]:
@@ -110,12 +112,29 @@ def quarantined_jobs(conn: psycopg.Connection, jobs: list[dict[str, str]]) -> se
     return {(c, p) for c, p in rows}
 
 
+def excused_codes(conn: psycopg.Connection, run_id: str, jobs: list[dict[str, str]]) -> set[str]:
+    """Municipalities whose verdict may fail besides a quarantine: deliveries of the run's jobs held by the
+    quality gate, or a pull of this run that failed (audit.pull_failure)."""
+    if not jobs:
+        return set()
+    codes, periods = [j["code"] for j in jobs], [j["period"] for j in jobs]
+    rows = conn.execute(
+        """select municipality_code from audit.delivery
+            where status = 'waiting' and reason like 'held by the quality gate%%'
+              and (municipality_code, period) in (select * from unnest(%s::text[], %s::text[]))
+           union
+           select municipality_code from audit.pull_failure where run_id = %s and municipality_code = any(%s)""",
+        (codes, periods, run_id, codes)).fetchall()
+    return {c for (c,) in rows}
+
+
 def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], jobs: list[dict[str, str]],
-            quarantined: set[tuple[str, str]]) -> dict[str, Any]:
+            quarantined: set[tuple[str, str]], excused: set[str] = frozenset()) -> dict[str, Any]:
     """The check `upstream` of certification, from this run's task states and dbt results.
 
     task_states: {task key as get_task_states gives it: state}; jobs: the run's ingest jobs in map-index
-    order; quarantined: the (code, period) jobs with a quarantined delivery."""
+    order; quarantined: the (code, period) jobs with a quarantined delivery; excused: the municipalities
+    with deliveries held by the quality gate or a failed pull (excused_codes)."""
     blocking: list[str] = []
     tolerated: list[str] = []
     codes = list(dict.fromkeys(j["code"] for j in jobs))  # the order of plan's codes, as `codes` maps them
@@ -127,17 +146,20 @@ def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], j
         label = key
         if task == "ingest" and 0 <= idx < len(jobs):
             label = f"ingest[{jobs[idx]['code']} {jobs[idx]['period']}]"
+        elif task in PER_CODE and 0 <= idx < len(codes):
+            label = f"{task}[{codes[idx]}]"
         states[label] = state
         if state == "success":
             continue
-        if task in TOLERATED:
-            tolerated.append(f"{label}: {state} ({TOLERATED[task]})")
-        elif task == "ingest" and state == "failed" and 0 <= idx < len(jobs) \
+        if task == "ingest" and state == "failed" and 0 <= idx < len(jobs) \
                 and (jobs[idx]["code"], jobs[idx]["period"]) in quarantined:
             tolerated.append(f"{label}: failed on quarantined deliveries (published without them)")
+        elif task in PER_CODE and state in PENDING:
+            tolerated.append(f"{label}: {state or 'not run'} (a leaf: certify does not wait for it)")
         elif task in PER_CODE and state == "failed" and 0 <= idx < len(codes) \
-                and any(c == codes[idx] for c, _p in quarantined):
-            tolerated.append(f"{task}[{codes[idx]}]: failed on quarantined deliveries (published without them)")
+                and (codes[idx] in excused or any(c == codes[idx] for c, _p in quarantined)):
+            tolerated.append(f"{label}: failed on its quarantined or held deliveries or a failed "
+                             f"pull (published without them)")
         else:
             blocking.append(f"task {label} is {state or 'not run'}")
     failed_results = [r for r in results if r["status"] not in DBT_OK]
@@ -170,4 +192,5 @@ def from_context(context: dict[str, Any], jobs: list[dict[str, str]]) -> dict[st
     with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:  # certify reads audit
         results = dbt_results(conn, run_id)
         quarantined = quarantined_jobs(conn, jobs)
-    return measure(states, results, jobs, quarantined)
+        excused = excused_codes(conn, run_id, jobs)
+    return measure(states, results, jobs, quarantined, excused)

@@ -239,11 +239,11 @@ def _task_instances(period: str, run_id: str | None = None) -> list[tuple[str, i
 
 #: task id -> stage; every task of the monthly DAG (trivsel.dag_factory) must be here (tests/platform/test_bench.py)
 TASK_STAGES: dict[str, str] = {
-    "plan": "plan+pull", "municipalities": "plan+pull", "pull": "plan+pull",
-    "ingest": "ingest (task wall)",
+    "plan": "plan+pull", "municipalities": "plan+pull",
+    "ingest": "ingest (task wall)",  # pull, then load: one task per municipality and period
     "validate": "great expectations",  # GX once per table and run (issue 15), if the DAG has that task
     "loads_done": "gates+quality", "quality_gate": "gates+quality", "codes": "gates+quality",
-    "quality": "gates+quality", "validated": "gates+quality", "run_outcome": "gates+quality",
+    "verdict": "gates+quality", "run_outcome": "gates+quality",
     "dbt_seeds": "dbt", "dbt_staging": "dbt", "dbt_models": "dbt",
     "significance_tests": "significance tests",
     "certify": "certify/publish", "publish": "certify/publish",

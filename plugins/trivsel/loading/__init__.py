@@ -55,7 +55,6 @@ from trivsel.loading.parsing import ANALYZE_FROM_ROWS, SPOOL_BATCH, SPOOL_IN_MEM
 from trivsel.loading.validating import (
     validate_and_decide,
     validate_run,
-    validation_verdict,
     wait_for_other_runs,
 )
 
@@ -65,5 +64,5 @@ __all__ = [
     "decide", "discover", "find_unroutable", "holds_period_lock", "inbox_dir", "ingest_file",
     "ingest_municipality", "period_lock", "period_lock_name", "periods_with_deliveries", "readable_issues",
     "record_period_run", "record_unroutable", "reevaluate", "summary_text", "sync_config", "validate_and_decide",
-    "validate_run", "validation_verdict", "wait_for_other_runs",
+    "validate_run", "wait_for_other_runs",
 ]

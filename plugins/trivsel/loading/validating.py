@@ -165,7 +165,7 @@ def validate_run(run_id: str, codes: list[str], periods: list[str], config: Conf
     the same period interleaves; a delivery no longer `validating` once the locks are held (another load
     cleaned it up as interrupted and took its file again) is left alone.
 
-    Returns {municipality code: [lines of its deliveries quarantined here]}: the mapped `validated` task of
+    Returns {municipality code: [lines of its deliveries quarantined here]}: the mapped `verdict` task of
     each municipality fails on its own lines, and the others publish."""
     config = config or load_config()
     failed: dict[str, list[str]] = {code: [] for code in codes}
@@ -238,17 +238,5 @@ def wait_for_other_runs(conn: psycopg.Connection, run_id: str, run_is_live=None,
                          owner, n)
                 announced.add(owner)
         time.sleep(poll_seconds)
-
-
-def validation_verdict(code: str, failed: dict[str, list[str]]) -> str:
-    """The mapped `validated[code]` task: fails when validation quarantined one of the municipality's
-    deliveries (a data error, no retry), so the municipality's own task is red and the others publish."""
-    from trivsel.pipeline import DeliveriesQuarantined
-
-    lines = failed.get(code) or []
-    if lines:
-        raise DeliveriesQuarantined(f"{len(lines)} deliveries of municipality {code} failed validation "
-                                    f"(see quarantine.delivery_issue):\n" + "\n".join(lines))
-    return f"municipality {code}: every parsed delivery passed validation"
 
 

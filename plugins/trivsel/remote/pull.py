@@ -1,6 +1,7 @@
 """The pull step: fetch what is new at a municipality's remote locations into its local inbox.
 
-Runs before ingest, one municipality and one period at a time. For every source with a remote
+Runs first in the municipality's ingest task (the DAG's one task per municipality and period: pull, then load
+the inbox), one municipality and one period at a time. For every source with a remote
 `location`, it lists the period's files and skips a file whose name, size and modification time match
 what audit.remote_file recorded. Anything else is downloaded next to its inbox destination under a
 hidden name (`.partial-...`, which discover() ignores), resumed from where an interrupted attempt
@@ -11,7 +12,9 @@ rails (archive, audit.delivery, raw, GX) take over, so a pulled file loads exact
 
 Remote files are deleted only where the source says `delete_after_pull: true`, and only after the
 file is in the inbox and recorded. A municipality that has not delivered by its due day is logged,
-never failed: municipalities are late.
+never failed: municipalities are late. A location that still fails after its attempts is recorded for the
+run (audit.pull_failure, record_failures): the inbox is loaded anyway and the municipality's verdict task
+fails with the error.
 """
 
 from __future__ import annotations
@@ -129,12 +132,37 @@ def pull_municipality(code: str, period: str, run_id: str | None = None, as_of: 
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock,))
         _check_due(conn, muni, period, as_of, report)
+        if run_id is not None:
+            record_failures(conn, run_id, code, period, report.errors)
     log.info("pull %s %s: %d new, %d unchanged after download, %d skipped as already pulled, %d errors",
              code, period, len(report.pulled), len(report.unchanged), report.skipped, len(report.errors))
     if report.errors and raise_errors:
         raise RemotePullFailed(f"pulling municipality {code} for {period} failed for "
                                f"{len(report.errors)} location(s):\n" + "\n".join(report.errors))
     return report
+
+
+def record_failures(conn, run_id: str, code: str, period: str, errors: list[str]) -> None:
+    """audit.pull_failure: this pull's errors for the run (none: the row of an earlier attempt goes).
+
+    Why in the warehouse: in the DAG the pull runs inside the municipality's ingest task, which then loads the
+    inbox and succeeds; the municipality's verdict task (trivsel.verdict) reads this row and fails with it."""
+    with conn.transaction():
+        conn.execute("delete from audit.pull_failure where run_id = %s and municipality_code = %s and period = %s",
+                     (run_id, code, period))
+        if errors:
+            conn.execute("insert into audit.pull_failure (run_id, municipality_code, period, errors)"
+                         " values (%s, %s, %s, %s)", (run_id, code, period, [warehouse.redact(e) for e in errors]))
+
+
+def failures(conn, run_id: str, codes: list[str]) -> dict[str, list[str]]:
+    """{municipality: ["<period>: <error>", ...]} of the run's failed pulls (audit.pull_failure)."""
+    out: dict[str, list[str]] = {}
+    for code, period, errors in conn.execute(
+            "select municipality_code, period, errors from audit.pull_failure where run_id = %s"
+            " and municipality_code = any(%s) order by 1, 2", (run_id, codes)).fetchall():
+        out.setdefault(code, []).extend(f"{period}: {e}" for e in errors)
+    return out
 
 
 def _pull_source(conn, muni: Municipality, src: SourceConfig, loc: Location, period: str, run_id: str | None,

@@ -1,0 +1,79 @@
+"""One municipality's verdict on a run: the one task per municipality after its ingest (issue 15).
+
+Why one task. validated[code] and quality[code] were two mapped task instances per municipality, each ~1 s of
+Airflow's fixed cost (98 municipalities: ~200 task instances on 2 cores). What they judge is decided before
+they run: the quarantines of the run's validate task (its XCom), the deliveries the quality gate held (its
+XCom) and the pulls that failed (audit.pull_failure, written by the ingest task's pull). So one task reads
+all three and fails for this municipality only, its reason naming each. It is a leaf: only run_outcome waits
+on it; certify does not (trivsel.upstream tolerates a verdict not yet run, and a failure it can explain).
+
+A verdict that cannot judge (validate or the quality gate did not succeed, so its XCom is missing) and finds
+nothing of its own is skipped, not green: the municipality's deliveries were not decided, and the failed task
+says why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from trivsel import warehouse
+
+log = logging.getLogger(__name__)
+
+try:  # the task SDK's "fail now, never retry" and "skipped"; outside Airflow, plain errors
+    from airflow.sdk.exceptions import AirflowFailException as _FailWithoutRetry
+    from airflow.sdk.exceptions import AirflowSkipException as _Undecided
+except ImportError:  # pragma: no cover - Airflow is a dependency of the project; this keeps the module importable
+    _FailWithoutRetry = RuntimeError  # type: ignore[misc,assignment]
+    _Undecided = RuntimeError  # type: ignore[misc,assignment]
+
+
+class MunicipalityFailed(_FailWithoutRetry):
+    """A municipality's deliveries were quarantined or held, or its pull failed; the others published. A data
+    (or remote) verdict, deterministic for this run: no retry."""
+
+
+class MunicipalityUndecided(_Undecided):
+    """validate or the quality gate did not succeed: this municipality's deliveries were not judged."""
+
+
+def reasons(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
+            pulls: dict[str, list[str]]) -> list[str]:
+    """The municipality's reasons, one per check that found something; [] when none did."""
+    out = []
+    if lines := (failed or {}).get(code):
+        out.append(f"{len(lines)} deliveries failed validation (quarantined; see quarantine.delivery_issue):\n"
+                   + "\n".join(lines))
+    if lines := (held or {}).get(code):
+        out.append(f"{len(lines)} deliveries held by the quality gate (audit.delivery status waiting; "
+                   f"marts.delivery_coverage.quality_issue):\n" + "\n".join(lines))
+    if lines := pulls.get(code):
+        out.append(f"pulling failed for {len(lines)} remote location(s); the inbox was loaded without them "
+                   f"(audit.pull_failure):\n" + "\n".join(lines))
+    return out
+
+
+def decide(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
+           pulls: dict[str, list[str]]) -> str:
+    """The verdict from the three inputs: raises MunicipalityFailed (naming every reason) or
+    MunicipalityUndecided; else returns what passed. failed/held None: that task did not succeed."""
+    found = reasons(code, failed, held, pulls)
+    if found:
+        raise MunicipalityFailed(f"municipality {code}: " + "\n".join(found))
+    missing = [name for name, value in (("validate", failed), ("quality_gate", held)) if value is None]
+    if missing:
+        raise MunicipalityUndecided(f"municipality {code}: not judged, {' and '.join(missing)} did not succeed "
+                                    f"(see that task's log)")
+    return (f"municipality {code}: every delivery passed validation and the per-municipality data tests, and "
+            f"its pull succeeded")
+
+
+def judge(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
+          run_id: str) -> str:
+    """The DAG's verdict[code] task: decide() with the run's failed pulls of this municipality (read as the
+    publisher, which reads audit: the verdict writes nothing)."""
+    from trivsel.remote.pull import failures
+
+    with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
+        pulls = failures(conn, run_id, [code])
+    return decide(code, failed, held, pulls)
