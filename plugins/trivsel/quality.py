@@ -16,9 +16,10 @@ number of municipalities; lowering them to `severity: warn` would publish the ba
   `waiting` with the test's name in the reason (audit.delivery; raw rows are kept). Staging reads only
   `loaded` deliveries, so the held rows vanish from every model, statistic and certified table of this run,
   and the tests are run once more to prove they now pass (if not, the gate fails: the old, safe behaviour).
-- The gate returns the held deliveries by municipality; the mapped `verdict` task per municipality fails for a
-  municipality with held deliveries (its log names the municipality, the test and the files; trivsel.verdict), and only
-  that one: the models, statistics, certification and publication of everybody else carry on.
+- The gate returns the held deliveries by municipality; the mapped `verdict` task per municipality
+  (trivsel.verdict) fails for a municipality with held deliveries (its log names the municipality, the test
+  and the files), and only that one: the models, statistics, certification and publication of everybody else
+  carry on.
 - A held delivery is re-evaluated like any waiting one (trivsel.consistency, at the next ingest of its
   municipality and period) and marked in `marts.delivery_coverage.quality_issue`.
 """

@@ -20,9 +20,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
-CORE_TASKS = {"plan", "municipalities", "pull", "ingest", "validate", "validated", "loads_done", "dbt_seeds", "dbt_staging",
-              "quality_gate", "dbt_models", "codes", "quality", "significance_tests", "certify", "publish",
+CORE_TASKS = {"plan", "municipalities", "ingest", "validate", "loads_done", "dbt_seeds", "dbt_staging",
+              "quality_gate", "dbt_models", "codes", "verdict", "significance_tests", "certify", "publish",
               "run_outcome"}
+#: per municipality (and period), one ingest (pull, then load) and one verdict: no other mapped task per code
+PER_MUNICIPALITY = {"ingest", "verdict"}
 
 
 class DbtStarted(AssertionError):
@@ -137,24 +139,24 @@ def test_a_stale_manifest_is_an_import_error_not_a_dbt_run(monkeypatch, tmp_path
 
 def test_gate_ingest_and_quality_wiring(dag):
     t = dag.get_task
-    assert t("pull").upstream_task_ids == {"municipalities"}
-    assert t("ingest").upstream_task_ids == {"municipalities", "pull"}
-    # a failed pull (remote down) still loads the inbox; a quarantined municipality does not stop the others
-    assert t("ingest").trigger_rule == "all_done"
+    # the pull runs inside ingest (a failed pull is tolerated there: trivsel.pipeline.pull)
+    assert t("ingest").upstream_task_ids == {"municipalities"}
     # one validation of every raw table after all ingests, even when one municipality's ingest failed
     assert t("validate").upstream_task_ids == {"plan", "ingest"}
     assert t("validate").trigger_rule == "all_done"
-    # a delivery validation quarantined fails its municipality's own task; only run_outcome waits on it
-    assert t("validated").upstream_task_ids == {"validate", "codes"}
-    assert t("validated").downstream_task_ids == {"run_outcome"}
-    assert (t("loads_done").trigger_rule, t("loads_done").retries) == ("all_done", 0)
+    # retries for a warehouse connection error only (pipeline.loads_done fails at once on anything else)
+    assert t("loads_done").trigger_rule == "all_done" and t("loads_done").retries >= 1
     assert t("loads_done").upstream_task_ids == {"plan", "validate"}
     assert t("dbt_seeds").upstream_task_ids == {"loads_done"}
     assert t("dbt_staging").upstream_task_ids == {"dbt_seeds"}
     assert t("quality_gate").upstream_task_ids == {"dbt_staging"}
-    # quality per municipality fails its own task; only the final run_outcome waits on it
-    assert t("quality").upstream_task_ids == {"quality_gate", "codes"}
-    assert t("quality").downstream_task_ids == {"run_outcome"}
+    # one verdict per municipality after the gate (validation's quarantines, the gate's holds, failed pulls):
+    # it fails its own municipality only; only the final run_outcome waits on it
+    assert t("verdict").upstream_task_ids == {"validate", "quality_gate", "codes"}
+    assert t("verdict").downstream_task_ids == {"run_outcome"}
+    assert (t("verdict").trigger_rule, t("verdict").retries) == ("all_done", 0)
+    mapped = {x.task_id for x in dag.tasks if hasattr(x, "expand_input")}
+    assert mapped == PER_MUNICIPALITY | {"significance_tests"}, mapped
     # the models build once, after the gate, with dbt's threads; statistics wait for all of it
     models = t("dbt_models")
     assert models.upstream_task_ids == {"quality_gate"}
@@ -167,7 +169,7 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert (t("certify").trigger_rule, t("certify").retries) == ("all_done", 0)
     assert t("publish").upstream_task_ids == {"plan", "certify"}
     # the one leaf: the run's final state says whether a municipality was quarantined or held
-    assert t("run_outcome").upstream_task_ids == {"plan", "publish", "quality", "validated"}
+    assert t("run_outcome").upstream_task_ids == {"plan", "publish", "verdict"}
     assert (t("run_outcome").trigger_rule, t("run_outcome").retries) == ("all_done", 0)
     assert [x.task_id for x in dag.tasks if not x.downstream_task_ids] == ["run_outcome"]
 
@@ -206,14 +208,12 @@ def test_map_indexes_name_municipality_period_and_domain(dag):
     names = {m.code: m.name for m in config.municipalities}
     planned = {"periods": ["2013-01"], "codes": ["169", "461"]}
     jobs = dag_factory.municipalities.function(planned, names)  # what the municipalities task returns
-    assert dag.get_task("pull").op_kwargs_expand_input.value["job"].operator.task_id == "municipalities"
-    for task_id in ("pull", "ingest"):
-        assert [_render_map_index(dag, task_id, job=j) for j in jobs] == [
-            f"169 {names['169']} 2013-01", f"461 {names['461']} 2013-01"]
+    assert dag.get_task("ingest").op_kwargs_expand_input.value["job"].operator.task_id == "municipalities"
+    assert [_render_map_index(dag, "ingest", job=j) for j in jobs] == [
+        f"169 {names['169']} 2013-01", f"461 {names['461']} 2013-01"]
     domains = dag.get_task("significance_tests").op_kwargs_expand_input.value["domain"]
     assert [_render_map_index(dag, "significance_tests", domain=d) for d in domains] == list(domains)
-    assert _render_map_index(dag, "quality", code="607", held={}) == "607"
-    assert _render_map_index(dag, "validated", code="607", failed={}) == "607"
+    assert _render_map_index(dag, "verdict", code="607", failed={}, held={}) == "607"
 
 
 def test_assets_are_stable_and_described(dag, manifest):
@@ -267,11 +267,11 @@ def _airflow_db_url() -> str:
 
 
 def _demo_run_id(conn, demo_run: dict[str, int]) -> str:
-    """The demo's run is the session's first run whose pull map holds the first sample period: tests that ran
+    """The demo's run is the session's first run whose ingest map holds the first sample period: tests that ran
     before this one (the scheduler's, Celery's) may have triggered later, one-period runs."""
     (run_id,) = conn.execute(
         "select r.run_id from dag_run r join task_instance t on t.dag_id = r.dag_id and t.run_id = r.run_id"
-        " where r.dag_id = 'trivsel_monthly' and t.task_id = 'pull' and t.rendered_map_index like %s"
+        " where r.dag_id = 'trivsel_monthly' and t.task_id = 'ingest' and t.rendered_map_index like %s"
         " order by r.id limit 1", (f"% {min(demo_run)}",)).fetchone()
     return run_id
 
@@ -318,12 +318,12 @@ def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
         by_task.setdefault(task_id, set()).add(rendered)
     periods = sorted(demo_run)
     expected_jobs = {f"{c} {n} {p}" for p in periods for c, n in names.items()}
-    assert by_task["pull"] == expected_jobs and by_task["ingest"] == expected_jobs
+    assert by_task["ingest"] == expected_jobs
     from trivsel import pipeline
 
     assert by_task["significance_tests"] == set(pipeline.STAT_DOMAINS)
-    assert by_task["quality"] == set(names)
-    assert by_task["validated"] == set(names)
+    assert by_task["verdict"] == set(names)
+    assert set(by_task) == {"ingest", "verdict", "significance_tests"}, "no other task is mapped"
     assert uris and all(urlsplit(u).port is None and "127.0.0.1" not in u for u in uris)
 
 

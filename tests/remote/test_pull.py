@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from datetime import date
 
 import pytest
@@ -383,3 +384,69 @@ def test_a_pull_waits_for_the_period_lock_of_the_loaders(pull_env, https, drop, 
             assert t.is_alive() and not target.exists(), "the pull wrote into the inbox under a load's lock"
         t.join(timeout=120)
     assert reports and reports[0].pulled == ["hr_absence/2014-01/fravaer_2014-01.csv"] and target.exists()
+
+
+# ------------------------------------------------------------------------------ a remote that is down, in the DAG's task
+
+
+def test_a_remote_that_is_down_is_tolerated_and_visible(pull_env, https, drop, monkeypatch, caplog, capfd):
+    """The DAG's ingest task (pipeline.pull_and_ingest): 169's incidents location refuses the connection. The
+    task does not fail and still loads 169's hr_absence file from the inbox; the failure is logged at ERROR,
+    recorded in audit.pull_failure, and fails 169's verdict only, with the location in its reason. A later
+    pull of the same run that works clears it."""
+    import shutil
+
+    import psycopg
+    import yaml
+
+    from trivsel import pipeline, verdict
+
+    from .conftest import free_port
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{HTTP_CONN.upper()}", https_connection(https))
+    down = f"https://127.0.0.1:{free_port()}/listing/169/incidents.json"
+    _, data = config_with({("169", "incidents"): {"location": down, "conn_id": HTTP_CONN}})
+    cfg = pull_env["tmp"] / "municipalities.yml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    monkeypatch.setenv("TRIVSEL_CONFIG", str(cfg))
+    inbox = pull_env["inbox"] / "169/hr_absence/2014-01"
+    inbox.mkdir(parents=True)
+    shutil.copy(drop / "169/hr_absence/2014-01/fravaer_2014-01.csv", inbox)
+
+    loaded = pipeline.pull_and_ingest("169", "2014-01", "run-down")
+    assert [(d["file"], d["source"]) for d in loaded] == [("fravaer_2014-01.csv", "hr_absence")]
+    assert loaded[0]["rows"] > 0 and loaded[0]["status"] != "quarantined"
+    logged = caplog.text + capfd.readouterr().out  # the task log (Airflow's structlog writes to stdout here)
+    assert re.search(r"error.*municipality 169, period 2014-01: pulling failed for 1 location.*\n.*incidents: "
+                     r"https://127\.0\.0\.1:\d+/listing/169/incidents\.json: connection refused", logged), logged
+    with psycopg.connect(pull_env["url"]) as conn:
+        [(errors,)] = conn.execute("select errors from audit.pull_failure where run_id = 'run-down'"
+                                   " and municipality_code = '169' and period = '2014-01'").fetchall()
+    assert len(errors) == 1 and "incidents" in errors[0] and "connection refused" in errors[0]
+
+    with pytest.raises(verdict.MunicipalityFailed, match=r"(?s)municipality 169: pulling failed for 1 remote"
+                                                         r".*2014-01: .*incidents.*connection refused"):
+        verdict.judge("169", {"169": []}, {}, "run-down")
+    assert "pull succeeded" in verdict.judge("461", {"461": []}, {}, "run-down")
+    assert "pull succeeded" in verdict.judge("169", {"169": []}, {}, "another-run")
+
+    # the remote is back (here: the location removed): the same run's next pull clears the record
+    cfg.write_text(yaml.safe_dump(config_with({})[1], allow_unicode=True, sort_keys=False))
+    assert pipeline.pull("169", "2014-01", "run-down")["errors"] == []
+    assert "pull succeeded" in verdict.judge("169", {"169": []}, {}, "run-down")
+
+
+def test_a_warehouse_error_in_the_pull_keeps_the_tasks_retries(monkeypatch):
+    """psycopg.OperationalError is infrastructure: raised as it is (the ingest task retries), and nothing loads
+    from a warehouse that is away."""
+    import psycopg
+
+    from trivsel import loading, pipeline
+
+    def lost(*a, **k):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("trivsel.remote.pull.pull_municipality", lost)
+    monkeypatch.setattr(loading, "ingest_municipality", lambda *a, **k: pytest.fail("loaded after a lost warehouse"))
+    with pytest.raises(psycopg.OperationalError):
+        pipeline.pull_and_ingest("169", "2014-01", "run-lost")
