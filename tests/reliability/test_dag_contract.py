@@ -260,6 +260,30 @@ def test_a_quarantine_fails_the_municipalitys_task_also_on_retry(monkeypatch):
     assert pipeline.ingest("607", "2014-01", "retry")[0]["status"] == "unchanged"
 
 
+def test_loads_done_retries_a_lost_warehouse_connection_only(monkeypatch):
+    """psycopg.OperationalError (the warehouse restarted, a connection refused): raised as it is, so the task's
+    retries apply; anything else (a lease timeout, a bug) fails at once, without retry (AirflowFailException)."""
+    import psycopg
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from trivsel import build_lease, pipeline
+
+    def lost(*a, **k):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(pipeline, "_loads_done", lost)
+    with pytest.raises(psycopg.OperationalError):
+        pipeline.loads_done("2014-01", "run-r")
+
+    def timeout(*a, **k):
+        raise build_lease.LeaseTimeout("run other's model build still holds the build lease")
+
+    monkeypatch.setattr(pipeline, "_loads_done", timeout)
+    with pytest.raises(AirflowFailException, match="LeaseTimeout.*not retried") as exc:
+        pipeline.loads_done("2014-01", "run-r")
+    assert isinstance(exc.value, pipeline.GateFailed)
+
+
 def _airflow_db_url() -> str:
     from trivsel import airflow_env
 

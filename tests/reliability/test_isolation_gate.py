@@ -41,12 +41,26 @@ def test_the_gate_reads_the_failing_tests_and_refuses_what_it_cannot_attribute()
                            "message": "relation does not exist"}])
 
 
-def test_only_the_affected_municipalitys_quality_task_fails():
+def test_only_the_affected_municipalitys_verdict_fails_and_names_every_reason():
+    from trivsel import verdict
+
     held = {"169": ["169/incidents/2012-12 sagsgennemgang_2012.csv (delivery 3): ... held (waiting)"]}
-    with pytest.raises(quality.MunicipalityHeld, match=r"(?s)municipality 169: 1 deliveries held.*sagsgennemgang_2012"):
-        quality.municipality_check("169", held)
-    assert "passes" in quality.municipality_check("461", held)
-    assert "passes" in quality.municipality_check("607", {})
+    with pytest.raises(verdict.MunicipalityFailed,
+                       match=r"(?s)municipality 169: 1 deliveries held by the quality gate.*sagsgennemgang_2012"):
+        verdict.decide("169", {}, held, {})
+    assert "data tests" in verdict.decide("461", {}, held, {})
+    assert "data tests" in verdict.decide("607", {}, {}, {})
+    # both reasons at once: validation's quarantine and the gate's hold, and a failed pull
+    failed = {"169": ["169/hr_absence/2014-01 fravaer_2014-01.csv (delivery 4): quarantined"]}
+    pulls = {"169": ["2014-01: municipality 169, incidents: sftp://host/drop: connection refused"]}
+    with pytest.raises(verdict.MunicipalityFailed, match=r"(?s)failed validation.*fravaer_2014-01.*held by the "
+                                                         r"quality gate.*sagsgennemgang_2012.*pulling failed.*refused"):
+        verdict.decide("169", failed, held, pulls)
+    # not judged (the gate's XCom missing: it failed) and nothing of its own: skipped, not green
+    with pytest.raises(verdict.MunicipalityUndecided, match="quality_gate did not succeed"):
+        verdict.decide("461", {}, None, {})
+    with pytest.raises(verdict.MunicipalityFailed):  # its own reason still shows when the gate failed
+        verdict.decide("169", failed, None, {})
 
 
 def test_the_dag_runs_per_municipality_tests_in_the_gate_and_nobody_waits_on_a_municipalitys_verdict():
@@ -69,7 +83,7 @@ def test_the_dag_runs_per_municipality_tests_in_the_gate_and_nobody_waits_on_a_m
     assert dag.get_task("quality_gate").upstream_task_ids == {"dbt_staging"}
     assert "tag:per_municipality" in dag.get_task("dbt_models").exclude
     assert dag.get_task("dbt_models").upstream_task_ids == {"quality_gate"}
-    # only the run's final verdict (run_outcome, after publish) waits on a municipality's quality verdict
-    assert dag.get_task("quality").downstream_task_ids == {"run_outcome"}
-    assert "quality" not in dag.get_task("publish").get_flat_relative_ids(upstream=True)
-    assert "quality" not in dag.get_task("certify").get_flat_relative_ids(upstream=True)
+    # only the run's final verdict (run_outcome, after publish) waits on a municipality's verdict
+    assert dag.get_task("verdict").downstream_task_ids == {"run_outcome"}
+    assert "verdict" not in dag.get_task("publish").get_flat_relative_ids(upstream=True)
+    assert "verdict" not in dag.get_task("certify").get_flat_relative_ids(upstream=True)

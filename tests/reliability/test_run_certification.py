@@ -23,7 +23,7 @@ STAGING_PAYROLL = "stg_hr_payroll_csv__hr_payroll_absence"
 JOBS = [{"code": "169", "period": "2014-01"}, {"code": "461", "period": "2014-01"}]
 ALL_OK = {"plan": "success", "loads_done": "success", "dbt_seeds": "success", "dbt_staging": "success",
           "quality_gate": "success", "dbt_models": "success", "ingest_0": "success",
-          "ingest_1": "success", "significance_tests_0": "success", "pull_0": "success", "quality_0": "success"}
+          "ingest_1": "success", "significance_tests_0": "success", "verdict_0": "success", "verdict_1": "success"}
 PASSED_TEST = {"task_id": "dbt_staging", "map_index": -1, "unique_id": "test.trivsel.not_null_x", "resource_type":
                "test", "status": "pass", "failures": 0, "message": None}
 
@@ -78,9 +78,16 @@ def test_a_quarantine_is_tolerated_a_crashed_ingest_is_not():
     assert not crashed["passed"] and "ingest[461 2014-01] is failed" in crashed["reason"]
 
 
-def test_a_failed_pull_and_a_held_municipality_do_not_block():
-    check = upstream.measure({**ALL_OK, "pull_0": "failed", "quality_0": "failed"}, [PASSED_TEST], JOBS, set())
-    assert check["passed"] and len(check["tolerated"]) == 2
+def test_a_verdict_failed_on_a_failed_pull_or_a_hold_does_not_block_but_a_crashed_one_does():
+    """verdict[169] failed and 169's pull failed or its deliveries were held (excused): tolerated; verdict[461]
+    not run yet (a leaf certify does not wait for): tolerated; a verdict failed for no reason the run knows
+    (a crash) blocks."""
+    states = {**ALL_OK, "verdict_0": "failed", "verdict_1": "queued"}
+    check = upstream.measure(states, [PASSED_TEST], JOBS, set(), excused={"169"})
+    assert check["passed"] and len(check["tolerated"]) == 2, check
+    assert any(t.startswith("verdict[169]: failed") for t in check["tolerated"])
+    crashed = upstream.measure(states, [PASSED_TEST], JOBS, set(), excused=set())
+    assert not crashed["passed"] and "task verdict[169] is failed" in crashed["reason"]
 
 
 def test_no_recorded_dbt_result_refuses():

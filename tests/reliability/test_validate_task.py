@@ -1,6 +1,6 @@
 """The DAG's split of ingest and validation (trivsel.loading.validating): ingest[code] parses and COPYs
 (validate=False), the run's one validate task validates every parsed delivery at once and decides each,
-and the mapped validated[code] fails only the municipality whose delivery validation quarantined.
+and the mapped verdict[code] fails only the municipality whose delivery validation quarantined.
 
 Deliveries go through a throwaway database of the session's server, no DAG run: the task functions are
 called as the tasks call them."""
@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import throwaway_db
 
-from trivsel import pipeline, upstream
+from trivsel import pipeline, upstream, verdict
 
 DB = "validate_task"
 PERIOD = "2014-05"
@@ -77,10 +77,10 @@ def test_ingest_leaves_parsed_deliveries_for_the_one_validate_task(env, caplog, 
     assert row == 3 and "101001" not in reason and "1 unexpected value(s)" in reason
     assert any(r.getMessage().startswith("timing validate hr_payroll_absence deliveries 2 rows 6 gx ")
                for r in caplog.records), [r.getMessage() for r in caplog.records if "timing" in r.getMessage()]
-    # validated[code]: the quarantined municipality's task fails (no retry), the other's passes
-    with pytest.raises(pipeline.DeliveriesQuarantined, match="fravaer_2014-05_b.csv"):
-        pipeline.validated("169", failed)
-    assert "passed" in pipeline.validated("461", failed)
+    # verdict[code]: the quarantined municipality's task fails (no retry), the other's passes
+    with pytest.raises(verdict.MunicipalityFailed, match=r"(?s)1 deliveries failed validation.*fravaer_2014-05_b"):
+        verdict.decide("169", failed, {}, {})
+    assert "passed validation" in verdict.decide("461", failed, {}, {})
     # a retry of the validate task has nothing left to validate, and still names the quarantine
     assert pipeline.validate({"codes": ["169", "461"], "periods": [PERIOD]}, "run-a")["169"] == [line]
 
@@ -123,15 +123,15 @@ def test_an_unknown_runs_pending_delivery_older_than_the_lease_is_taken_again(en
     assert _status(env, "run-elsewhere")["fravaer_2014-08.csv"][0] == "quarantined"
 
 
-def test_certify_tolerates_a_validated_task_failed_on_quarantined_deliveries():
+def test_certify_tolerates_a_verdict_failed_on_quarantined_deliveries():
     jobs = [{"code": "169", "period": PERIOD}, {"code": "461", "period": PERIOD}]
-    states = {"validate": "success", "validated_0": "failed", "validated_1": "success"}
+    states = {"validate": "success", "verdict_0": "failed", "verdict_1": "success"}
     results = [{"status": "success", "unique_id": "model.x", "task_id": "dbt_models", "message": "",
                 "resource_type": "model"}]
     assert upstream.measure(states, results, jobs, {("169", PERIOD)})["passed"]
     # the same failure without a quarantine (a crash) blocks
     check = upstream.measure(states, results, jobs, set())
-    assert not check["passed"] and "validated_0" in check["reason"]
+    assert not check["passed"] and "verdict[169]" in check["reason"]
 
 
 def test_a_gate_waits_for_another_running_runs_parsed_deliveries(env):
