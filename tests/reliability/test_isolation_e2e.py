@@ -9,7 +9,7 @@ orphaned case reviews:
 - an earlier period's (2012-12), loaded in the warehouse before the ingest check existed: the state of
   issue 12's reproduction, where `assert_ohs_case_review_cases_registered` failed in `dbt_staging` and
   skipped every model, statistic and certification of every municipality. The ingest of 2013-12 does not
-  touch it; the quality gate (trivsel.quality) holds it, and only `quality[169]` fails.
+  touch it; the quality gate (trivsel.quality) holds it, and only `verdict[169]` fails.
 
 Every other municipality's marts, reporting and certified tables are built and published, 169's other
 sources too, and the run's log and marts.delivery_coverage name the orphans.
@@ -92,7 +92,7 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         # run's final verdict (run_outcome), which names 169 after everything else was published
         assert len(failed) == 3, failed
         assert re.fullmatch(r"failed: ingest\[169\b[^\]]*\]: failed", failed[0]), failed
-        assert failed[1:] == ["failed: quality[169]: failed", "failed: run_outcome: failed"], failed
+        assert failed[1:] == ["failed: verdict[169]: failed", "failed: run_outcome: failed"], failed
         run_log = (home / "logs" / f"run-{PERIOD}.log").read_text(errors="replace")
         assert "municipalities 169 had deliveries quarantined or held" in run_log, run_log[-3000:]
         assert "upstream measured: passed" in run_log, "certify measured the run's upstream"
