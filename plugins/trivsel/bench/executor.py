@@ -40,7 +40,7 @@ def stack_env(cores: int, api_port: int) -> dict[str, str]:
     from trivsel import local_airflow
 
     os.environ["TRIVSEL_AIRFLOW_PORT"] = str(api_port)
-    e = local_airflow.env()
+    e = local_airflow.env()  # with its scheduling settings (local_airflow.scheduling_settings: one place)
     e.update({
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(cores),
@@ -48,8 +48,6 @@ def stack_env(cores: int, api_port: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
-        # a finished run is seen within a second, not after the default heartbeat
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
     })
     return e
 
@@ -149,6 +147,9 @@ class Stack:
                 if exc.code != 401:
                     raise
                 self.api.login()
+                continue
+            except (TimeoutError, urllib.error.URLError):  # a busy api-server (one worker): ask again
+                time.sleep(1)
                 continue
             if run["state"] in FINISHED:
                 return run
