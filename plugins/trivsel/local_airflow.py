@@ -84,6 +84,9 @@ def scheduling_settings() -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         # one parse process: there is one DAG file
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        # a task's calls to the Execution API (default 5 s, 5 tries): the api-server's first call after its
+        # start took 11-33 s on a loaded 2-core machine, and the first task failed with a read timeout
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
     }
 
 

@@ -121,6 +121,9 @@ class Stack:
                 # an earlier `dags test` still shows the old schedule, and unpausing it would start a run)
                 if (not dag.get("timetable_summary") and not dag.get("next_dagrun_run_after")
                         and (health.get("scheduler") or {}).get("status") == "healthy"):
+                    # the Execution API's first request builds its versioned routes (11-33 s on a loaded
+                    # machine): made here, not by the run's first task
+                    self.api.request("GET", "/execution/health", timeout=120)
                     self.api.request("PATCH", f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
                     return
             except (urllib.error.URLError, OSError, ValueError, KeyError):
