@@ -223,10 +223,15 @@ def _remote_keys(sc: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+#: libyaml's safe loader when PyYAML has it: every task process parses the DAG file, which reads this config;
+#: the pure-Python loader took ~0.2 s of a ~0.8 s parse on 2 cores (the same safe subset of YAML)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> Config:
     with open(path, encoding="utf-8") as fh:
-        return parse_config(yaml.safe_load(fh), where=path)
+        return parse_config(yaml.load(fh, Loader=_SAFE_LOADER), where=path)  # noqa: S506 - a safe loader
 
 
 def load_config(path: Path | None = None) -> Config:

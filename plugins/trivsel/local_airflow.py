@@ -58,9 +58,45 @@ def services_dir() -> Path:
     return airflow_env.airflow_home() / "services"
 
 
+def cores() -> int:
+    """The LocalExecutor's parallelism: the machine's cores, at least 2 (one long task never holds the run)."""
+    return max(2, os.cpu_count() or 1)
+
+
+def scheduling_settings() -> dict[str, str]:
+    """Airflow's scheduling settings for `make up` and the bench: the ONE place they are set (docs/operations.md,
+    "Scheduling settings", says why each). A variable already in the environment wins.
+
+    Measured with `python -m trivsel.bench.taskcost` (a no-op mapped DAG on this stack); each shortens the
+    time between one task instance's end and the next one's start, or the CPU Airflow takes from the tasks."""
+    n = str(cores())
+    return {
+        # as many task processes as cores: more only makes ~400 short tasks a month share the CPU
+        "AIRFLOW__CORE__PARALLELISM": n,
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": n,
+        # the scheduler sleeps this long only when a loop found nothing to do (default 1 s): a finished task's
+        # downstream is queued within 0.2 s instead of up to a second later
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        # the scheduler's job heartbeat (default 5 s): a finished run's state is seen within a second
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        # re-parse the DAG file every 2 minutes, not every 30 s (each parse costs a core ~1-2 s during a run);
+        # a changed config or DAG file shows within 2 minutes (or at once: "Reparse" in the UI)
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
+        # one parse process: there is one DAG file
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        # a task's calls to the Execution API (default 5 s, 5 tries): the api-server's first call after its
+        # start took 11-33 s on a loaded 2-core machine, and the first task failed with a read timeout
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+    }
+
+
 def env() -> dict[str, str]:
-    """airflow_env.env(), plus what the long-running processes need to find each other on this port."""
+    """airflow_env.env(), the scheduling settings, and what the long-running processes need to find each
+    other on this port."""
     e = airflow_env.env()
+    for k, v in scheduling_settings().items():
+        if k not in os.environ:  # airflow_env's defaults (parallelism 8) give way; the caller's do not
+            e[k] = v
     p = port()
     e["AIRFLOW__API__PORT"] = str(p)
     e["AIRFLOW__API__HOST"] = host()
@@ -72,9 +108,16 @@ def env() -> dict[str, str]:
 
 
 def command(name: str) -> list[str]:
+    """The component's command line. The scheduler and the dag-processor fork a process per task instance or
+    parse: they start through trivsel.airflow_component, which imports the heavy third-party modules first,
+    so every forked process inherits them instead of importing them again."""
     airflow = airflow_env.airflow_bin()
     if name == "api-server":
         return [airflow, "api-server", "--host", host(), "--port", str(port())]
+    from trivsel import airflow_component
+
+    if name in airflow_component.FORKING:
+        return [str(Path(airflow).with_name("python")), "-m", "trivsel.airflow_component", name]
     return [airflow, name]
 
 

@@ -40,7 +40,7 @@ def stack_env(cores: int, api_port: int) -> dict[str, str]:
     from trivsel import local_airflow
 
     os.environ["TRIVSEL_AIRFLOW_PORT"] = str(api_port)
-    e = local_airflow.env()
+    e = local_airflow.env()  # with its scheduling settings (local_airflow.scheduling_settings: one place)
     e.update({
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(cores),
@@ -48,8 +48,6 @@ def stack_env(cores: int, api_port: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
-        # a finished run is seen within a second, not after the default heartbeat
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
     })
     return e
 
@@ -78,8 +76,13 @@ class Api:
 class Stack:
     """api-server, scheduler and dag-processor as children of the bench, each in its own process group."""
 
-    def __init__(self, cores: int | None = None):
+    def __init__(self, cores: int | None = None, dag_id: str = airflow_env.DAG_ID,
+                 env_overrides: dict[str, str] | None = None):
+        """dag_id: the DAG to wait for, unpause and trigger (trivsel.bench.taskcost passes its no-op DAG);
+        env_overrides: set on top of stack_env() (taskcost: its own dags folder and logs)."""
         self.cores = cores or os.cpu_count() or 1
+        self.dag_id = dag_id
+        self.env_overrides = dict(env_overrides or {})
         self.port = free_port()
         self.procs: dict[str, subprocess.Popen] = {}
         self.api = Api(f"http://127.0.0.1:{self.port}")
@@ -94,7 +97,7 @@ class Stack:
 
         airflow_env.ensure_metadata_db()
         dbt_manifest.ensure()
-        env = stack_env(self.cores, self.port)
+        env = {**stack_env(self.cores, self.port), **self.env_overrides}
         airflow = airflow_env.airflow_bin()
         # the default pool's slots, like the parallelism, matched to the cores
         subprocess.run([airflow, "pools", "set", "default_pool", str(self.cores), "bench: one slot per core"],
@@ -112,29 +115,33 @@ class Stack:
                 raise RuntimeError(f"airflow {dead} exited; logs in {self.logs}")
             try:
                 self.api.login()
-                dag = self.api.request("GET", f"/api/v2/dags/{airflow_env.DAG_ID}")
+                dag = self.api.request("GET", f"/api/v2/dags/{self.dag_id}")
                 health = self.api.request("GET", "/api/v2/monitor/health")
                 # the bench config has no schedule: wait for this dag-processor's parse (a DAG serialized by
                 # an earlier `dags test` still shows the old schedule, and unpausing it would start a run)
                 if (not dag.get("timetable_summary") and not dag.get("next_dagrun_run_after")
                         and (health.get("scheduler") or {}).get("status") == "healthy"):
-                    self.api.request("PATCH", f"/api/v2/dags/{airflow_env.DAG_ID}", {"is_paused": False})
+                    # the Execution API's first request builds its versioned routes (11-33 s on a loaded
+                    # machine): made here, not by the run's first task
+                    self.api.request("GET", "/execution/health", timeout=120)
+                    self.api.request("PATCH", f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
                     return
             except (urllib.error.URLError, OSError, ValueError, KeyError):
                 pass
             time.sleep(2)
         raise RuntimeError(f"airflow not ready after {timeout:.0f}s; logs in {self.logs}")
 
-    def trigger(self, period: str) -> tuple[str, float]:
-        """Trigger the period's run; returns its run id and the epoch just before the trigger."""
+    def trigger(self, period: str | None = None, conf: dict | None = None) -> tuple[str, float]:
+        """Trigger the period's run (or a run with `conf`); returns its run id and the epoch just before."""
         started = time.time()
-        run = self.api.login().request("POST", f"/api/v2/dags/{airflow_env.DAG_ID}/dagRuns",
-                                       {"logical_date": None,
-                                        "conf": {"period": period, "through": None, "municipality": None}})
+        if conf is None:
+            conf = {"period": period, "through": None, "municipality": None}
+        run = self.api.login().request("POST", f"/api/v2/dags/{self.dag_id}/dagRuns",
+                                       {"logical_date": None, "conf": conf})
         return run["dag_run_id"], started
 
     def wait(self, run_id: str, timeout: float = 7200) -> dict:
-        path = f"/api/v2/dags/{airflow_env.DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        path = f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -143,6 +150,9 @@ class Stack:
                 if exc.code != 401:
                     raise
                 self.api.login()
+                continue
+            except (TimeoutError, urllib.error.URLError):  # a busy api-server (one worker): ask again
+                time.sleep(1)
                 continue
             if run["state"] in FINISHED:
                 return run
