@@ -227,6 +227,8 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
 PY_WHITESPACE_RUN = "[" + PY_WHITESPACE + "]+"
 ROW_TABLE = "bulk_survey_row"
 BAD_TABLE = "bulk_survey_bad_label"
+#: the lines with a value that is neither blank nor a plain label of its item's scale (usually none)
+SUSPICIOUS_TABLE = "bulk_survey_suspicious"
 
 
 def _quotes_read_alike(path: Path, delimiter: str) -> bool:
@@ -290,6 +292,7 @@ def bulk_plan(path: Path, ctx: DeliveryContext):
     landing = sql.Identifier(LANDING)
     rows = sql.Identifier("pg_temp", ROW_TABLE)
     bad = sql.Identifier("pg_temp", BAD_TABLE)
+    suspicious_rows = sql.Identifier("pg_temp", SUSPICIOUS_TABLE)
     units = ctx.unit_names
     params: dict[str, object] = {
         "ws": PY_WHITESPACE,
@@ -346,17 +349,28 @@ def bulk_plan(path: Path, ctx: DeliveryContext):
         conn.execute(sql.SQL("analyze {}").format(rows))
         # Unknown labels, all items in one pass over the landing table (the checks below only pick per item):
         # a value equal to one of its scale's normalised labels is fine without normalising.
+        # Rows with any value that is neither blank (null) nor a plain label of its scale: usually few. Only
+        # these are normalised and checked label by label; every other row's values go to raw as they are.
+        conn.execute(sql.SQL("drop table if exists {}").format(suspicious_rows))
+        conn.execute(sql.SQL(
+            "create temp table {s} (source_row bigint primary key) on commit drop").format(s=suspicious_rows))
+        conn.execute(sql.SQL("insert into {s} select source_row from {landing} where {suspicious}").format(
+            s=suspicious_rows, landing=landing,
+            suspicious=sql.SQL(" or ").join(
+                sql.SQL("{c} <> all(%({p}_plain)s::text[])").format(
+                    c=col[code], p=sql.SQL(scale_param[items[code]["scale"]])) for code in item_columns)),
+            params)
+        conn.execute(sql.SQL("analyze {}").format(suspicious_rows))
         conn.execute(sql.SQL("drop table if exists {}").format(bad))
         conn.execute(sql.SQL(
             """create temp table {bad} on commit drop as
                select source_row, k, label
                from (select l.source_row, u.k, u.labels,
                             case when u.raw is null or u.raw = any(u.plain) then '' else {norm} end as label
-                     from (select * from {landing} where {suspicious}) as l
+                     from (select l.* from {landing} as l join {s} using (source_row)) as l
                      cross join lateral (values {values}) as u(k, raw, plain, labels)) as v
                where label <> '' and label <> all(labels)""").format(
-            bad=bad, landing=landing, norm=norm(sql.SQL("u.raw")),
-            # rows with any value that is neither blank (null) nor a plain label of its scale: usually few
+            bad=bad, landing=landing, norm=norm(sql.SQL("u.raw")), s=suspicious_rows,
             suspicious=sql.SQL(" or ").join(
                 sql.SQL("{c} <> all(%({p}_plain)s::text[])").format(
                     c=col[code], p=sql.SQL(scale_param[items[code]["scale"]])) for code in item_columns),
@@ -391,18 +405,22 @@ def bulk_plan(path: Path, ctx: DeliveryContext):
             "and not r.wave_other)"
         ).format(code=sql.Literal(code), reason=sql.Literal(f"unknown answer label for scale {items[code]['scale']}"),
                  bad=bad, k=sql.Literal(k), rows=rows))
-    # One raw row per respondent: the item columns become one JSON object, each value normalised as the
-    # parser does (a plain label as it is, a blank cell null).
+    # One raw row per respondent: the item columns become one JSON object. A row that is not suspicious holds
+    # only blanks (null) and plain labels, which are their own normal form: its values go in as they are. A
+    # suspicious row's values are normalised as the parser does (a blank after normalising is null).
     params["item_codes"] = list(item_columns)
-    values = sql.SQL(", ").join(
+    as_is = sql.SQL(", ").join(sql.SQL("l.{}").format(col[code]) for code in item_columns)
+    normalised = sql.SQL(", ").join(
         sql.SQL("case when l.{c} is null then null when l.{c} = any(%(plain_labels)s::text[]) then l.{c} "
                 "else nullif({norm}, '') end").format(c=col[code], norm=norm(sql.SQL("l.{}").format(col[code])))
         for code in item_columns)
     insert = sql.SQL(
         "select l.source_row, r.respondent, r.unit, r.wave, "
-        "jsonb_object(%(item_codes)s::text[], array[{values}]::text[]) "
-        "from {landing} as l join {rows} as r on r.source_row = l.source_row").format(
-        values=values, landing=landing, rows=rows)
+        "jsonb_object(%(item_codes)s::text[], case when s.source_row is null then array[{as_is}]::text[] "
+        "else array[{normalised}]::text[] end) "
+        "from {landing} as l join {rows} as r on r.source_row = l.source_row "
+        "left join {s} as s on s.source_row = l.source_row").format(
+        as_is=as_is, normalised=normalised, landing=landing, rows=rows, s=suspicious_rows)
     return BulkPlan(
         landing_columns=cols,
         copy_options=f"format csv, header true, delimiter '{delimiter}', encoding 'UTF8'",
