@@ -4,7 +4,7 @@
     A warehouse loaded before issue 15 still holds long rows in raw.survey_answer_csv: they are read too
     while that table exists (never both for one delivery: a delivery is loaded into one of them). -#}
 -- depends_on: {{ source('raw', 'survey_answer_csv') }}
-{%- set legacy = adapter.get_relation(database=target.database, schema='raw', identifier='survey_answer_csv') -%}
+{% set legacy = adapter.get_relation(database=target.database, schema='raw', identifier='survey_answer_csv') %}
 
 with source as (
     {{ loaded_rows('raw', 'survey_response_csv') }}
