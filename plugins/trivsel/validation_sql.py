@@ -46,7 +46,10 @@ _ALLOWED = {
                                                        "strict_max"},
     "unexpected_rows_expectation": {"unexpected_rows_query", "description"},
 }
-OBSERVED = frozenset({"expect_table_row_count_to_be_between", "expect_column_unique_value_count_to_be_between"})
+#: checks whose n is what GX reports as observed_value (a count), not a number of unexpected values;
+#: UnexpectedRowsExpectation observes the number of rows its query returns
+OBSERVED = frozenset({"expect_table_row_count_to_be_between", "expect_column_unique_value_count_to_be_between",
+                      "unexpected_rows_expectation"})
 
 
 class Unsupported(ValueError):

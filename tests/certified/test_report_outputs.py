@@ -161,7 +161,7 @@ def test_data_docs_render_offline_in_chromium(demo_warehouse, tmp_path):
     assert table, "the index's table was not rendered"
     body_rows = re.findall(r"<tr[^>]*clickable-row", table.group(0))
     assert len(body_rows) >= 16, "a row per suite and validation (certified tables and raw deliveries)"
-    assert "certified_survey_item_change" in dom.stdout and "survey_answer_csv__" in dom.stdout
+    assert "certified_survey_item_change" in dom.stdout and "survey_response_csv__" in dom.stdout
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "datadocs.png"
     shot.unlink(missing_ok=True)

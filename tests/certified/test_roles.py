@@ -190,7 +190,7 @@ def test_evaluator_reads_certified_only(demo_warehouse):
         assert count(conn, "certified.publication_log") > 0
         for table in ("person.fct_survey_answer", "person.fct_absence_employee_month",
                       "marts.survey_response_rate", "reporting.survey_item_change",
-                      "raw.survey_answer_csv", "audit.delivery", "quarantine.delivery_issue",
+                      "raw.survey_response_csv", "audit.delivery", "quarantine.delivery_issue",
                       "staging.stg_audit__delivery", "intermediate.int_units"):
             assert denied(conn, f"select 1 from {table} limit 1"), table
         assert denied(conn, "create table certified.x (i int)")
@@ -208,7 +208,7 @@ def test_bi_reader_reads_marts_reporting_certified(demo_warehouse):
         codes = {r["municipality_code"] for r in conn.execute(
             "select distinct municipality_code from marts.survey_response_rate")}
         assert {"169", "607"} <= codes
-        assert denied(conn, "select 1 from raw.survey_answer_csv limit 1")
+        assert denied(conn, "select 1 from raw.survey_response_csv limit 1")
         assert denied(conn, "select 1 from audit.delivery limit 1")
         assert denied(conn, "delete from marts.survey_response_rate")
 
@@ -231,7 +231,7 @@ def test_municipality_607_sees_only_607_in_marts(demo_warehouse):
             seen_any |= codes == {"607"}
         assert denied(conn, "select 1 from certified.survey_item_change limit 1")
         assert denied(conn, "select 1 from reporting.survey_item_change limit 1")
-        assert denied(conn, "select 1 from raw.survey_answer_csv limit 1")
+        assert denied(conn, "select 1 from raw.survey_response_csv limit 1")
     assert seen_any
     with As(demo_warehouse, "municipality_169") as conn:
         codes = {r["municipality_code"] for r in conn.execute(
@@ -246,7 +246,7 @@ def test_loader_writes_raw_quarantine_audit_only(demo_warehouse):
         try:
             conn.execute("select count(*) from audit.delivery")
             conn.execute("update audit.delivery set reason = reason where false")
-            conn.execute("delete from raw.survey_answer_csv where false")
+            conn.execute("delete from raw.survey_response_csv where false")
             conn.execute("delete from quarantine.delivery_issue where false")
         finally:
             conn.execute("rollback")
@@ -258,14 +258,14 @@ def test_transformer_builds_but_does_not_load(demo_warehouse):
     with As(demo_warehouse, "transformer") as conn:
         conn.execute("begin")
         try:
-            conn.execute("select count(*) from raw.survey_answer_csv")
+            conn.execute("select count(*) from raw.survey_response_csv")
             conn.execute("select count(*) from audit.delivery")
             conn.execute("create table staging.transformer_probe (i int)")
             conn.execute("create table marts.transformer_probe (i int)")
         finally:
             conn.execute("rollback")
         assert denied(conn, "insert into audit.delivery (municipality_code) values ('x')")
-        assert denied(conn, "delete from raw.survey_answer_csv where false")
+        assert denied(conn, "delete from raw.survey_response_csv where false")
 
 
 def test_apply_drops_a_leftover_person_level_table_in_marts(demo_warehouse):

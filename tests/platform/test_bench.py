@@ -149,15 +149,15 @@ def test_history_preload_shifts_periods_dates_and_yearly_sources(history_db):
         conn.execute("""insert into raw.hr_payroll_absence (delivery_id, municipality_code, period, source_row,
                         employee_pseudonym, month_start) values (%s, '101', '2015-12', 2, 'e1', '2015-12-01'),
                         (%s, '101', '2015-12', 3, 'e2', '2015-12-01')""", (pay, pay))
-        conn.execute("""insert into raw.survey_answer_csv (delivery_id, municipality_code, period, source_row,
-                        respondent_id, wave, item_code) values (%s, '101', '2015-12', 2, '1010000001', '2015-12',
-                        'q1')""", (srv,))
+        conn.execute("""insert into raw.survey_response_csv (delivery_id, municipality_code, period, source_row,
+                        respondent_id, wave, answers) values (%s, '101', '2015-12', 2, '1010000001', '2015-12',
+                        '{"q1": "Altid"}')""", (srv,))
         conn.execute("""insert into raw.ohs_registration (delivery_id, municipality_code, period, source_row,
                         case_id, event_date) values (%s, '101', '2015-12', 2, 'AS-2015-00001', '2015-03-04')""",
                      (inc,))
         out = history.preload(conn, "2015-12", [1, 2, 12])
         assert out["deliveries"] == 3 + 2  # payroll in every month; survey and incidents a year on only
-        assert out["raw_rows"] == {"hr_payroll_absence": 6, "survey_answer_csv": 1, "ohs_registration": 1}
+        assert out["raw_rows"] == {"hr_payroll_absence": 6, "survey_response_csv": 1, "ohs_registration": 1}
         got = conn.execute("""select d.period, d.status, d.run_id, r.month_start from audit.delivery d
                                 join raw.hr_payroll_absence r using (delivery_id)
                                where d.run_id = %s and r.employee_pseudonym = 'e1' order by 1""",
@@ -165,8 +165,9 @@ def test_history_preload_shifts_periods_dates_and_yearly_sources(history_db):
         assert got == [("2016-01", "loaded", history.HISTORY_RUN_ID, dt.date(2016, 1, 1)),
                        ("2016-02", "loaded", history.HISTORY_RUN_ID, dt.date(2016, 2, 1)),
                        ("2016-12", "loaded", history.HISTORY_RUN_ID, dt.date(2016, 12, 1))]
-        assert conn.execute("select wave, r.period from raw.survey_answer_csv r join audit.delivery d"
-                            " using (delivery_id) where d.period = '2016-12'").fetchone() == ("2016-12", "2016-12")
+        assert conn.execute("select wave, r.period, answers from raw.survey_response_csv r join audit.delivery d"
+                            " using (delivery_id) where d.period = '2016-12'").fetchone() \
+            == ("2016-12", "2016-12", {"q1": "Altid"})
         assert conn.execute("select case_id, event_date, d.file_name from raw.ohs_registration r"
                             " join audit.delivery d using (delivery_id) where d.period = '2016-12'").fetchone() \
             == ("AS-2016-00001", dt.date(2016, 3, 4), "arbejdsskader_2016.csv")

@@ -12,6 +12,7 @@ import sys
 from datetime import date
 
 import psycopg
+from psycopg.types.json import Jsonb
 import pytest
 import throwaway_db
 
@@ -139,6 +140,30 @@ def test_unique_value_count_and_a_list_parameter(url):
     assert "expect_column_unique_value_count_to_be_between" in mine
     assert "expect_column_values_to_be_in_set" in mine  # unit_name not among the delivery's unit_names
     assert "expect_column_unique_value_count_to_be_between" not in {f.expectation for f in batch[full]}
+
+
+def _responses(n: int, **change) -> list[dict]:
+    """Rows of raw.survey_response_csv (one per respondent, answers as one JSON object)."""
+    rows = [{"source_row": i + 2, "respondent_id": str(100 + i), "unit_name": "VV fløj A", "wave": PERIOD,
+             "answers": Jsonb({"1.1.1": "Altid", "1.1.2": None, "7.4.1": "Nej"})} for i in range(n)]
+    for i, values in change.items():
+        rows[int(i[1:])].update(values)
+    return rows
+
+
+def test_survey_response_suite_checks_the_answers_object(url):
+    """The wide survey rows (raw as delivered): the answer check over the object's pairs finds an unknown item
+    key or label, per delivery, as GX's own validation of the delivery does; blank answers (null) pass."""
+    good = _insert(url, "survey_response_csv", _responses(3))
+    bad_label = _insert(url, "survey_response_csv", _responses(3, r1={"answers": Jsonb({"1.1.1": "I nogen grad"})}))
+    bad_item = _insert(url, "survey_response_csv", _responses(2, r0={"answers": Jsonb({"9.9.9": "Altid"})}))
+    repeated = _insert(url, "survey_response_csv", _responses(2, r1={"respondent_id": "100"}))
+    batch = _same_as_gx(url, "survey_response_csv", [good, bad_label, bad_item, repeated])
+    assert batch[good] == []
+    assert [f.expectation for f in batch[bad_label]] == ["unexpected_rows_expectation"]
+    assert [f.expectation for f in batch[bad_item]] == ["unexpected_rows_expectation"]
+    assert [(f.expectation, f.column) for f in batch[repeated]] == [("expect_column_values_to_be_unique",
+                                                                     "respondent_id")]
 
 
 def test_not_in_set_unexpected_rows_and_fallback(url, monkeypatch):

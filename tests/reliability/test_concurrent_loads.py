@@ -212,14 +212,14 @@ def test_ensure_on_a_current_warehouse_takes_no_lock_a_load_holds(wh):
     schema.ensure(wh.conn)
     with psycopg.connect(wh.url, autocommit=True) as loader:
         with loader.transaction():
-            loader.execute("lock table raw.survey_answer_csv, audit.delivery in row exclusive mode")
+            loader.execute("lock table raw.survey_response_csv, audit.delivery in row exclusive mode")
             with psycopg.connect(wh.url, autocommit=True) as other:
                 other.execute("set lock_timeout = '3s'")
                 schema.ensure(other)  # raises LockNotAvailable if it runs DDL
     # a missing relation is still noticed and defined again
-    wh.conn.execute("drop index raw.survey_answer_csv_delivery_idx")
+    wh.conn.execute("drop index raw.survey_response_csv_delivery_idx")
     schema.ensure(wh.conn)
-    assert wh.conn.execute("select to_regclass('raw.survey_answer_csv_delivery_idx')").fetchone()[0] is not None
+    assert wh.conn.execute("select to_regclass('raw.survey_response_csv_delivery_idx')").fetchone()[0] is not None
 
 
 def test_ensure_runs_its_ddl_again_when_the_definition_changes(wh, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import json
 from pathlib import Path
 
 import yaml
@@ -77,9 +78,10 @@ def ordinal_answers(rows: dict[str, list[tuple]]):
     answers = collections.defaultdict(list)
     respondents = collections.defaultdict(set)
     non_answers = collections.Counter()
-    for code, _period, _row, respondent, _unit, wave, item_code, label in rows["survey_answer_csv"]:
+    for code, _period, _row, respondent, _unit, wave, answers_json in rows["survey_response_csv"]:
         respondents[(code, wave)].add(respondent)
-        _score(answers, non_answers, items, labels, code, wave, item_code, label)
+        for item_code, label in json.loads(answers_json).items():  # the unnest staging does
+            _score(answers, non_answers, items, labels, code, wave, item_code, label)
     for code, _period, _row, respondent, _unit, wave, header, _col, _value, answer_code in rows["survey_answer_xlsx"]:
         respondents[(code, wave)].add(respondent)
         item_code = by_text[" ".join(header.split()).lower()]

@@ -62,9 +62,11 @@ def ingest(env, mode: str, path: Path, monkeypatch, spy: list):
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             out = loading.ingest_file(conn, path, env["muni"], "survey", PERIOD, run_id="test")
+            # raw keeps one row per respondent; compared in the long shape staging unnests it to
             raw = conn.execute(
-                "select source_row, respondent_id, unit_name, wave, item_code, answer_label, municipality_code, "
-                "period from raw.survey_answer_csv where delivery_id = %s", (out.delivery_id,)).fetchall()
+                "select source_row, respondent_id, unit_name, wave, a.item_code, a.answer_label, municipality_code, "
+                "period from raw.survey_response_csv cross join lateral jsonb_each_text(answers) as "
+                "a(item_code, answer_label) where delivery_id = %s", (out.delivery_id,)).fetchall()
             issues = conn.execute(
                 "select row_number, column_name, check_name, reason, value from quarantine.delivery_issue "
                 "where delivery_id = %s", (out.delivery_id,)).fetchall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -46,25 +47,34 @@ def answers_csv(tmp_path: Path, overrides: dict[str, str] | None = None, *, bom:
 # --- survey_respondent_csv ---------------------------------------------------------------------------
 
 
+def long_rows(rows):
+    """The parser's wide rows in the long shape staging unnests them to: (line, respondent, unit, wave, item,
+    label)."""
+    return [(line, respondent, unit, wave, item, label)
+            for _, (line, respondent, unit, wave, answers) in rows
+            for item, label in json.loads(answers).items()]
+
+
 def test_sample_file_parses_without_issues(survey_inbox):
     path = survey_inbox / "607/survey/2012-05/besvarelser_607_2012-05.csv"
     rows, issues = parse("survey_respondent_csv", path)
     assert not issues
-    assert len(rows) == 31 * len(ITEMS)
-    assert {table for table, _ in rows} == {"survey_answer_csv"}
-    table = get_scheme("survey_respondent_csv").scheme.table("survey_answer_csv")
+    assert len(rows) == 31  # one raw row per respondent, as delivered
+    assert len(long_rows(rows)) == 31 * len(ITEMS)
+    assert {table for table, _ in rows} == {"survey_response_csv"}
+    table = get_scheme("survey_respondent_csv").scheme.table("survey_response_csv")
     assert all(len(row) == len(table.columns) for _, row in rows)
 
 
-def test_good_file_long_form_with_bom(tmp_path):
+def test_good_file_wide_as_delivered_with_bom(tmp_path):
     rows, issues = parse("survey_respondent_csv", answers_csv(tmp_path))
     assert not issues
-    first = [row for _, row in rows if row[1] == "17"]
-    assert first[0] == (2, "17", "Ungeteam", "2012-05", ITEMS[0], FIRST_LABEL[SCALES[ITEMS[0]]])
-    assert len(first) == len(ITEMS)
-    blank = [row for _, row in rows if row[1] == "18"]
-    assert {row[5] for row in blank} == {None}  # blanks are kept as non-answers
-    assert {row[0] for row in blank} == {3}
+    assert [row[:4] for _, row in rows] == [(2, "17", "Ungeteam", "2012-05"), (3, "18", "Ny vej", "2012-05")]
+    first = json.loads(rows[0][1][4])
+    assert list(first) == ITEMS  # every item column, in the file's order
+    assert first[ITEMS[0]] == FIRST_LABEL[SCALES[ITEMS[0]]]
+    blank = json.loads(rows[1][1][4])
+    assert list(blank) == ITEMS and set(blank.values()) == {None}  # blanks are kept as non-answers
 
 
 def test_without_bom_also_accepted(tmp_path):
@@ -75,13 +85,14 @@ def test_without_bom_also_accepted(tmp_path):
 def test_ved_ikke_is_kept_as_delivered(tmp_path):
     rows, issues = parse("survey_respondent_csv", answers_csv(tmp_path, {"2.4.1": "Ved ikke"}))
     assert not issues
-    assert [row[5] for _, row in rows if row[1] == "17" and row[4] == "2.4.1"] == ["Ved ikke"]
+    assert [row[5] for row in long_rows(rows) if row[1] == "17" and row[4] == "2.4.1"] == ["Ved ikke"]
 
 
 def test_unknown_label_is_rejected_with_row_and_column(tmp_path):
-    _, issues = parse("survey_respondent_csv", answers_csv(tmp_path, {"3.1.1": "I nogen grad"}))
+    rows, issues = parse("survey_respondent_csv", answers_csv(tmp_path, {"3.1.1": "I nogen grad"}))
     assert [(i.row, i.column, i.value) for i in issues] == [(2, "3.1.1", "I nogen grad")]
     assert "unknown answer label" in issues[0].reason
+    assert [row[1] for _, row in rows] == ["18"]  # the rejected respondent's row is not yielded
 
 
 def test_label_of_another_scale_is_rejected(tmp_path):

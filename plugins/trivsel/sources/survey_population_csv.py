@@ -48,7 +48,7 @@ SCHEME = Scheme(
              where population.delivery_id = %(delivery_id)s
                and not exists (
                    select 1
-                     from raw.survey_answer_csv as answer
+                     from raw.survey_response_csv as answer
                      join audit.delivery as d on d.delivery_id = answer.delivery_id
                     where d.status = 'loaded' and d.scheme = 'survey_respondent_csv'
                       and d.municipality_code = %(municipality_code)s and d.period = %(period)s

@@ -7,13 +7,20 @@ columns `respondent`, `enhed` (unit), `maaling` (wave, `YYYY-MM`) and one column
 data (`dbt/seeds/survey/survey_scale_labels.csv`), read here only to reject unknown labels early. The
 parser keeps the label as delivered; scoring is dbt's job.
 
-Raw output is long: one row of `raw.survey_answer_csv` per respondent × item. The target population comes
-in a separate file of scheme `survey_population_csv`.
+Raw is the file's own shape ("raw as delivered", issue 15): one row of `raw.survey_response_csv` per
+respondent, its answers one JSON object `answers` {item code: label as delivered, null when blank}. dbt's
+staging (`stg_survey_respondent_csv__survey_answer_csv`) unnests it into today's long rows, one per
+respondent × item. Why: the long form was 36 raw rows per respondent (3.6 M at bench scale 1) built by the
+loader and scanned again by Great Expectations; the wide row is one per respondent, lands at close to COPY
+speed and its object keys are unique by construction (one answer per respondent × item). Why a JSON object
+and not one column per item: the items are data (`survey_items.csv`), so a new item changes no DDL. The
+target population comes in a separate file of scheme `survey_population_csv`.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -28,6 +35,8 @@ UNIT_COLUMN = "enhed"
 WAVE_COLUMN = "maaling"
 BASE_COLUMNS = (RESPONDENT_COLUMN, UNIT_COLUMN, WAVE_COLUMN)
 WAVE_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+#: the raw table: one row per respondent, as delivered (before issue 15: raw.survey_answer_csv, long)
+RESPONSE_TABLE = "survey_response_csv"
 
 SCHEME = Scheme(
     name="survey_respondent_csv",
@@ -36,16 +45,16 @@ SCHEME = Scheme(
     description="NFA short questionnaire, one row per respondent, one column per item code, Danish labels",
     tables=(
         RawTable(
-            "survey_answer_csv",
+            RESPONSE_TABLE,
             (
                 Column("source_row", "integer", "line in the file (header = 1)"),
                 Column("respondent_id", "text", "the respondent's id as delivered (anonymous, per wave)"),
                 Column("unit_name", "text", "column enhed: the unit as delivered"),
                 Column("wave", "text", "column maaling: the wave, YYYY-MM"),
-                Column("item_code", "text", "the NFA item code (the column header)"),
-                Column("answer_label", "text", "the answer label as delivered; null when blank"),
+                Column("answers", "jsonb", "item code (the column header) -> the answer label as delivered "
+                                           "(whitespace runs collapsed), JSON null when the cell was blank"),
             ),
-            description="one row per respondent × item, labels as delivered",
+            description="one row per respondent as delivered, the item columns as one JSON object",
         ),
     ),
 )
@@ -95,6 +104,11 @@ def normalise_label(value: str) -> str:
 
 
 # --- parsing -----------------------------------------------------------------------------------------
+
+
+def answers_json(answers: dict[str, str | None]) -> str:
+    """The `answers` object as the COPY stream carries it: compact JSON, Danish letters as they are."""
+    return json.dumps(answers, ensure_ascii=False, separators=(",", ":"))
 
 
 def open_text(path: Path):
@@ -180,14 +194,19 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
                 if not check_unit_and_wave(ctx, line, unit, wave, unit_column=UNIT_COLUMN,
                                            wave_column=WAVE_COLUMN):
                     continue
+                answers: dict[str, str | None] = {}
+                ok = True
                 for code in item_columns:
                     value = normalise_label(record[index[code]])
                     if value and value not in scales[items[code]["scale"]]:
                         ctx.reject(row=line, column=code,
                                    reason=f"unknown answer label for scale {items[code]['scale']}",
                                    value=value)
+                        ok = False
                         continue
-                    yield "survey_answer_csv", (line, respondent, unit, wave, code, value or None)
+                    answers[code] = value or None
+                if ok:  # a row with a rejected label never reaches raw (its file is quarantined anyway)
+                    yield RESPONSE_TABLE, (line, respondent, unit, wave, answers_json(answers))
         except UnicodeDecodeError as exc:
             reason, bad_line = encoding_reason(path)
             raise FileRejected(f"{path.name} is {reason}", row=bad_line) from exc
@@ -197,7 +216,7 @@ def parse(path: Path, ctx: DeliveryContext) -> Iterator[tuple[str, tuple]]:
 
 # --- the set-based path for large files (trivsel.sources.bulk) ----------------------------------------
 #
-# The same checks and the same long rows as `parse`, computed in SQL over the file COPYed as delivered. Where
+# The same checks and the same wide rows as `parse`, computed in SQL over the file COPYed as delivered. Where
 # COPY could read the file differently from Python's csv module, the plan is not made (None) or the loader
 # falls back (BulkFallback): the parser stays the reference for every odd file.
 
@@ -208,6 +227,8 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
 PY_WHITESPACE_RUN = "[" + PY_WHITESPACE + "]+"
 ROW_TABLE = "bulk_survey_row"
 BAD_TABLE = "bulk_survey_bad_label"
+#: the lines with a value that is neither blank nor a plain label of its item's scale (usually none)
+SUSPICIOUS_TABLE = "bulk_survey_suspicious"
 
 
 def _quotes_read_alike(path: Path, delimiter: str) -> bool:
@@ -271,6 +292,7 @@ def bulk_plan(path: Path, ctx: DeliveryContext):
     landing = sql.Identifier(LANDING)
     rows = sql.Identifier("pg_temp", ROW_TABLE)
     bad = sql.Identifier("pg_temp", BAD_TABLE)
+    suspicious_rows = sql.Identifier("pg_temp", SUSPICIOUS_TABLE)
     units = ctx.unit_names
     params: dict[str, object] = {
         "ws": PY_WHITESPACE,
@@ -327,17 +349,28 @@ def bulk_plan(path: Path, ctx: DeliveryContext):
         conn.execute(sql.SQL("analyze {}").format(rows))
         # Unknown labels, all items in one pass over the landing table (the checks below only pick per item):
         # a value equal to one of its scale's normalised labels is fine without normalising.
+        # Rows with any value that is neither blank (null) nor a plain label of its scale: usually few. Only
+        # these are normalised and checked label by label; every other row's values go to raw as they are.
+        conn.execute(sql.SQL("drop table if exists {}").format(suspicious_rows))
+        conn.execute(sql.SQL(
+            "create temp table {s} (source_row bigint primary key) on commit drop").format(s=suspicious_rows))
+        conn.execute(sql.SQL("insert into {s} select source_row from {landing} where {suspicious}").format(
+            s=suspicious_rows, landing=landing,
+            suspicious=sql.SQL(" or ").join(
+                sql.SQL("{c} <> all(%({p}_plain)s::text[])").format(
+                    c=col[code], p=sql.SQL(scale_param[items[code]["scale"]])) for code in item_columns)),
+            params)
+        conn.execute(sql.SQL("analyze {}").format(suspicious_rows))
         conn.execute(sql.SQL("drop table if exists {}").format(bad))
         conn.execute(sql.SQL(
             """create temp table {bad} on commit drop as
                select source_row, k, label
                from (select l.source_row, u.k, u.labels,
                             case when u.raw is null or u.raw = any(u.plain) then '' else {norm} end as label
-                     from (select * from {landing} where {suspicious}) as l
+                     from (select l.* from {landing} as l join {s} using (source_row)) as l
                      cross join lateral (values {values}) as u(k, raw, plain, labels)) as v
                where label <> '' and label <> all(labels)""").format(
-            bad=bad, landing=landing, norm=norm(sql.SQL("u.raw")),
-            # rows with any value that is neither blank (null) nor a plain label of its scale: usually few
+            bad=bad, landing=landing, norm=norm(sql.SQL("u.raw")), s=suspicious_rows,
             suspicious=sql.SQL(" or ").join(
                 sql.SQL("{c} <> all(%({p}_plain)s::text[])").format(
                     c=col[code], p=sql.SQL(scale_param[items[code]["scale"]])) for code in item_columns),
@@ -372,20 +405,27 @@ def bulk_plan(path: Path, ctx: DeliveryContext):
             "and not r.wave_other)"
         ).format(code=sql.Literal(code), reason=sql.Literal(f"unknown answer label for scale {items[code]['scale']}"),
                  bad=bad, k=sql.Literal(k), rows=rows))
-    pairs = sql.SQL(", ").join(sql.SQL("({}::text, l.{})").format(sql.Literal(code), col[code])
-                               for code in item_columns)
+    # One raw row per respondent: the item columns become one JSON object. A row that is not suspicious holds
+    # only blanks (null) and plain labels, which are their own normal form: its values go in as they are. A
+    # suspicious row's values are normalised as the parser does (a blank after normalising is null).
+    params["item_codes"] = list(item_columns)
+    as_is = sql.SQL(", ").join(sql.SQL("l.{}").format(col[code]) for code in item_columns)
+    normalised = sql.SQL(", ").join(
+        sql.SQL("case when l.{c} is null then null when l.{c} = any(%(plain_labels)s::text[]) then l.{c} "
+                "else nullif({norm}, '') end").format(c=col[code], norm=norm(sql.SQL("l.{}").format(col[code])))
+        for code in item_columns)
     insert = sql.SQL(
-        "select l.source_row, r.respondent, r.unit, r.wave, v.item_code, "
-        "case when v.raw is null then null when v.raw = any(%(plain_labels)s::text[]) then v.raw "
-        "else nullif({norm}, '') end "
+        "select l.source_row, r.respondent, r.unit, r.wave, "
+        "jsonb_object(%(item_codes)s::text[], case when s.source_row is null then array[{as_is}]::text[] "
+        "else array[{normalised}]::text[] end) "
         "from {landing} as l join {rows} as r on r.source_row = l.source_row "
-        "cross join lateral (values {pairs}) as v(item_code, raw)").format(
-        norm=norm(sql.SQL("v.raw")), landing=landing, rows=rows, pairs=pairs)
+        "left join {s} as s on s.source_row = l.source_row").format(
+        as_is=as_is, normalised=normalised, landing=landing, rows=rows, s=suspicious_rows)
     return BulkPlan(
         landing_columns=cols,
         copy_options=f"format csv, header true, delimiter '{delimiter}', encoding 'UTF8'",
         checks=[render(c) for c in checks],
-        inserts={"survey_answer_csv": render(insert)},
+        inserts={RESPONSE_TABLE: render(insert)},
         params=params,
         prepare=prepare,
     )
