@@ -17,20 +17,12 @@
         )) as reference_fingerprint
     from ({{ pinned_deliveries() }}) as deliveries
     cross join (
-        select md5(coalesce(string_agg(
-            concat_ws(',', quote_nullable(absence_code), quote_nullable(counts_as_sick_leave),
-                      quote_nullable(category)),
-            ';' order by absence_code, category), '')) as fingerprint
-        from {{ ref('absence_codes') }}
-        where scheme = 'hr_payroll_csv'
+        {{ reference_fingerprint(ref('absence_codes'), ['absence_code', 'counts_as_sick_leave', 'category'],
+                                 ['absence_code', 'category'], where="scheme = 'hr_payroll_csv'") }}
     ) as codes
     left join (
-        select
-            municipality_code,
-            md5(string_agg(concat_ws(',', quote_nullable(name_as_registered), quote_nullable(unit_name)),
-                           ';' order by name_as_registered, unit_name)) as fingerprint
-        from {{ ref('int_units') }}
-        group by municipality_code
+        {{ reference_fingerprint(ref('int_units'), ['name_as_registered', 'unit_name'],
+                                 ['name_as_registered', 'unit_name'], group_by='municipality_code') }}
     ) as units
         on units.municipality_code = deliveries.municipality_code
     where deliveries.status = 'loaded'

@@ -18,7 +18,30 @@
     `current`, a query returning (delivery_id, reference_fingerprint).
   new_deliveries_filter(relation, current): a condition on delivery_id: a delivery of `current` that is
     not in relation (the upstream's delivery_id index serves it).
+
+  The five models share their config and filter through two macros (one definition, not five copies):
+  incremental_by_delivery_config(current): the config of such a model, `{{ config(**incremental_by_delivery_config(
+    "absence_payroll_deliveries()")) }}`; `current` is the Jinja expression (text) of the model's wanted
+    (delivery_id, reference_fingerprint) pairs, rendered by the pre-hook when it runs.
+  only_new_deliveries(current): `where <new_deliveries_filter>` on an incremental run, nothing on a full build.
 -#}
+{% macro incremental_by_delivery_config(current) -%}
+    {%- do return({
+        'materialized': 'incremental',
+        'incremental_strategy': 'delete+insert',
+        'unique_key': 'delivery_id',
+        'on_schema_change': 'fail',
+        'indexes': [{'columns': ['delivery_id']}],
+        'pre_hook': '{% if is_incremental() %}{{ delete_stale_deliveries(this, ' ~ current ~ ') }}{% endif %}',
+    }) -%}
+{%- endmacro %}
+
+{% macro only_new_deliveries(current) -%}
+    {%- if is_incremental() -%}
+    where {{ new_deliveries_filter(this, current) }}
+    {%- endif -%}
+{%- endmacro %}
+
 {% macro delivery_fingerprints(relation) -%}
     with recursive {{ delivery_ids_cte(relation) }}
 

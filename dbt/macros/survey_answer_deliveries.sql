@@ -19,30 +19,17 @@
         )) as reference_fingerprint
     from ({{ pinned_deliveries() }}) as deliveries
     cross join (
-        select md5(coalesce(string_agg(
-            concat_ws(',', quote_nullable(item_code), quote_nullable(text_da), quote_nullable(scale),
-                      quote_nullable(direction)),
-            ';' order by item_code), '')) as fingerprint
-        from {{ ref('survey_items') }}
+        {{ reference_fingerprint(ref('survey_items'), ['item_code', 'text_da', 'scale', 'direction'], ['item_code']) }}
     ) as items
     cross join (
-        select md5(coalesce(string_agg(
-            concat_ws(',', quote_nullable(item_code), quote_nullable(answer_label),
-                      quote_nullable(workbook_code), quote_nullable(scale_points),
-                      quote_nullable(answer_ordinal), quote_nullable(answer_score),
-                      quote_nullable(favourable_score), quote_nullable(is_favourable),
-                      quote_nullable(is_non_answer)),
-            ';' order by item_code, answer_label, workbook_code), '')) as fingerprint
-        from {{ ref('int_survey_item_answers') }}
+        {{ reference_fingerprint(ref('int_survey_item_answers'),
+                                 ['item_code', 'answer_label', 'workbook_code', 'scale_points', 'answer_ordinal',
+                                  'answer_score', 'favourable_score', 'is_favourable', 'is_non_answer'],
+                                 ['item_code', 'answer_label', 'workbook_code']) }}
     ) as answers
     left join (
-        select
-            municipality_code,
-            md5(string_agg(concat_ws(',', quote_nullable(wave), quote_nullable(round_name),
-                                     quote_nullable(round_order)),
-                           ';' order by wave, round_name)) as fingerprint
-        from {{ ref('stg_config__survey_round') }}
-        group by municipality_code
+        {{ reference_fingerprint(ref('stg_config__survey_round'), ['wave', 'round_name', 'round_order'],
+                                 ['wave', 'round_name'], group_by='municipality_code') }}
     ) as rounds
         on rounds.municipality_code = deliveries.municipality_code
     where deliveries.status = 'loaded'

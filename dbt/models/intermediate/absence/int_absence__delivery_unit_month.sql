@@ -4,22 +4,11 @@
 -- the deliveries whose (delivery_id, reference_fingerprint) is no longer in int_absence__employee_month.
 -- An employee is in one delivery per unit and month (the unique_combination test of
 -- int_absence__employee_month), so employee counts of deliveries add up.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='delivery_id',
-        on_schema_change='fail',
-        indexes=[{'columns': ['delivery_id']}],
-        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, delivery_fingerprints(ref('int_absence__employee_month'))) }}{% endif %}"
-    )
-}}
+{{ config(**incremental_by_delivery_config("delivery_fingerprints(ref('int_absence__employee_month'))")) }}
 
 with employee_months as (
     select * from {{ ref('int_absence__employee_month') }}
-    {% if is_incremental() -%}
-    where {{ new_deliveries_filter(this, delivery_fingerprints(ref('int_absence__employee_month'))) }}
-    {%- endif %}
+    {{ only_new_deliveries(delivery_fingerprints(ref('int_absence__employee_month'))) }}
 ),
 
 final as (

@@ -4,16 +4,7 @@
 -- Incremental by delivery (macros/incremental_by_delivery.sql): a run adds the loaded deliveries not yet in
 -- the table; the pre-hook first deletes deliveries no longer loaded (superseded, removed) and deliveries
 -- derived with other reference data (reference_fingerprint: absence_codes, int_units, hours per day).
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='delivery_id',
-        on_schema_change='fail',
-        indexes=[{'columns': ['delivery_id']}],
-        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, absence_payroll_deliveries()) }}{% endif %}"
-    )
-}}
+{{ config(**incremental_by_delivery_config("absence_payroll_deliveries()")) }}
 
 with deliveries as (
     {{ absence_payroll_deliveries() }}
@@ -21,9 +12,7 @@ with deliveries as (
 
 payroll as (
     select * from {{ ref('stg_hr_payroll_csv__hr_payroll_absence') }}
-    {% if is_incremental() -%}
-    where {{ new_deliveries_filter(this, 'select * from deliveries') }}
-    {%- endif %}
+    {{ only_new_deliveries('select * from deliveries') }}
 ),
 
 codes as (

@@ -6,16 +6,7 @@
     longer loaded (a corrected re-delivery supersedes its wave) and those derived with other reference data
     (reference_fingerprint: questionnaire, answer labels and codes, survey rounds; macro
     survey_answer_deliveries). -#}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='delivery_id',
-        on_schema_change='fail',
-        indexes=[{'columns': ['delivery_id']}],
-        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, survey_answer_deliveries()) }}{% endif %}"
-    )
-}}
+{{ config(**incremental_by_delivery_config("survey_answer_deliveries()")) }}
 
 with deliveries as (
     {{ survey_answer_deliveries() }}
@@ -23,16 +14,12 @@ with deliveries as (
 
 csv_answers as (
     select * from {{ ref('stg_survey_respondent_csv__survey_answer_csv') }}
-    {% if is_incremental() -%}
-    where {{ new_deliveries_filter(this, 'select * from deliveries') }}
-    {%- endif %}
+    {{ only_new_deliveries('select * from deliveries') }}
 ),
 
 xlsx_answers as (
     select * from {{ ref('stg_survey_workbook_xlsx__survey_answer_xlsx') }}
-    {% if is_incremental() -%}
-    where {{ new_deliveries_filter(this, 'select * from deliveries') }}
-    {%- endif %}
+    {{ only_new_deliveries('select * from deliveries') }}
 ),
 
 items as (

@@ -5,23 +5,11 @@
 -- (delivery_id, reference_fingerprint) is no longer in it.
 -- Person-level: built in schema `person`, which only the transformer reads (plugins/trivsel/roles.py);
 -- bi_reader, evaluator and the municipality roles read the aggregates in marts.
-{{
-    config(
-        schema='person',
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='delivery_id',
-        on_schema_change='fail',
-        indexes=[{'columns': ['delivery_id']}],
-        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, delivery_fingerprints(ref('int_absence__employee_month'))) }}{% endif %}"
-    )
-}}
+{{ config(schema='person', **incremental_by_delivery_config("delivery_fingerprints(ref('int_absence__employee_month'))")) }}
 
 with employee_months as (
     select * from {{ ref('int_absence__employee_month') }}
-    {% if is_incremental() -%}
-    where {{ new_deliveries_filter(this, delivery_fingerprints(ref('int_absence__employee_month'))) }}
-    {%- endif %}
+    {{ only_new_deliveries(delivery_fingerprints(ref('int_absence__employee_month'))) }}
 ),
 
 final as (

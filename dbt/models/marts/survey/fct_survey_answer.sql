@@ -3,23 +3,11 @@
 -- Incremental by delivery, following int_survey_answers_unioned (macros/incremental_by_delivery.sql): a run
 -- adds its waves not yet here; the pre-hook first deletes the deliveries whose
 -- (delivery_id, reference_fingerprint) is no longer in it (superseded, or other reference data).
-{{
-    config(
-        schema='person',
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='delivery_id',
-        on_schema_change='fail',
-        indexes=[{'columns': ['delivery_id']}],
-        pre_hook="{% if is_incremental() %}{{ delete_stale_deliveries(this, delivery_fingerprints(ref('int_survey_answers_unioned'))) }}{% endif %}"
-    )
-}}
+{{ config(schema='person', **incremental_by_delivery_config("delivery_fingerprints(ref('int_survey_answers_unioned'))")) }}
 
 with answers as (
     select * from {{ ref('int_survey_answers_unioned') }}
-    {% if is_incremental() -%}
-    where {{ new_deliveries_filter(this, delivery_fingerprints(ref('int_survey_answers_unioned'))) }}
-    {%- endif %}
+    {{ only_new_deliveries(delivery_fingerprints(ref('int_survey_answers_unioned'))) }}
 ),
 
 item_answers as (
