@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from trivsel import schema
+from trivsel.ports import free_port  # noqa: F401 - the tests' one way to a port of their own
 
 
 def _admin(warehouse_url: str) -> str:
@@ -54,14 +55,3 @@ def loader_env(warehouse_url: str, name: str, tmp_path_factory, monkeypatch, cod
     yield {"url": url, "muni": muni, "inbox": inbox}
     monkeypatch.undo()
     drop(warehouse_url, name)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, for a test's server of its own. A fixed offset from the session's port
-    can be taken at that moment by an outgoing connection's ephemeral port (Linux hands out 32768-60999),
-    and the server then fails to bind ("Address already in use"): seen in full runs."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

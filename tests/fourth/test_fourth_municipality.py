@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import throwaway_db
 import yaml
 from psycopg.rows import dict_row
 from scipy import stats
@@ -346,7 +347,7 @@ def _env(home: Path, config: Path) -> dict[str, str]:
            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     env.update(TRIVSEL_HOME=str(home), TRIVSEL_CONFIG=str(config), TRIVSEL_TASK_RETRIES="0",
-               TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 1))
+               TRIVSEL_PG_PORT=str(throwaway_db.free_port()))
     return env
 
 

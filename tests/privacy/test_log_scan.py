@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import throwaway_db
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -153,7 +154,7 @@ def test_no_planted_identifier_reaches_a_log_or_a_readable_table(test_home, samp
            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME",
                         "TRIVSEL_BULK_FROM_BYTES")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 60),
+    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(throwaway_db.free_port()),
                TRIVSEL_TASK_RETRIES="0")
     started = time.time()
     url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import throwaway_db
 
 PERIOD = "2013-12"
 ORPHAN_2012 = "Sagsnr;Dato;Også vold;Udeladt;Begrundelse\nAS-2012-9999;01-06-2012;Ja;Nej;\n"
@@ -52,7 +53,7 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     # a PostgreSQL server of its own (warehouse + Airflow metadata), beside the session's
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 50),
+    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(throwaway_db.free_port()),
                TRIVSEL_TASK_RETRIES="0")
     url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
     embedded_env = dict(env)
