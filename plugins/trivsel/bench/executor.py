@@ -5,34 +5,24 @@
 side up to `[core] parallelism`. Issue 15 measures that path, so the bench starts the api-server (the task
 processes report to its Execution API), the scheduler and the dag-processor as its own children, with the
 parallelism, the DAG's `max_active_tasks` and the default pool matched to the cores, triggers the period over
-the REST API as tests/production does, and waits for the run's end. The triggerer is not started: the DAG has
-no deferrable task.
+the REST API with the client tests/production uses (trivsel.airflow_api), and waits for the run's end. The
+triggerer is not started: the DAG has no deferrable task.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from trivsel import airflow_env, settings
+from trivsel.airflow_api import Api, ApiError
+from trivsel.ports import free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
-FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stack_env(cores: int, api_port: int) -> dict[str, str]:
@@ -52,27 +42,6 @@ def stack_env(cores: int, api_port: int) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
     })
     return e
-
-
-@dataclass
-class Api:
-    """The few REST calls the bench needs (token, get, post, patch), as tests/production/_airflow_rest.py."""
-
-    base: str
-    token: str = field(default="", repr=False)
-
-    def request(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}")
-
-    def login(self) -> Api:
-        self.token = self.request("GET", "/auth/token")["access_token"]
-        return self
 
 
 class Stack:
@@ -112,15 +81,15 @@ class Stack:
                 raise RuntimeError(f"airflow {dead} exited; logs in {self.logs}")
             try:
                 self.api.login()
-                dag = self.api.request("GET", f"/api/v2/dags/{airflow_env.DAG_ID}")
-                health = self.api.request("GET", "/api/v2/monitor/health")
+                dag = self.api.dag(airflow_env.DAG_ID)
+                health = self.api.get("/api/v2/monitor/health")
                 # the bench config has no schedule: wait for this dag-processor's parse (a DAG serialized by
                 # an earlier `dags test` still shows the old schedule, and unpausing it would start a run)
                 if (not dag.get("timetable_summary") and not dag.get("next_dagrun_run_after")
                         and (health.get("scheduler") or {}).get("status") == "healthy"):
-                    self.api.request("PATCH", f"/api/v2/dags/{airflow_env.DAG_ID}", {"is_paused": False})
+                    self.api.patch(f"/api/v2/dags/{airflow_env.DAG_ID}", {"is_paused": False})
                     return
-            except (urllib.error.URLError, OSError, ValueError, KeyError):
+            except (ApiError, urllib.error.URLError, OSError, ValueError, KeyError):
                 pass
             time.sleep(2)
         raise RuntimeError(f"airflow not ready after {timeout:.0f}s; logs in {self.logs}")
@@ -128,26 +97,13 @@ class Stack:
     def trigger(self, period: str) -> tuple[str, float]:
         """Trigger the period's run; returns its run id and the epoch just before the trigger."""
         started = time.time()
-        run = self.api.login().request("POST", f"/api/v2/dags/{airflow_env.DAG_ID}/dagRuns",
-                                       {"logical_date": None,
-                                        "conf": {"period": period, "through": None, "municipality": None}})
+        run = self.api.login().trigger(airflow_env.DAG_ID,
+                                       {"period": period, "through": None, "municipality": None})
         return run["dag_run_id"], started
 
     def wait(self, run_id: str, timeout: float = 7200) -> dict:
-        path = f"/api/v2/dags/{airflow_env.DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                run = self.api.request("GET", path)
-            except urllib.error.HTTPError as exc:
-                if exc.code != 401:
-                    raise
-                self.api.login()
-                continue
-            if run["state"] in FINISHED:
-                return run
-            time.sleep(1)
-        raise RuntimeError(f"run {run_id} not finished after {timeout:.0f}s")
+        """The finished run's document, polled each second (a 401 of an expired token logs in again)."""
+        return self.api.wait_for_run(airflow_env.DAG_ID, run_id, timeout, poll=1)
 
     def stop(self, timeout: float = 45) -> None:
         # the api-server last: task processes report to its Execution API while they shut down
