@@ -23,7 +23,6 @@ One session fixture runs both DAG runs; each test function checks one figure or 
 from __future__ import annotations
 
 import copy
-import os
 import re
 import shutil
 import subprocess
@@ -343,12 +342,8 @@ def fourth_config(base: dict) -> dict:
 
 
 def _env(home: Path, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
-           and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_CONFIG=str(config), TRIVSEL_TASK_RETRIES="0",
-               TRIVSEL_PG_PORT=str(throwaway_db.free_port()))
-    return env
+    return throwaway_db.isolated_env(TRIVSEL_HOME=str(home), TRIVSEL_CONFIG=str(config), TRIVSEL_TASK_RETRIES="0",
+                                     TRIVSEL_PG_PORT=str(throwaway_db.free_port()))
 
 
 def _trivsel(env: dict, *args: str, timeout: int = 5400) -> subprocess.CompletedProcess:
