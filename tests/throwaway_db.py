@@ -1,13 +1,21 @@
-"""Databases of their own in the session's test server, for tests that load or rebuild: they never touch
-the shared demo warehouse the e2e tests read."""
+"""Databases and installations of their own, for tests that load or rebuild: they never touch the shared demo
+warehouse the e2e tests read.
+
+- create/drop/loader_env: a database of its own in the session's test server;
+- isolated_env/run_python/free_port: a subprocess with a home (and a server) of its own, which inherits
+  nothing that points at the session's installation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import psycopg
 
 from trivsel import schema
+from trivsel.ports import free_port  # noqa: F401 - the tests' one way to a port of their own
 
 
 def _admin(warehouse_url: str) -> str:
@@ -56,12 +64,26 @@ def loader_env(warehouse_url: str, name: str, tmp_path_factory, monkeypatch, cod
     drop(warehouse_url, name)
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, for a test's server of its own. A fixed offset from the session's port
-    can be taken at that moment by an outgoing connection's ephemeral port (Linux hands out 32768-60999),
-    and the server then fails to bind ("Address already in use"): seen in full runs."""
-    import socket
+#: where the session's own installation is: a subprocess with a home of its own must not inherit them
+SESSION_PLACES = ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+def isolated_env(*also: str, **settings: str) -> dict[str, str]:
+    """os.environ without the session's places (SESSION_PLACES), Airflow's settings and connections
+    (AIRFLOW__*, AIRFLOW_CONN_*), the stage roles' logins (TRIVSEL_*_URL, TRIVSEL_*_PASSWORD) and the names
+    in `also`; then `settings` (TRIVSEL_HOME, TRIVSEL_PG_PORT=str(free_port()), ...). Without it a run in a
+    home of its own would load into, or log in to, the session's warehouse."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in SESSION_PLACES and k not in also
+           and not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))
+           and not (k.startswith("TRIVSEL_") and k.endswith(("_URL", "_PASSWORD")))}
+    env.update(settings)
+    return env
+
+
+def run_python(code: str, env: dict[str, str], **kw) -> str:
+    """`python -c code` in `env` (an isolated_env); its last line of output. Fails the test, with the end of
+    its stderr, when it fails."""
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""

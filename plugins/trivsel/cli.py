@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -327,21 +328,29 @@ def _roles(args) -> int:
     return 0
 
 
-def _export(args) -> int:
-    from trivsel import evaluator, export, warehouse
+def _reader_command(name: str, produce: Callable[[], list[Path]]) -> int:
+    """A reader's command (export, report): prints the files `produce` wrote. A warehouse that does not answer
+    is one line and exit 3, a login the reader role may not use one line and exit 2, not a traceback."""
+    from trivsel import evaluator, warehouse
 
     try:
-        written = export.export(Path(args.out), period=args.period, fmt=args.format, sep=args.sep,
-                                locale=args.locale)
+        written = produce()
     except evaluator.WarehouseDown as exc:
-        print(f"trivsel export: {exc}", file=sys.stderr)
+        print(f"trivsel {name}: {exc}", file=sys.stderr)
         return 3
     except warehouse.RoleUnavailable as exc:
-        print(f"trivsel export: refused: {exc}", file=sys.stderr)
+        print(f"trivsel {name}: refused: {exc}", file=sys.stderr)
         return 2
     for path in written:
         print(path)
     return 0
+
+
+def _export(args) -> int:
+    from trivsel import export
+
+    return _reader_command("export", lambda: export.export(Path(args.out), period=args.period, fmt=args.format,
+                                                           sep=args.sep, locale=args.locale))
 
 
 def _docs(args) -> int:
@@ -353,18 +362,10 @@ def _docs(args) -> int:
 
 
 def _report(args) -> int:
-    from trivsel import evaluator, report, warehouse
+    from trivsel import report
 
-    try:
-        path = report.write_report(Path(args.out), baseline=args.baseline, followup=args.followup)
-    except evaluator.WarehouseDown as exc:
-        print(f"trivsel report: {exc}", file=sys.stderr)
-        return 3
-    except warehouse.RoleUnavailable as exc:
-        print(f"trivsel report: refused: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return _reader_command("report", lambda: [report.write_report(Path(args.out), baseline=args.baseline,
+                                                                  followup=args.followup)])
 
 
 def main(argv: list[str] | None = None) -> int:

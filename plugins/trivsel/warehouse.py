@@ -315,7 +315,12 @@ def airflow_sqlalchemy_url() -> str:
 
 def redact(text: str) -> str:
     """Hide the password of any URL we know of before it reaches a log."""
-    passwords = {urlsplit(u).password for u in {url(WAREHOUSE_DB), url(AIRFLOW_DB), admin_url()}}
+    passwords: set[str | None] = set()
+    for database in (WAREHOUSE_DB, AIRFLOW_DB, "postgres"):
+        try:
+            passwords.add(urlsplit(url(database)).password)
+        except OSError:  # an embedded warehouse not initialised yet has no password to leak
+            pass
     for role in STAGE_ROLES:
         try:
             passwords.add(urlsplit(role_url(role)).password)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -16,17 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+from throwaway_db import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TRIVSEL_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 CODE = "461"
 pytestmark = [pytest.mark.e2e, pytest.mark.bi]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +31,7 @@ def superset_server(warehouse_url, request):
     from trivsel.bi import server
 
     before = os.environ.get("TRIVSEL_BI_PORT")
-    os.environ["TRIVSEL_BI_PORT"] = os.environ.get("TRIVSEL_TEST_BI_PORT") or str(_free_port())
+    os.environ["TRIVSEL_BI_PORT"] = os.environ.get("TRIVSEL_TEST_BI_PORT") or str(free_port())
     failure: list[BaseException] = []
 
     early = getattr(request.config, "trivsel_bi_venv", None)  # tests/conftest.py: started at collection

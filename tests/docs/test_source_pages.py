@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from doc_tables import table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "sources"
@@ -25,16 +26,6 @@ def _seed(relative: str) -> list[dict[str, str]]:
 
 def _page(name: str) -> str:
     return (DOCS / f"{name}.md").read_text(encoding="utf-8")
-
-
-def _table_rows(text: str) -> list[list[str]]:
-    """Cells of every markdown table row, backticks stripped."""
-    rows = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("|") and line.endswith("|") and not re.fullmatch(r"\|[-| :]+\|", line):
-            rows.append([c.strip().strip("`").strip() for c in line[1:-1].split("|")])
-    return rows
 
 
 def test_every_scheme_module_has_a_page_and_every_page_a_scheme():
@@ -70,7 +61,7 @@ def _stats_tables() -> set[str]:
 
 
 def test_survey_workbook_page_lists_every_item_header_of_the_seed():
-    rows = {r[0]: r for r in _table_rows(_page("survey_workbook_xlsx")) if re.fullmatch(r"\d\.\d\.\d", r[0])}
+    rows = {r[0]: r for r in table_rows(_page("survey_workbook_xlsx")) if re.fullmatch(r"\d\.\d\.\d", r[0])}
     for item in _seed("survey/survey_items.csv"):
         assert item["item_code"] in rows, f"item {item['item_code']} missing from survey_workbook_xlsx.md"
         code, header, scale, direction = rows[item["item_code"]][:4]
@@ -78,7 +69,7 @@ def test_survey_workbook_page_lists_every_item_header_of_the_seed():
 
 
 def test_survey_workbook_page_lists_every_answer_code_of_the_seed():
-    table = _table_rows(_page("survey_workbook_xlsx"))
+    table = table_rows(_page("survey_workbook_xlsx"))
     head = next(r for r in table if r[:2] == ["scale", "direction"])
     codes = {int(c.removeprefix("code ")): i for i, c in enumerate(head) if c.startswith("code ")}
     lines = {(r[0], r[1]): r for r in table if len(r) == len(head) and r[1] in ("positive", "negative")}
@@ -91,12 +82,12 @@ def test_survey_workbook_page_lists_every_answer_code_of_the_seed():
 
 def test_survey_respondent_page_lists_every_item_and_every_scale_label():
     text = _page("survey_respondent_csv")
-    rows = {r[0]: r for r in _table_rows(text) if re.fullmatch(r"\d\.\d\.\d", r[0])}
+    rows = {r[0]: r for r in table_rows(text) if re.fullmatch(r"\d\.\d\.\d", r[0])}
     for item in _seed("survey/survey_items.csv"):
         assert item["item_code"] in rows, item["item_code"]
         assert rows[item["item_code"]][2:4] == [item["scale"], item["direction"]], item["item_code"]
         assert item["text_da"] in rows[item["item_code"]][1]
-    scales = {r[0]: r[1] for r in _table_rows(text) if len(r) == 2}
+    scales = {r[0]: r[1] for r in table_rows(text) if len(r) == 2}
     for label in _seed("survey/survey_scale_labels.csv"):
         if label["is_non_answer"] == "true":
             assert label["label_da"] in text
@@ -106,7 +97,7 @@ def test_survey_respondent_page_lists_every_item_and_every_scale_label():
 
 
 def test_payroll_page_lists_every_absence_code():
-    rows = {r[0]: r for r in _table_rows(_page("hr_payroll_csv"))}
+    rows = {r[0]: r for r in table_rows(_page("hr_payroll_csv"))}
     for code in _seed("absence/absence_codes.csv"):
         if code["scheme"] != "hr_payroll_csv":
             continue

@@ -23,7 +23,6 @@ One session fixture runs both DAG runs; each test function checks one figure or 
 from __future__ import annotations
 
 import copy
-import os
 import re
 import shutil
 import subprocess
@@ -35,7 +34,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import throwaway_db
 import yaml
+from doc_tables import table_rows
 from psycopg.rows import dict_row
 from scipy import stats
 
@@ -57,22 +58,12 @@ MINIMUM_RATE = 0.60  # settings.minimum_response_rate
 SMALL = 5  # settings.small_cell_threshold
 
 
-
 # ------------------------------------------------------------------ what the docs say
-
-
-def _table(text: str) -> list[list[str]]:
-    rows = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("|") and line.endswith("|") and not re.fullmatch(r"\|[-| :]+\|", line):
-            rows.append([c.strip().strip("`").strip() for c in line[1:-1].split("|")])
-    return rows
 
 
 def docs_survey() -> tuple[list[tuple[str, str, str]], dict[str, list[str]]]:
     """Items (code, scale, direction) and each scale's labels, highest intensity first, from the page."""
-    rows = _table((DOCS / "survey_respondent_csv.md").read_text(encoding="utf-8"))
+    rows = table_rows((DOCS / "survey_respondent_csv.md").read_text(encoding="utf-8"))
     items = [(r[0], r[2], r[3]) for r in rows if re.fullmatch(r"\d\.\d\.\d", r[0]) and len(r) == 4]
     scales = {r[0]: [s.strip() for s in r[1].split("·")] for r in rows if len(r) == 2 and "·" in r[1]}
     assert len(items) == 36 and {s for _, s, _ in items} <= set(scales), "survey page lacks items or scales"
@@ -80,7 +71,7 @@ def docs_survey() -> tuple[list[tuple[str, str, str]], dict[str, list[str]]]:
 
 
 def docs_payroll_codes() -> dict[str, tuple[str, bool]]:
-    rows = _table((DOCS / "hr_payroll_csv.md").read_text(encoding="utf-8"))
+    rows = table_rows((DOCS / "hr_payroll_csv.md").read_text(encoding="utf-8"))
     return {r[0]: (r[1].split(" (")[0], r[2] == "yes") for r in rows
             if len(r) == 3 and r[2] in ("yes", "no") and r[0].isupper()}
 
@@ -342,12 +333,8 @@ def fourth_config(base: dict) -> dict:
 
 
 def _env(home: Path, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
-           and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_CONFIG=str(config), TRIVSEL_TASK_RETRIES="0",
-               TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 1))
-    return env
+    return throwaway_db.isolated_env(TRIVSEL_HOME=str(home), TRIVSEL_CONFIG=str(config), TRIVSEL_TASK_RETRIES="0",
+                                     TRIVSEL_PG_PORT=str(throwaway_db.free_port()))
 
 
 def _trivsel(env: dict, *args: str, timeout: int = 5400) -> subprocess.CompletedProcess:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from throwaway_db import free_port
 
 TRIVSEL = str(Path(sys.executable).with_name("trivsel"))
 DAG_ID = "trivsel_monthly"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None, timeout: float = 10) -> dict:
@@ -40,10 +34,10 @@ def _trivsel(env: dict, *args: str, timeout: float = 240) -> subprocess.Complete
 
 @pytest.mark.e2e
 def test_airflow_up_health_dag_listed_and_down(warehouse_url, test_home):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, TRIVSEL_AIRFLOW_PORT=str(port),
-               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
-               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()))
+               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()))
     base = f"http://127.0.0.1:{port}"
     try:
         up = _trivsel(env, "airflow", "up")

@@ -19,7 +19,6 @@ name file, row and column.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import throwaway_db
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -40,12 +40,6 @@ FREE_TEXT = ["987630001", "987630002", "987630003"]
 CPR = "290276-4817"
 PLANTED = [RAGGED, *SWAPPED, *FREE_TEXT, CPR, CPR.replace("-", "")]
 READERS = ("bi_reader", "evaluator", "municipality_169", "municipality_461", "municipality_607")
-
-
-def _py(code: str, env: dict, **kw) -> str:
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, **kw)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
 
 
 def _payroll(path: Path, lines: list[str]) -> None:
@@ -149,14 +143,10 @@ def _scan_relations(c: psycopg.Connection, role: str) -> tuple[int, dict[str, li
 def test_no_planted_identifier_reaches_a_log_or_a_readable_table(test_home, sample_root):
     home = test_home.parent / "log-scan-e2e"
     shutil.rmtree(home, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME",
-                        "TRIVSEL_BULK_FROM_BYTES")
-           and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 60),
-               TRIVSEL_TASK_RETRIES="0")
+    env = throwaway_db.isolated_env("TRIVSEL_BULK_FROM_BYTES", TRIVSEL_HOME=str(home),
+                                    TRIVSEL_PG_PORT=str(throwaway_db.free_port()), TRIVSEL_TASK_RETRIES="0")
     started = time.time()
-    url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
+    url = throwaway_db.run_python("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
     embedded_env = dict(env)
     env.update(WAREHOUSE_URL=url)
     env.setdefault("TRIVSEL_PSEUDONYM_KEY", "log-scan-e2e-pseudonym-key-0123456789abcdef")

@@ -19,7 +19,6 @@ both runs' ingests race for the correction. Then:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,12 +33,6 @@ import throwaway_db
 PERIOD = "2014-01"
 PAYROLL = f"169/hr_absence/{PERIOD}/fravaer_{PERIOD}.csv"
 TRIVSEL = str(Path(sys.executable).with_name("trivsel"))
-
-
-def _py(code: str, env: dict, **kw) -> str:
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, **kw)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
 
 
 def _fingerprint(env: dict) -> str:
@@ -57,16 +50,13 @@ def _metadata(url: str, database: str) -> str:
 def test_two_runs_of_one_period_at_once_build_one_after_the_other(test_home, sample_root):
     home = test_home.parent / "concurrent-runs-e2e"
     shutil.rmtree(home, ignore_errors=True)
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
-            and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")
-            and not (k.startswith("TRIVSEL_") and (k.endswith("_URL") or k.endswith("_PASSWORD")))}
+    base = throwaway_db.isolated_env()
     server_env = {**base, "TRIVSEL_HOME": str(home / "server"),
                   "TRIVSEL_PG_PORT": str(throwaway_db.free_port())}
     started = time.monotonic()
-    url = _py("from trivsel import warehouse; print(warehouse.start())", server_env, timeout=180)
+    url = throwaway_db.run_python("from trivsel import warehouse; print(warehouse.start())", server_env, timeout=180)
     try:
-        passwords = json.loads(_py("import json; from trivsel import warehouse; print(json.dumps("
+        passwords = json.loads(throwaway_db.run_python("import json; from trivsel import warehouse; print(json.dumps("
                                    "{r: warehouse.role_password(r) for r in warehouse.STAGE_ROLES}))", server_env))
         with psycopg.connect(_metadata(url, "postgres"), autocommit=True) as c:
             for db in ("airflow_a", "airflow_b"):
@@ -84,7 +74,7 @@ def test_two_runs_of_one_period_at_once_build_one_after_the_other(test_home, sam
         payroll = home / "inbox" / PAYROLL
         payroll.parent.mkdir(parents=True)
         shutil.copyfile(sample_root / PAYROLL, payroll)
-        status = _py(f"from trivsel import loading; print(loading.ingest_municipality('169', '{PERIOD}',"
+        status = throwaway_db.run_python(f"from trivsel import loading; print(loading.ingest_municipality('169', '{PERIOD}',"
                      " 'before-correction')[0].status)", envs["a"], timeout=300)
         assert status == "loaded"
         correction = b"".join(payroll.read_bytes().splitlines(keepends=True)[:-1])

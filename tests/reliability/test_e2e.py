@@ -70,12 +70,6 @@ def test_run_logs_hold_no_secret_and_no_clear_employee_number(demo_run, test_hom
         assert not hit, f"{p} contains the clear employee number {hit.group(1)}: ...{text[max(0, hit.start() - 80):hit.end() + 40]}..."
 
 
-def _py(code: str, env: dict, **kw) -> str:
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, **kw)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-
-
 @pytest.mark.e2e
 def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_root, warehouse_url):
     home = tmp_path / "home"
@@ -89,13 +83,10 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
         c.execute(f'create database "{meta_db}"')
     meta_url = urlsplit(warehouse_url)._replace(path=f"/{meta_db}").geturl()
     port = throwaway_db.free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
-           and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(port), TRIVSEL_TASK_RETRIES="3",
-               TRIVSEL_RETRY_DELAY_SECONDS="3",
-               AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=meta_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=120)
+    env = throwaway_db.isolated_env(
+        TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(port), TRIVSEL_TASK_RETRIES="3", TRIVSEL_RETRY_DELAY_SECONDS="3",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=meta_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    url = throwaway_db.run_python("from trivsel import warehouse; print(warehouse.start())", env, timeout=120)
     try:
         inbox = home / "inbox"
         for f in sample_root.glob(f"*/*/{PERIOD}/*"):
@@ -122,7 +113,7 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
             except psycopg.Error:
                 loaded = 0
             if loaded:
-                _py("from trivsel import warehouse; warehouse.restart()", env, timeout=120)
+                throwaway_db.run_python("from trivsel import warehouse; warehouse.restart()", env, timeout=120)
                 restarted_at = time.monotonic() - started
                 break
             time.sleep(0.2)

@@ -17,7 +17,6 @@ sources too, and the run's log and marts.delivery_coverage name the orphans.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -27,15 +26,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import throwaway_db
 
 PERIOD = "2013-12"
 ORPHAN_2012 = "Sagsnr;Dato;Også vold;Udeladt;Begrundelse\nAS-2012-9999;01-06-2012;Ja;Nej;\n"
-
-
-def _py(code: str, env: dict, **kw) -> str:
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, **kw)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
 
 
 def _municipalities(c, relation: str, where: str = "true") -> set[str]:
@@ -48,13 +42,10 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
     # pytest sessions, another session's cleanup of old tmp dirs took the server's data away mid-run
     home = test_home.parent / "isolation-e2e"
     shutil.rmtree(home, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WAREHOUSE_URL", "TRIVSEL_INBOX", "TRIVSEL_ARCHIVE", "AIRFLOW_HOME")
-           and not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_")}
     # a PostgreSQL server of its own (warehouse + Airflow metadata), beside the session's
-    env.update(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(int(os.environ.get("TRIVSEL_PG_PORT", "55433")) + 50),
-               TRIVSEL_TASK_RETRIES="0")
-    url = _py("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
+    env = throwaway_db.isolated_env(TRIVSEL_HOME=str(home), TRIVSEL_PG_PORT=str(throwaway_db.free_port()),
+                                    TRIVSEL_TASK_RETRIES="0")
+    url = throwaway_db.run_python("from trivsel import warehouse; print(warehouse.start())", env, timeout=180)
     embedded_env = dict(env)
     # the run addresses that server as an external warehouse: no task starts or stops it
     env.update(WAREHOUSE_URL=url)
@@ -74,7 +65,7 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         old = inbox / "169" / "incidents" / "2012-12" / "sagsgennemgang_2012.csv"
         old.parent.mkdir(parents=True)
         old.write_text(ORPHAN_2012, encoding="utf-8")
-        _py("from trivsel import loading; o = loading.ingest_municipality('169', '2012-12', 'before-upgrade');"
+        throwaway_db.run_python("from trivsel import loading; o = loading.ingest_municipality('169', '2012-12', 'before-upgrade');"
             " print(o[0].status)", env, timeout=300)
         with psycopg.connect(url, autocommit=True) as c:
             n = c.execute("update audit.delivery set status = 'loaded', reason = null"

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from throwaway_db import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Airflow (imported by the SFTP/HTTP hooks) keeps its config under the test home, not in ~/airflow.
@@ -39,12 +40,6 @@ SFTP_USER = "trivselsftp"
 HTTP_TOKEN = "s3cret-bearer-token-not-for-logs"
 SFTP_CONN = "trivsel_test_sftp"
 HTTP_CONN = "trivsel_test_https"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -179,7 +179,7 @@ def _error(code, source, location, conn_id, **kw) -> str:
 
 
 def test_refused_connection_names_municipality_and_location(pull_env, monkeypatch, sshd, https):
-    from .conftest import free_port
+    from throwaway_db import free_port
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{SFTP_CONN.upper()}", sftp_connection(sshd))
     monkeypatch.setenv(f"AIRFLOW_CONN_{HTTP_CONN.upper()}", https_connection(https))
@@ -348,7 +348,9 @@ def test_s3_pull_gives_the_local_inbox_and_a_second_pull_fetches_nothing(pull_en
 
 
 def test_s3_errors_are_named(pull_env, s3_server, monkeypatch):
-    from .conftest import S3_CONN, free_port, s3_connection
+    from throwaway_db import free_port
+
+    from .conftest import S3_CONN, s3_connection
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN.upper()}", s3_connection(s3_server))
     msg = _error("607", "hr_absence", "s3://no-such-bucket/deliveries", S3_CONN)

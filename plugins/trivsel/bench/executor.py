@@ -5,34 +5,24 @@
 side up to `[core] parallelism`. Issue 15 measures that path, so the bench starts the api-server (the task
 processes report to its Execution API), the scheduler and the dag-processor as its own children, with the
 parallelism, the DAG's `max_active_tasks` and the default pool matched to the cores, triggers the period over
-the REST API as tests/production does, and waits for the run's end. The triggerer is not started: the DAG has
-no deferrable task.
+the REST API with the client tests/production uses (trivsel.airflow_api), and waits for the run's end. The
+triggerer is not started: the DAG has no deferrable task.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from trivsel import airflow_env, settings
+from trivsel.airflow_api import Api, ApiError
+from trivsel.ports import free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
-FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stack_env(cores: int, api_port: int) -> dict[str, str]:
@@ -50,27 +40,6 @@ def stack_env(cores: int, api_port: int) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
     })
     return e
-
-
-@dataclass
-class Api:
-    """The few REST calls the bench needs (token, get, post, patch), as tests/production/_airflow_rest.py."""
-
-    base: str
-    token: str = field(default="", repr=False)
-
-    def request(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}")
-
-    def login(self) -> Api:
-        self.token = self.request("GET", "/auth/token")["access_token"]
-        return self
 
 
 class Stack:
@@ -115,18 +84,15 @@ class Stack:
                 raise RuntimeError(f"airflow {dead} exited; logs in {self.logs}")
             try:
                 self.api.login()
-                dag = self.api.request("GET", f"/api/v2/dags/{self.dag_id}")
-                health = self.api.request("GET", "/api/v2/monitor/health")
+                dag = self.api.dag(self.dag_id)
+                health = self.api.get("/api/v2/monitor/health")
                 # the bench config has no schedule: wait for this dag-processor's parse (a DAG serialized by
                 # an earlier `dags test` still shows the old schedule, and unpausing it would start a run)
                 if (not dag.get("timetable_summary") and not dag.get("next_dagrun_run_after")
                         and (health.get("scheduler") or {}).get("status") == "healthy"):
-                    # the Execution API's first request builds its versioned routes (11-33 s on a loaded
-                    # machine): made here, not by the run's first task
-                    self.api.request("GET", "/execution/health", timeout=120)
-                    self.api.request("PATCH", f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
+                    self.api.patch(f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
                     return
-            except (urllib.error.URLError, OSError, ValueError, KeyError):
+            except (ApiError, urllib.error.URLError, OSError, ValueError, KeyError):
                 pass
             time.sleep(2)
         raise RuntimeError(f"airflow not ready after {timeout:.0f}s; logs in {self.logs}")
@@ -136,28 +102,13 @@ class Stack:
         started = time.time()
         if conf is None:
             conf = {"period": period, "through": None, "municipality": None}
-        run = self.api.login().request("POST", f"/api/v2/dags/{self.dag_id}/dagRuns",
-                                       {"logical_date": None, "conf": conf})
+        run = self.api.login().trigger(self.dag_id, conf)
         return run["dag_run_id"], started
 
     def wait(self, run_id: str, timeout: float = 7200) -> dict:
-        path = f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                run = self.api.request("GET", path)
-            except urllib.error.HTTPError as exc:
-                if exc.code != 401:
-                    raise
-                self.api.login()
-                continue
-            except (TimeoutError, urllib.error.URLError):  # a busy api-server (one worker): ask again
-                time.sleep(1)
-                continue
-            if run["state"] in FINISHED:
-                return run
-            time.sleep(1)
-        raise RuntimeError(f"run {run_id} not finished after {timeout:.0f}s")
+        """The finished run's document, polled each second (a 401 of an expired token logs in again; a poll
+        that times out on a busy api-server is asked again)."""
+        return self.api.wait_for_run(self.dag_id, run_id, timeout, poll=1)
 
     def stop(self, timeout: float = 45) -> None:
         # the api-server last: task processes report to its Execution API while they shut down
