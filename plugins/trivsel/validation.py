@@ -421,20 +421,41 @@ def _gx_kwargs(etype: str, kwargs_json: str) -> dict[str, Any]:
 def _run_compiled(wh: _Warehouse, compiled, view: str) -> tuple[list[dict[str, Any]], list[Any]]:
     """GX runs the compiled query as one UnexpectedRowsExpectation (and the schema-level expectations
     as they are) on the batch view. Returns (failing rows, failed native results). GX returns at most
-    200 rows of an unexpected-rows query; past that (a run with many failing deliveries) the same query is
-    read in full straight from PostgreSQL."""
+    200 rows of an unexpected-rows query; past that (a run with many failing deliveries) the rest is read
+    in full straight from PostgreSQL.
+
+    Why the failing rows are materialised first: UnexpectedRowsExpectation resolves two metrics from its
+    query, the rows and their count, and runs the whole query for each, so every table's checks scanned the
+    run's deliveries twice (measured: 148 s + 124 s of 273 s of GX SQL at bench scale 1). PostgreSQL now runs
+    the compiled checks once into an unlogged table of the gx schema, and GX's expectation reads that small
+    table (still through {batch}, so it stays bound to the batch it validates)."""
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations import UnexpectedRowsExpectation
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from psycopg import sql
 
-    suite = ExpectationSuite(name=f"{compiled.table}__batch")
-    suite.add_expectation(UnexpectedRowsExpectation(unexpected_rows_query=compiled.gx_query(),
-                                                    description=f"{compiled.table}: per delivery"))
-    for e in compiled.native:
-        suite.add_expectation_configuration(
-            ExpectationConfiguration(type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta") or {}))
-    batch = wh.batch_definition(compiled.table).get_batch()
-    result = batch.validate(suite, result_format="COMPLETE")
+    found = f"{view}__found"
+    found_sql = f'"{GX_SCHEMA}"."{found}"'
+    wh.ddl(sql.SQL("create unlogged table {}.{} as {}").format(
+        sql.Identifier(GX_SCHEMA), sql.Identifier(found), sql.SQL(compiled.direct_query(f'"{GX_SCHEMA}"."{view}"'))))
+    try:
+        suite = ExpectationSuite(name=f"{compiled.table}__batch")
+        suite.add_expectation(UnexpectedRowsExpectation(
+            unexpected_rows_query=f"select * from {found_sql} where exists (select from {{batch}})",
+            description=f"{compiled.table}: per delivery"))
+        for e in compiled.native:
+            suite.add_expectation_configuration(
+                ExpectationConfiguration(type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta") or {}))
+        batch = wh.batch_definition(compiled.table).get_batch()
+        result = batch.validate(suite, result_format="COMPLETE")
+        return _compiled_result(wh, compiled, result, found_sql)
+    finally:
+        wh.ddl(sql.SQL("drop table if exists {}.{}").format(sql.Identifier(GX_SCHEMA), sql.Identifier(found)))
+
+
+def _compiled_result(wh: _Warehouse, compiled, result, found_sql: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    """(failing rows, failed native results) of the batch's GX result; past GX's 200 rows, the rest of the
+    materialised failing rows is read straight from PostgreSQL."""
     rows: list[dict[str, Any]] = []
     native_failed = []
     for r in result.results:
@@ -451,7 +472,7 @@ def _run_compiled(wh: _Warehouse, compiled, view: str) -> tuple[list[dict[str, A
             import psycopg
 
             with psycopg.connect(wh.url, autocommit=True) as conn:
-                cur = conn.execute(compiled.direct_query(f'"{GX_SCHEMA}"."{view}"'))
+                cur = conn.execute(f"select * from {found_sql}")
                 names = [c.name for c in cur.description]
                 rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     return rows, native_failed

@@ -5,8 +5,9 @@ Validating each table once per run, over all of the run's new deliveries, pays t
 grouping by delivery_id keeps the verdict (and quarantine, with its reasons) per delivery.
 
 The suite JSON in expectations/ stays the single source of truth (Data Docs and `trivsel docs` read it):
-each row-level or per-delivery expectation becomes one numbered check in a query that GX runs as a
-single `UnexpectedRowsExpectation`. The query returns one row per failing (delivery, check):
+each row-level or per-delivery expectation becomes one numbered check in one query; PostgreSQL runs it once
+into a table of the gx schema and GX reports it as a single `UnexpectedRowsExpectation` over that table
+(trivsel.validation._run_compiled says why). The query returns one row per failing (delivery, check):
 (delivery_id, check_no, n, first_row, examples). Schema-level expectations (the table's columns) are the
 same for every delivery of a table: GX runs them as they are, once per table (`native`).
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from psycopg import sql
 
-BATCH = "__TRIVSEL_BATCH__"  # where GX's {batch} goes (the view of the run's deliveries)
+BATCH = "__TRIVSEL_BATCH__"  # where the batch goes (the view of the run's deliveries)
 
 NATIVE = frozenset({
     "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
@@ -72,13 +73,9 @@ class Compiled:
     checks: dict[int, Check] = field(default_factory=dict)
     native: list[dict[str, Any]] = field(default_factory=list)  # suite entries GX runs on the batch itself
 
-    def gx_query(self) -> str:
-        """The query as UnexpectedRowsExpectation takes it: str.format reads braces (a regex {64}), and
-        SQLAlchemy's text() reads ':name' as a bind parameter, so both are escaped."""
-        return (self.body.replace("{", "{{").replace("}", "}}").replace(":", "\\:")
-                .replace(BATCH, "{batch}"))
-
     def direct_query(self, relation: str) -> str:
+        """The checks over `relation` (the batch's view), as PostgreSQL runs them once per table and run
+        (trivsel.validation._run_compiled materialises the failing rows for GX)."""
         return self.body.replace(BATCH, relation)
 
 

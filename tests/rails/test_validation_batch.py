@@ -195,7 +195,7 @@ def test_every_raw_suite_compiles():
     for table in raw:
         compiled = validation_sql.compile_suite(table, validation.load_suite(table))
         assert compiled.checks, table
-        assert "{batch}" in compiled.gx_query()
+        assert validation_sql.BATCH in compiled.body and "__view__" in compiled.direct_query("__view__")
 
 
 def test_gx_analytics_are_off(url):
