@@ -102,6 +102,31 @@ def test_target_table_verdicts_from_given_figures():
     assert v["trivsel faster than the naive peer"] == v["peak memory"] == "NOT MET"
 
 
+def test_peak_memory_reads_the_trees_pss_when_sampled():
+    """Forked task processes share the preloaded modules' pages: the RSS sum counts them per process, PSS once."""
+    assert _verdicts(_doc(scale={"peak_rss_mb": 1700.0, "peak_pss_mb": 1200.0}))["peak memory"] == "MET"
+    assert _verdicts(_doc(scale={"peak_rss_mb": 1200.0, "peak_pss_mb": 1600.0}))["peak memory"] == "NOT MET"
+
+
+def test_sampler_takes_the_trees_pss_beside_its_rss():
+    import subprocess
+    import sys
+    import time
+
+    from trivsel.bench.run import Sampler
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(50 * 2**20); time.sleep(5)"])
+    try:
+        sampler = Sampler(None)
+        sampler.start()
+        time.sleep(1.5)
+        sampler.stop()
+    finally:
+        child.kill()
+    t, rss, big, pg, pss = sampler.samples[-1]
+    assert rss >= 50 * 2**20 and 0 < pss <= rss and pg == 0
+
+
 def test_growth_targets_from_two_scales_and_the_load_warning():
     half = {"scale": 0.5, "stages": {"whole month": {"seconds": 50.0}}, "dag": {}, "peak_rss_mb": 800.0,
             "ratio_load_validate_to_floor": None}

@@ -18,6 +18,12 @@ MEMORY_GROWTH_LIMIT = 1.1  # "flat": within 10 % per doubling
 ISSUE_MONTHS = (12, 120)  # month 13 and month 121 against month 1: listed even when a run did not measure them
 
 
+def peak_mb(figures: dict) -> float | None:
+    """The peak memory a target reads: the tree's PSS (shared pages counted once, trivsel.bench.run.Sampler);
+    a results file from before PSS was sampled has only the RSS sum."""
+    return figures.get("peak_pss_mb") or figures.get("peak_rss_mb")
+
+
 def union_seconds(windows: list[tuple[float, float]]) -> float:
     """Length of the union of [start, end] intervals: tasks overlap under the executor, so their sum would
     count a second twice."""
@@ -97,15 +103,15 @@ def rows(doc: dict) -> list[Row]:
     for n in sorted(set(doc.get("months_requested") or []) | set(ISSUE_MONTHS)):
         if not any(m["months_loaded_before"] == n for m in doc.get("months") or []):
             out.append(Row(f"month {n + 1} / month 1", "-", f"<= {MONTH_RATIO_LIMIT:g}x", "NOT MEASURED"))
-    peaks = [r.get("peak_rss_mb") for r in scales] + [m.get("peak_rss_mb") for m in doc.get("months") or []]
+    peaks = [peak_mb(r) for r in scales] + [peak_mb(m) for m in doc.get("months") or []]
     peaks = [p for p in peaks if p]
-    out.append(Row("peak memory (scheduler tree; every scale and month)",
+    out.append(Row("peak memory (scheduler tree, PSS; every scale and month)",
                    f"{max(peaks):.0f} MB" if peaks else "-", f"< {PEAK_MB_LIMIT:.0f} MB",
                    _verdict(max(peaks) < PEAK_MB_LIMIT if peaks else None)))
     doublings = [r for r in scales if r["scale"] > 0]
     if len(doublings) > 1:
         tg = growth([r["stages"]["whole month"]["seconds"] for r in doublings])
-        mg = growth([r.get("peak_rss_mb") for r in doublings])
+        mg = growth([peak_mb(r) for r in doublings])
     else:
         tg = mg = None
     out.append(Row("time growth per doubling (whole month)", f"{tg:.2f}x" if tg else "-",
