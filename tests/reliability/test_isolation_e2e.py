@@ -83,7 +83,7 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         # run's final verdict (run_outcome), which names 169 after everything else was published
         assert len(failed) == 3, failed
         assert re.fullmatch(r"failed: ingest\[169\b[^\]]*\]: failed", failed[0]), failed
-        assert failed[1:] == ["failed: verdict[169]: failed", "failed: run_outcome: failed"], failed
+        assert failed[1:] == ["failed: run_outcome: failed", "failed: verdict[169]: failed"], failed  # sorted
         run_log = (home / "logs" / f"run-{PERIOD}.log").read_text(errors="replace")
         assert "municipalities 169 had deliveries quarantined or held" in run_log, run_log[-3000:]
         assert "upstream measured: passed" in run_log, "certify measured the run's upstream"

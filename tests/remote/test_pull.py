@@ -419,7 +419,7 @@ def test_a_remote_that_is_down_is_tolerated_and_visible(pull_env, https, drop, m
     assert [(d["file"], d["source"]) for d in loaded] == [("fravaer_2014-01.csv", "hr_absence")]
     assert loaded[0]["rows"] > 0 and loaded[0]["status"] != "quarantined"
     logged = caplog.text + capfd.readouterr().out  # the task log (Airflow's structlog writes to stdout here)
-    assert re.search(r"error.*municipality 169, period 2014-01: pulling failed for 1 location.*\n.*incidents: "
+    assert re.search(r"(?i)error.*municipality 169, period 2014-01: pulling failed for 1 location.*\n.*incidents: "
                      r"https://127\.0\.0\.1:\d+/listing/169/incidents\.json: connection refused", logged), logged
     with psycopg.connect(pull_env["url"]) as conn:
         [(errors,)] = conn.execute("select errors from audit.pull_failure where run_id = 'run-down'"
