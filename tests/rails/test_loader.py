@@ -175,6 +175,35 @@ def test_undated_file_is_taken_into_the_run_period(rails):
     assert "late.csv" not in ingest(rails, "2009-05")
 
 
+def analyze_count(url) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select analyze_count from pg_stat_user_tables"
+                            " where schemaname = 'raw' and relname = 'rails_test_row'").fetchone()[0]
+
+
+@pytest.mark.parametrize("bulk_from", ["0", "off"], ids=["bulk path", "parser"])
+def test_statistics_refreshed_once_per_batch_not_per_delivery(rails, monkeypatch, bulk_from):
+    """Fresh planner statistics before GX, but one ANALYZE per raw table per batch: ANALYZE samples the
+    whole table however small the delivery, so one per delivery cost more than the loads themselves."""
+    monkeypatch.setenv("TRIVSEL_BULK_FROM_BYTES", bulk_from)
+    period = "2009-10" if bulk_from == "0" else "2009-11"
+    body = "".join(f"Enhed {'AB'[i % 2]};{i}\n" for i in range(loading.ANALYZE_FROM_ROWS))
+    for k in range(3):  # each delivery alone is big enough to have had its own ANALYZE before
+        deliver(rails, f"big-{k}.csv", "unit;n\n" + body + f"Enhed A;{k}\n", period=period)
+    before = analyze_count(rails.url)
+    out = ingest(rails, period)
+    assert {o.status for o in out.values()} == {"loaded"}, [o.reason for o in out.values()]
+    assert analyze_count(rails.url) - before == 1
+    assert all(len(rows(rails.url, o.delivery_id)) == loading.ANALYZE_FROM_ROWS + 1 for o in out.values())
+
+
+def test_small_batch_is_not_analysed(rails):
+    before = analyze_count(rails.url)
+    deliver(rails, "small.csv", "unit;n\nEnhed A;1\n", period="2009-12")
+    assert ingest(rails, "2009-12")["small.csv"].status == "loaded"
+    assert analyze_count(rails.url) == before
+
+
 # ---------------------------------------------------------------- the set-based (bulk) path
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from psycopg import sql
-
-from trivsel.loading.parsing import ANALYZE_FROM_ROWS
 from trivsel.privacy import describe_exception, mask_free_text, mask_identifiers
 from trivsel.sources import bulk
 from trivsel.sources.base import DeliveryContext, FileRejected
@@ -52,9 +49,6 @@ def _load_bulk(conn, path: Path, module, ctx: DeliveryContext, did: int, reject,
     total = sum(result.rows.values())
     if total == 0:
         return reject([(None, None, "parse", "the file has no data rows", None)], tables)
-    for t in scheme.tables:
-        if result.rows.get(t.name, 0) >= ANALYZE_FROM_ROWS:
-            conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(t.name)))
     log.info("%s: loaded set-based (bulk path), %d rows", path.name, total)
     return total
 

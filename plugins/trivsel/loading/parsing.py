@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY = 32 * 1024 * 1024
 SPOOL_BATCH = 2000  # rows per write into the spool
-ANALYZE_FROM_ROWS = 1000  # a delivery this big gets fresh planner statistics before GX
+ANALYZE_FROM_ROWS = 1000  # a batch this big gets fresh planner statistics before GX (loading.validating)
 
 # ---------------------------------------------------------------- COPY text format
 
@@ -152,11 +152,6 @@ def _load_parsed(conn, path: Path, module, ctx: DeliveryContext, did: int, rejec
                             copy.write(chunk)
                     if t.free_text_columns:  # before the commit: no other session sees them clear
                         mask_free_text(conn, t.name, t.free_text_columns, did)
-            # Fresh statistics before GX: without them the planner takes a new delivery_id for one row and
-            # GX's uniqueness checks become nested loops (measured: 2 s -> 195 s for a 41,000-row delivery).
-            for t in scheme.tables:
-                if spools[t.name].rows >= ANALYZE_FROM_ROWS:
-                    conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(t.name)))
         except psycopg.errors.DataError as exc:
             return reject([(None, None, "copy", f"a value does not fit its column: "
                                                  f"{str(exc).splitlines()[0]}", None)], tables)
