@@ -163,11 +163,12 @@ def test_danish_units_aliases_quotes_and_whitespace(env):
         f"{nbsp};{nbsp} ; ;;;;;",  # nothing but whitespace: skipped by the parser
         ";;;;;;;",
         "0,5;2014-01;VV fløj A;0;;;-0;80",
+        "1,00;2014-01;VV fløj A;47\\11\\N;SYG;Egen sygdom;7,40;160,33",  # COPY escapes in an employee number
     ])
     fast = both(env, path)
     assert fast["route"] == ["bulk"]
     assert fast["status"][0] == "loaded", fast["status"]
-    assert len(fast["raw"]) == 6
+    assert len(fast["raw"]) == 7
 
 
 ROW_PROBLEMS = [

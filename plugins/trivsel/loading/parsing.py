@@ -9,11 +9,8 @@ either loaded or rejected. Its own module because it is the path every scheme ha
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from collections.abc import Iterable
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -23,32 +20,13 @@ from trivsel import schema
 from trivsel.loading.archiving import COPY_CHUNK
 from trivsel.privacy import describe_exception, mask_free_text
 from trivsel.sources.base import DeliveryContext, FileRejected
+from trivsel.sources.bulk import copy_value
 
 log = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY = 32 * 1024 * 1024
 SPOOL_BATCH = 2000  # rows per write into the spool
 ANALYZE_FROM_ROWS = 1000  # a batch this big gets fresh planner statistics before GX (loading.validating)
-
-# ---------------------------------------------------------------- COPY text format
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
-
-
-def _copy_value(v) -> str:
-    if type(v) is str:  # the common case first; most values need no escaping at all
-        return v.replace("\x00", "").translate(_ESCAPES) if _SPECIAL.search(v) else v
-    if v is None:
-        return "\\N"
-    if isinstance(v, bool):
-        return "t" if v else "f"
-    if isinstance(v, (int, float, Decimal)):
-        return str(v)
-    if isinstance(v, (date, datetime)):
-        return v.isoformat()
-    return str(v).replace("\x00", "").translate(_ESCAPES)
-
 
 class _ParserContractError(Exception):
     """A parser yielded something the scheme does not declare (a bug in the scheme module)."""
@@ -64,7 +42,7 @@ class _Spool:
         self._lines: list[str] = []  # a few thousand lines, written to fh in one go (less per-row overhead)
 
     def add(self, row: Iterable) -> None:
-        self._lines.append(self.prefix + "\t".join(map(_copy_value, row)) + "\n")
+        self._lines.append(self.prefix + "\t".join(map(copy_value, row)) + "\n")
         self.rows += 1
         if len(self._lines) >= SPOOL_BATCH:
             self._flush()

@@ -121,6 +121,9 @@ class DeliveryContext:
     issues: list[RowIssue] = field(default_factory=list)
     max_issues: int = 1000
     rows_read: set[tuple[str, int]] = field(default_factory=set)
+    #: (key, HMAC keyed with it and fed nothing yet): copied per identifier, so the key schedule is not
+    #: recomputed for each of a national month's ~550,000 employees (same digest as hmac.new)
+    _keyed: tuple[bytes, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.pseudonym_key is not None:  # a guessable key makes pseudonyms reversible: refuse it here too
@@ -152,7 +155,11 @@ class DeliveryContext:
             raise RuntimeError("no pseudonymisation key: set TRIVSEL_PSEUDONYM_KEY or the Airflow "
                                "connection trivsel_pseudonym_key")
         normalised = identifier.strip().lstrip("0") or "0"
-        return hmac.new(self.pseudonym_key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+        if self._keyed is None or self._keyed[0] is not self.pseudonym_key:
+            self._keyed = (self.pseudonym_key, hmac.new(self.pseudonym_key, digestmod=hashlib.sha256))
+        h = self._keyed[1].copy()
+        h.update(normalised.encode("utf-8"))
+        return h.hexdigest()
 
 
 class Parser(Protocol):

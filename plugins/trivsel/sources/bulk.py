@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,26 @@ class BulkPlan:
     prepare: Callable[[psycopg.Connection], None] | None = None
     #: data lines the file has (physical lines after the header, none blank); None = count them here
     expected_rows: int | None = None
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
+
+
+def copy_value(v) -> str:
+    """One value in COPY text form (NUL dropped, as PostgreSQL text cannot hold it). The Python parsers'
+    spool (trivsel.loading.parsing) and the plans' own COPYs use it."""
+    if type(v) is str:  # the common case first; most values need no escaping at all
+        return v.replace("\x00", "").translate(_ESCAPES) if _SPECIAL.search(v) else v
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (int, float, Decimal)):
+        return str(v)
+    if isinstance(v, (date, datetime)):
+        return v.isoformat()
+    return str(v).replace("\x00", "").translate(_ESCAPES)
 
 
 class BulkFallback(Exception):
@@ -134,10 +157,11 @@ def run(conn: psycopg.Connection, path: Path, scheme: Scheme, plan: BulkPlan, *,
                                                             for c in cols)))
             stmt = sql.SQL("copy {} ({}) from stdin with (" + plan.copy_options + ")").format(
                 sql.Identifier(LANDING), sql.SQL(", ").join(map(sql.Identifier, cols)))
-            with conn.cursor() as cur, cur.copy(stmt) as copy, path.open("rb") as fh:
-                while chunk := fh.read(COPY_CHUNK):
-                    copy.write(chunk)
-            landed = conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(LANDING))).fetchone()[0]
+            with conn.cursor() as cur:
+                with cur.copy(stmt) as copy, path.open("rb") as fh:
+                    while chunk := fh.read(COPY_CHUNK):
+                        copy.write(chunk)
+                landed = cur.rowcount  # the server's "COPY n": no second scan of the landing table
             if landed != expected:
                 # a quoted line break: COPY's record numbers are no longer the file's line numbers
                 raise BulkFallback(f"{landed} records in {expected} lines")
