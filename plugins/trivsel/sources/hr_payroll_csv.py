@@ -306,8 +306,10 @@ def bulk_plan(path: Path, ctx: DeliveryContext) -> BulkPlan | None:
         for table in ("bulk_pseudonym", "bulk_unit", "bulk_code", "bulk_rows", "bulk_issue"):
             conn.execute(f"drop table if exists {table}")
         # Pseudonyms, with the key that never leaves this process; a small integer per pseudonym for cheap
-        # grouping ('007' and '7' are one employee).
-        conn.execute("create temp table bulk_pseudonym (employee_number text primary key, "
+        # grouping ('007' and '7' are one employee). No primary key: the numbers are distinct by construction
+        # (select distinct), the one join reads the table whole (a hash join), and building the index under
+        # the database's libc collation cost 0.14 s against 0.06 s for the COPY of 44,000 numbers (medians).
+        conn.execute("create temp table bulk_pseudonym (employee_number text not null, "
                      "employee_pseudonym text not null, employee_key integer not null) on commit drop")
         keys: dict[str, int] = {}
 
