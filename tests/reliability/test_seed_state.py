@@ -4,7 +4,7 @@ their tables' rows changed, and only then."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -72,3 +72,41 @@ def test_seeds_are_unchanged_only_when_every_table_carries_the_stamp_of_its_rows
     conn.execute("drop table seeds.codes_a")
     assert not seed_state.unchanged(conn, RELATIONS, fp), "a missing seed table: build"
     assert not seed_state.unchanged(conn, [], fp), "no seeds known: build (nothing to trust)"
+
+
+def test_the_seed_task_runs_dbt_only_when_a_seed_changed(conn, warehouse_url, monkeypatch):
+    """The dbt_seeds operator: builds and stamps when the tables are not stamped, then succeeds without dbt
+    until a table's rows change."""
+    from cosmos.config import ProfileConfig
+    from cosmos.operators.local import DbtSeedLocalOperator
+
+    from trivsel import dbt_seed_operator
+
+    url = urlsplit(warehouse_url)._replace(path=f"/{DB}").geturl()  # the fixture's database
+    builds: list[int] = []
+
+    def fake_dbt_seed(self, context, **kwargs):  # what `dbt seed --full-refresh` does to the tables
+        builds.append(1)
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute("drop table if exists seeds.codes_a")
+            c.execute("create table seeds.codes_a as select * from (values ('1', 'Sygdom'), ('2', 'Barsel')) "
+                      "as v (code, label)")
+
+    monkeypatch.setattr(DbtSeedLocalOperator, "execute", fake_dbt_seed)
+    monkeypatch.setattr(dbt_seed_operator.warehouse, "connect",
+                        lambda role, **kw: psycopg.connect(url, **kw))
+    op = dbt_seed_operator.DbtSeedIfChangedOperator(
+        task_id="dbt_seeds", project_dir=str(settings.dbt_dir()), full_refresh=True,
+        profile_config=ProfileConfig(profile_name="trivsel", target_name="warehouse",
+                                     profiles_yml_filepath=settings.dbt_dir() / "profiles.yml"),
+        seed_relations=RELATIONS)
+
+    op.execute({})
+    assert builds == [1], "never stamped: dbt seed runs"
+    op.execute({})
+    assert builds == [1], "stamped and unchanged: no dbt"
+    conn.execute("delete from seeds.codes_b where n = 1")
+    op.execute({})
+    assert builds == [1, 1], "a seed table's rows changed: dbt seed runs again"
+    op.execute({})
+    assert builds == [1, 1]
