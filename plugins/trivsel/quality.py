@@ -41,6 +41,8 @@ from trivsel import settings, snapshot, warehouse
 log = logging.getLogger(__name__)
 
 TAG = "per_municipality"
+#: the run id for dbt (macro trivsel_run_id), as the DAG's dbt tasks pass it (trivsel.dag_factory)
+RUN_ID_ENV = "TRIVSEL_RUN_ID"
 SELECTOR = f"tag:{TAG}"
 
 
@@ -50,15 +52,18 @@ class QualityGateFailed(RuntimeError):
 
 def _dbt_test(target_dir: Path, run_id: str | None = None) -> tuple[int, str, list[dict[str, Any]]]:
     """`dbt test --select tag:per_municipality --store-failures`; (return code, output, results). With the
-    run id as dbt var `run_id`, as every dbt task of the run has it (its pinned snapshot, trivsel.snapshot)."""
+    run id as TRIVSEL_RUN_ID, as every dbt task of the run has it (its pinned snapshot, trivsel.snapshot): an
+    environment variable, not a dbt var, so that the partial parse kept in target_dir survives between runs
+    (dbt re-parses the whole project when its CLI vars change; macro trivsel_run_id)."""
     env = dict(os.environ, **warehouse.dbt_env(warehouse.TRANSFORMER))
+    env.pop(RUN_ID_ENV, None)
+    if run_id:
+        env[RUN_ID_ENV] = run_id
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     dbt = str(Path(sys.executable).with_name("dbt"))
     cmd = [dbt, "test", "--select", SELECTOR, "--store-failures", "--project-dir", str(settings.dbt_dir()),
            "--profiles-dir", str(settings.dbt_dir()), "--target-path", str(target_dir),
            "--log-path", str(target_dir / "logs")]
-    if run_id:
-        cmd += ["--vars", json.dumps({"run_id": run_id})]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(settings.dbt_dir()))
     out = warehouse.redact(proc.stdout + proc.stderr)
     path = target_dir / "run_results.json"

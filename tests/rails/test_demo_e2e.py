@@ -60,3 +60,13 @@ def test_delivered_sources_show_as_delivered(demo_warehouse):
     delivered = {(r["municipality_code"], r["source"], r["period"]) for r in rows}
     assert ("607", "survey", "2012-05") in delivered
     assert ("461", "survey", "2013-05") in delivered
+
+
+def test_the_last_runs_models_read_its_pinned_snapshot(demo_warehouse):
+    """The run id reaches dbt in the environment (TRIVSEL_RUN_ID, not a dbt var, so dbt's partial parse survives
+    between runs): the staging views the last DAG run built read that run's snapshot of deliveries."""
+    last = demo_warehouse.execute("select run_id from audit.run_pin order by pinned_at desc limit 1").fetchone()
+    assert last, "no run pinned its deliveries"
+    viewdef = demo_warehouse.execute(
+        "select pg_get_viewdef('staging.stg_hr_payroll_csv__hr_payroll_absence'::regclass) as sql").fetchone()["sql"]
+    assert "run_snapshot" in viewdef and f"'{last['run_id']}'" in viewdef

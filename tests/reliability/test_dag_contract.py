@@ -84,6 +84,22 @@ def test_parsing_does_not_run_dbt_and_renders_a_few_dbt_builds(dag):
     assert not [t for t in dag.task_ids if "." in t], "no task group (Cosmos renders one task per model)"
 
 
+def test_seeds_run_only_when_changed_and_the_run_id_is_not_a_dbt_var(dag, manifest):
+    """dbt_seeds decides before dbt whether any seed changed (trivsel.seed_state), over exactly the manifest's
+    seeds; every dbt task gets the run id in its environment, never as a dbt var (a var that changes every run
+    throws away dbt's partial parse)."""
+    from trivsel.dbt_seed_operator import DbtSeedIfChangedOperator
+
+    seeds = dag.get_task("dbt_seeds")
+    assert isinstance(seeds, DbtSeedIfChangedOperator)
+    expected = {(n["schema"], n["alias"] or n["name"]) for n in manifest["nodes"].values()
+                if n["resource_type"] == "seed"}
+    assert expected and set(seeds.seed_relations) == expected
+    for task_id, op in _dbt_operators(dag).items():
+        assert "run_id" not in (op.vars or {}), task_id
+        assert op.env.get("TRIVSEL_RUN_ID") == "{{ run_id }}", task_id
+
+
 def _dbt_ls(args: list[str], tmp_path) -> list[dict]:
     from trivsel import settings
 

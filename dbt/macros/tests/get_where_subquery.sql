@@ -84,7 +84,7 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A condition on delivery_id: the loaded deliveries (pinned by the run with var run_id, else audit.delivery as
+{#- A condition on delivery_id: the loaded deliveries (pinned by the run, trivsel_run_id(), else audit.delivery as
     it is) not in the incremental model `schema_name.identifier`; `true` on --full-refresh or while the model
     does not exist. Named relations, not source()/ref(): this renders at run time, inside a data test of a
     staging view, which depends on neither. -#}
@@ -93,7 +93,7 @@
     {%- if flags.FULL_REFRESH or built is none -%}
     (true)
     {%- else -%}
-    {%- set run_id = var('run_id', '') -%}
+    {%- set run_id = trivsel_run_id() -%}
     (delivery_id = any(array(
         select d.delivery_id
         from audit.delivery as d

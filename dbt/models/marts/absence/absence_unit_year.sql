@@ -103,14 +103,13 @@ with_breaks as (
                 and breaks.break_year = all_rows.year
                 and (breaks.unit_name is null or breaks.unit_name = all_rows.unit_name)
         ) as break_id,
-        exists (
-            select 1
-            from all_rows as earlier
-            where earlier.municipality_code = all_rows.municipality_code
-                and earlier.unit_name = all_rows.unit_name
-                and earlier.metric = all_rows.metric
-                and earlier.year < all_rows.year
-        ) as has_earlier_year
+        -- an earlier year of the same series: the series' first year is before this one (one window over
+        -- the rows, where a correlated exists over this CTE rescanned it for every row); a null key
+        -- matches no earlier row, as an equality would
+        all_rows.municipality_code is not null and all_rows.unit_name is not null and all_rows.metric is not null
+            and min(all_rows.year) over (
+                partition by all_rows.municipality_code, all_rows.unit_name, all_rows.metric
+            ) < all_rows.year as has_earlier_year
     from all_rows
 ),
 

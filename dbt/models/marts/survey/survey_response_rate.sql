@@ -25,12 +25,24 @@ minimum as (
     ) as minimum_response_rate
 ),
 
+{#- Each respondent once per unit: one pass over the answers (one row per respondent × item) to a set the
+    size of the respondents, which both counts below read; counting distinct keys of the answers twice
+    sorted them twice. -#}
+unit_respondent_keys as (
+    select distinct
+        municipality_code,
+        wave,
+        unit_name,
+        respondent_key
+    from answers
+),
+
 respondents as (
     select
         municipality_code,
         wave,
         count(distinct respondent_key) as respondents
-    from answers
+    from unit_respondent_keys
     group by municipality_code, wave
 ),
 
@@ -39,8 +51,8 @@ unit_respondents as (
         municipality_code,
         wave,
         unit_name,
-        count(distinct respondent_key) as respondents
-    from answers
+        count(respondent_key) as respondents
+    from unit_respondent_keys
     group by municipality_code, wave, unit_name
 ),
 
