@@ -22,6 +22,9 @@ DEFAULT_SCHEMAS = ("marts", "reporting", "person")
 #: content, so not in a fingerprint; a re-run that recomputes the same scopes gives the same warehouse.
 BOOKKEEPING_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("reporting", "stat_scope_state"): ("computed_at", "run_id"),
+    # the statistics' per-delivery input hashes (trivsel.stats.part_hash): which relation and counters the
+    # cache was checked against, and when, are its own state; its sums are content (of the facts' rows)
+    ("person", "stat_part_relation"): ("relation_key", "n_inserted", "n_updated", "n_deleted", "hashed_at"),
 }
 
 

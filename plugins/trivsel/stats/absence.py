@@ -475,7 +475,7 @@ def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL,
 def input_parts(source: str = SOURCE) -> tuple[scope_state.Part, ...]:
     return (
         scope_state.Part(source, ("unit_name", "month", "month_start", "employee_pseudonym", "sick_days",
-                                  "sick_hours", "contractual_hours", "fte")),
+                                  "sick_hours", "contractual_hours", "fte"), delivery_column="delivery_id"),
         scope_state.Part("reporting.absence_change", ("unit_name", "metric", "followup_year", "baseline_years",
                                                       "change", "computable", "is_average")),
         scope_state.Part("marts.absence_unit_year", ("unit_name", "metric", "year", "source_scheme",
@@ -491,7 +491,7 @@ def run(conn, source: str = SOURCE, full: bool = False, run_id: str | None = Non
     alpha = rules.load().significance_level
     settings = {"significance_level": alpha, "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
                 "bootstrap_seed": BOOTSTRAP_SEED}
-    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, input_parts(source))
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, input_parts(source), rescan=full)
     p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, EmployeeTest), (CHANGE_CI_TABLE, ChangeCI)], full)
     tests: list[EmployeeTest] = []
     cis: list[ChangeCI] = []

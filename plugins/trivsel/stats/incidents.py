@@ -282,7 +282,7 @@ def run(conn, full: bool = False, run_id: str | None = None) -> int:
     baseline, followup, alpha, small = _settings()
     settings = {"baseline_years": baseline, "followup_years": followup, "significance_level": alpha,
                 "small_cell_threshold": small}
-    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, INPUT_PARTS, scopes_from=(0,))
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, INPUT_PARTS, scopes_from=(0,), rescan=full)
     p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, RateChange)], full)
     results: list[RateChange] = []
     if p.full or p.recompute:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from psycopg import errors, sql
 
-from trivsel.stats import reporting_table
+from trivsel.stats import part_hash, reporting_table
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ class Part:
     where: str = "true"
     scope_column: str = "municipality_code"
     params: Mapping[str, object] = field(default_factory=dict)
+    #: set for a relation that is incremental by delivery (dbt's incremental_by_delivery_config): its hash is
+    #: kept per delivery (trivsel.stats.part_hash), so a run hashes only the deliveries new since the last
+    delivery_column: str | None = None
+    fingerprint_column: str = "reference_fingerprint"
 
 
 def _exists(cur, relation: str) -> bool:
@@ -63,9 +67,11 @@ def _exists(cur, relation: str) -> bool:
     return bool(row[0] if not isinstance(row, dict) else next(iter(row.values())))
 
 
-def part_hashes(conn, part: Part) -> dict[str, str]:
+def part_hashes(conn, part: Part, rescan: bool = False) -> dict[str, str]:
     """scope -> 'rows:hash0:hash1' of the part's rows (only the listed columns the relation has); {} when the
-    relation does not exist. Order-independent: the same rows give the same hash however they are stored."""
+    relation does not exist. Order-independent: the same rows give the same hash however they are stored.
+    A part kept per delivery gives the same text from its cache (trivsel.stats.part_hash) when it can
+    (`rescan`: from a scan of every row, as a full recompute asks)."""
     with conn.cursor() as cur:
         if not _exists(cur, part.relation):
             return {}
@@ -73,14 +79,28 @@ def part_hashes(conn, part: Part) -> dict[str, str]:
         cur.execute("select column_name::text from information_schema.columns where table_schema = %s"
                     " and table_name = %s", (schema, name))
         present = {(r[0] if not isinstance(r, dict) else next(iter(r.values()))) for r in cur.fetchall()}
-        columns = [c for c in part.columns if c in present]
-        row = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier(c) for c in columns))
-        query = sql.SQL(
-            "select {scope}::text, count(*)::text || ':' || sum(hashtextextended({row}, 0)::numeric)::text"
-            " || ':' || sum(hashtextextended({row}, 1)::numeric)::text"
-            " from {rel} where {where} group by 1").format(
-            scope=sql.Identifier(part.scope_column), row=row, rel=sql.Identifier(schema, name),
-            where=sql.SQL(part.where))
+    columns = [c for c in part.columns if c in present]
+    row = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    if part.delivery_column is not None:
+        why_not = part_hash.usable(conn, part.relation, part.delivery_column, part.fingerprint_column, present)
+        if not why_not:
+            return part_hash.cached_hashes(conn, part.relation, columns, part.where, dict(part.params),
+                                           part.scope_column, part.delivery_column, part.fingerprint_column, row,
+                                           rescan=rescan)
+        log.info("input hash of %s: every row (%s)", part.relation, why_not)
+    return scan_hashes(conn, part, row)
+
+
+def scan_hashes(conn, part: Part, row: sql.Composable) -> dict[str, str]:
+    """The part's hash per scope from a scan of every row it counts."""
+    schema, name = part.relation.split(".", 1)
+    query = sql.SQL(
+        "select {scope}::text, count(*)::text || ':' || sum(hashtextextended({row}, 0)::numeric)::text"
+        " || ':' || sum(hashtextextended({row}, 1)::numeric)::text"
+        " from {rel} where {where} group by 1").format(
+        scope=sql.Identifier(part.scope_column), row=row, rel=sql.Identifier(schema, name),
+        where=sql.SQL(part.where))
+    with conn.cursor() as cur:
         cur.execute(query, dict(part.params))
         return {tuple(r.values())[0] if isinstance(r, dict) else r[0]:
                 tuple(r.values())[1] if isinstance(r, dict) else r[1] for r in cur.fetchall()}
@@ -91,9 +111,10 @@ def _md5(text: str) -> str:
 
 
 def fingerprints(conn, domain: str, version: str, settings: Mapping[str, object], parts: Sequence[Part],
-                 scopes_from: Sequence[int] | None = None) -> dict[str, str]:
-    """scope -> fingerprint, for every scope that the parts `scopes_from` (indices; default all) have rows for."""
-    hashes = [part_hashes(conn, p) for p in parts]
+                 scopes_from: Sequence[int] | None = None, rescan: bool = False) -> dict[str, str]:
+    """scope -> fingerprint, for every scope that the parts `scopes_from` (indices; default all) have rows for
+    (`rescan`: every part hashed from all its rows, not from a per-delivery cache: a full recompute)."""
+    hashes = [part_hashes(conn, p, rescan) for p in parts]
     chosen = [hashes[i] for i in (range(len(parts)) if scopes_from is None else scopes_from)]
     scopes = sorted(set().union(*chosen)) if chosen else []
     common = json.dumps({"domain": domain, "version": version, "settings": settings}, sort_keys=True,

@@ -402,7 +402,8 @@ VERSION = "survey-1"
 #: what a municipality's comparisons read (the fingerprint of its scope, trivsel.stats.scope_state)
 INPUT_PARTS = (
     scope_state.Part("person.fct_survey_answer", ("item_code", "round", "answer_ordinal", "scale_points"),
-                     "not is_non_answer and answer_ordinal is not null and round is not null"),
+                     "not is_non_answer and answer_ordinal is not null and round is not null",
+                     delivery_column="delivery_id"),
     scope_state.Part("marts.survey_response_rate",
                      ("round", "round_order", "wave", "respondents", "target_population"),
                      "municipality_code <> 'ALL' and unit_name is null and round is not null"),
@@ -448,7 +449,7 @@ def run(conn, full: bool = False, run_id: str | None = None) -> int:
                 "power": config.power, "meaningful_effect_size": config.meaningful_effect_size,
                 "minimum_response_rate": minimum, "survey_rounds": order}
     # a municipality without answers has no comparisons: the scopes are those with answers
-    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, INPUT_PARTS, scopes_from=(0,))
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, INPUT_PARTS, scopes_from=(0,), rescan=full)
     if prints:
         prints[ALL] = scope_state.pooled(prints)
     p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, ItemChange)], full)
