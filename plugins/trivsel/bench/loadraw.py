@@ -58,6 +58,7 @@ def _trace_sql(totals: dict) -> None:
 
 def _reset() -> None:
     from trivsel import schema, settings, warehouse
+    from trivsel.bench.run import loader_tables
     from trivsel.loading import sync_config
 
     if warehouse.is_external():
@@ -65,9 +66,7 @@ def _reset() -> None:
     warehouse.start()
     with warehouse.connect(autocommit=True) as conn:
         schema.ensure(conn)
-        tables = [f'"{s}"."{t}"' for s, t in conn.execute(
-            "select schemaname, tablename from pg_tables where schemaname in ('raw', 'audit', 'quarantine')"
-            " and tablename not like 'config\\_%'")]
+        tables = loader_tables(conn)
         if tables:
             conn.execute("truncate " + ", ".join(tables) + " cascade")
     sync_config()

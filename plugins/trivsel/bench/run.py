@@ -106,6 +106,14 @@ def _postmaster_pid() -> int | None:
         return None
 
 
+def loader_tables(conn) -> list[str]:
+    """The quoted names of every table the loader writes (raw, audit, quarantine; not the config tables):
+    what a bench empties before it loads a month again."""
+    return [f'"{s}"."{t}"' for s, t in conn.execute(
+        "select schemaname, tablename from pg_tables where schemaname in ('raw', 'audit', 'quarantine')"
+        " and tablename not like 'config\\_%'")]
+
+
 def reset(period: str) -> None:
     """Empty the benchmark's warehouse, inbox, archive and the DAG's runs in Airflow's metadata DB."""
     import psycopg
@@ -119,9 +127,7 @@ def reset(period: str) -> None:
     with warehouse.connect(autocommit=True) as conn:
         schema.ensure(conn)
         # Empty what the loader writes; the dbt relations stay (the table models are rebuilt every run).
-        tables = [f'"{s}"."{t}"' for s, t in conn.execute(
-            "select schemaname, tablename from pg_tables where schemaname in ('raw', 'audit', 'quarantine')"
-            " and tablename not like 'config\\_%'")]
+        tables = loader_tables(conn)
         conn.execute("drop schema if exists bench_floor cascade")
         # Incremental dbt models (keyed by delivery) are emptied too, so each scale's first month builds them
         # from nothing; delivery ids are not restarted, so no new delivery can be mistaken for an old one.
