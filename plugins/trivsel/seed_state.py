@@ -17,9 +17,10 @@ never mistaken for one the DAG stamped. The check reads the catalog and ~15 smal
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -89,7 +90,7 @@ def expected_stamps(conn: psycopg.Connection, relations: Iterable[tuple[str, str
         return {}
     query = sql.SQL("select {}").format(sql.SQL(", ").join(_content_md5(s, t) for s, t in relations))
     digests = conn.execute(query).fetchone()
-    return {r: f"{STAMP_PREFIX}{fp} rows {d}" for r, d in zip(relations, digests)}
+    return {r: f"{STAMP_PREFIX}{fp} rows {d}" for r, d in zip(relations, digests, strict=True)}
 
 
 def unchanged(conn: psycopg.Connection, relations: Iterable[tuple[str, str]], fp: str) -> bool:

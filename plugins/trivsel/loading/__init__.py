@@ -51,8 +51,9 @@ from trivsel.loading.discovery import (
 )
 from trivsel.loading.ingest import ingest_file, ingest_municipality
 from trivsel.loading.outcome import Outcome, summary_text
-from trivsel.loading.parsing import ANALYZE_FROM_ROWS, SPOOL_BATCH, SPOOL_IN_MEMORY
+from trivsel.loading.parsing import SPOOL_BATCH, SPOOL_IN_MEMORY
 from trivsel.loading.validating import (
+    ANALYZE_FROM_ROWS,
     validate_and_decide,
     validate_run,
     wait_for_other_runs,

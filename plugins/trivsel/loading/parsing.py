@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY = 32 * 1024 * 1024
 SPOOL_BATCH = 2000  # rows per write into the spool
-ANALYZE_FROM_ROWS = 1000  # a batch this big gets fresh planner statistics before GX (loading.validating)
+
 
 class _ParserContractError(Exception):
     """A parser yielded something the scheme does not declare (a bug in the scheme module)."""

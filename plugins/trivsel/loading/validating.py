@@ -24,7 +24,6 @@ from trivsel.config import Config, Municipality, load_config
 from trivsel.loading.decision import AWAITING_VALIDATE, _quarantine, decide, readable_issues, reevaluate
 from trivsel.loading.discovery import period_lock
 from trivsel.loading.outcome import Outcome
-from trivsel.loading.parsing import ANALYZE_FROM_ROWS
 from trivsel.privacy import describe_exception
 from trivsel.sources import get_scheme
 from trivsel.sources.base import DeliveryContext, RowIssue
@@ -85,6 +84,9 @@ def reject(conn, code: str, source: str, period: str, file_name: str, scheme_nam
 
 def _reject(conn, p: Pending, issues: list[tuple]) -> Outcome:
     return reject(conn, p.muni.code, p.source, p.period, p.file_name, p.scheme, p.delivery_id, issues, p.tables)
+
+
+ANALYZE_FROM_ROWS = 1000  # a batch this big gets fresh planner statistics before GX (refresh_statistics)
 
 
 def refresh_statistics(conn: psycopg.Connection, pending: list[Pending]) -> list[str]:
