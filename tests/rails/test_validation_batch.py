@@ -12,9 +12,9 @@ import sys
 from datetime import date
 
 import psycopg
-from psycopg.types.json import Jsonb
 import pytest
 import throwaway_db
+from psycopg.types.json import Jsonb
 
 from trivsel import validation, validation_sql
 
