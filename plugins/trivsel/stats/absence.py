@@ -102,7 +102,9 @@ COLUMN_TYPES = {
 
 
 def _mean_diff(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(b, axis=axis) - np.mean(a, axis=axis)
+    # ndarray.mean is what np.mean calls for an ndarray (the same sums, the same bits) without its dispatch:
+    # the bootstrap calls this 20 times per scope
+    return b.mean(axis=axis) - a.mean(axis=axis)
 
 
 def change_ci(a: Sequence[float], b: Sequence[float], confidence: float, key: str) -> tuple[float, float]:

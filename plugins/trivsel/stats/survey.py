@@ -18,11 +18,12 @@ setting does; a municipality's comparisons read only its own answers, 'ALL''s re
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,31 @@ class Welch:
     p: float
 
 
+def _undecorated(test: Callable) -> Callable:
+    """A scipy test without its `_axis_nan_policy` decorator (functools.wraps keeps the inner function as
+    `__wrapped__`); the test itself if scipy stops wrapping it.
+
+    Why: per call, the decorator inspects the test's signature, broadcasts and reshapes its samples and
+    checks them for NaN before it calls the inner function, which costs more than the test on a unit's few
+    employees (docs/scaling.md, "The fourth round (issue 15)"). For the samples these tests pass (1-d,
+    both of one dtype, no NaN, never too small: the callers' guards come first) the decorator hands the
+    same arrays to the inner function with the test's default axis and returns its numbers unchanged, so
+    the results are the same bits. tests/certified/test_stat_undecorated.py fails when either stops
+    holding."""
+    return getattr(test, "__wrapped__", test)
+
+
+_TTEST_IND = _undecorated(st.ttest_ind)
+_MANNWHITNEYU = _undecorated(st.mannwhitneyu)
+
+
+def _samples(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The two samples as the decorator gives them to the inner test: 1-d arrays of one common dtype."""
+    x, y = np.atleast_1d(np.asarray(a)), np.atleast_1d(np.asarray(b))
+    common = np.result_type(x, y)
+    return x.astype(common, copy=False), y.astype(common, copy=False)
+
+
 def welch_test(a: Sequence[float], b: Sequence[float]) -> Welch:
     """Welch's unequal-variances t-test, two-sided (b − a), by scipy.stats.ttest_ind(equal_var=False). NaN
     where it is undefined (n < 2 in a group, or no variance in either group): scipy returns NaN there too,
@@ -58,7 +84,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> Welch:
     with warnings.catch_warnings():
         # one wave without spread (all the same answer): scipy warns of precision loss; the test is defined
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = st.ttest_ind(y, x, equal_var=False)
+        res = _TTEST_IND(y, x, equal_var=False)
     return Welch(float(res.statistic), float(res.df), float(min(res.pvalue, 1.0)))
 
 
@@ -66,9 +92,11 @@ def mannwhitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Mann–Whitney U p-value (asymptotic with tie correction); NaN where undefined."""
     if len(a) == 0 or len(b) == 0:
         return math.nan
-    if len(set(a) | set(b)) < 2:
+    x, y = _samples(a, b)
+    both = np.concatenate((x, y))
+    if both.min() == both.max():
         return math.nan  # all answers identical: no ranks to compare
-    return float(st.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic").pvalue)
+    return float(_MANNWHITNEYU(x, y, alternative="two-sided", method="asymptotic").pvalue)
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
@@ -90,6 +118,13 @@ class Effect:
     ci_high: float
 
 
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(q: float) -> float:
+    """scipy.stats.norm.ppf(q), once per q: the same few confidence levels are asked for every scope, and
+    a frozen-distribution call costs ~0.3 ms of argument handling."""
+    return float(st.norm.ppf(q))
+
+
 def hedges_g(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Effect:
     """Hedges' g (b − a, pooled SD, small-sample corrected) with the usual normal-approximation CI
     (se² = (n1+n2)/(n1·n2) + g²/(2(n1+n2)))."""
@@ -103,7 +138,7 @@ def hedges_g(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
     d = (y.mean() - x.mean()) / pooled
     g = d * (1 - 3 / (4 * (n1 + n2) - 9))
     se = math.sqrt((n1 + n2) / (n1 * n2) + g * g / (2 * (n1 + n2)))
-    z = st.norm.ppf(0.5 + confidence / 2)
+    z = _normal_quantile(0.5 + confidence / 2)
     return Effect(float(g), float(g - z * se), float(g + z * se))
 
 
