@@ -154,9 +154,10 @@ def significance_tests(domain: str) -> int:
 
 # all_done: certify measures this run's upstream (task states, dbt results) and records a refusal
 @task(retries=0, trigger_rule="all_done")
-def certify(p: dict) -> dict:
-    """Measure the upstream, build models/certified into certified_next, check it, swap it in."""
-    return pipeline.certify(p, get_current_context())
+def certify(p: dict, judged: list[str] | None) -> dict:
+    """Measure the upstream, build models/certified into certified_next, check it, swap it in. judged: the
+    findings task's list, the codes of the verdicts' map indexes (None: findings did not succeed)."""
+    return pipeline.certify(p, get_current_context(), judged)
 
 
 @task(retries=0, trigger_rule="all_done")
@@ -173,16 +174,22 @@ def quality_gate() -> dict:
     return quality.gate(get_current_context()["run_id"])
 
 
-@task
-def codes(p: dict) -> list[str]:
-    return p["codes"]
+# all_done: runs when validate or the gate failed too (its XCom is then None: every municipality is judged)
+@task(trigger_rule="all_done")
+def findings(p: dict, failed: dict | None, held: dict | None) -> list[str]:
+    """The municipalities that have a finding (quarantined, held, a failed pull): `verdict` is mapped over
+    these only (trivsel.verdict.judged); none in a good month."""
+    from trivsel import verdict as v
+
+    return v.judged(p["codes"], failed, held, get_current_context()["run_id"])
 
 
 # all_done: a municipality's own reasons are shown even when validate or the gate failed (its XCom is then None)
 @task(retries=0, trigger_rule="all_done", map_index_template="{{ task.op_kwargs['code'] }}")
 def verdict(code: str, failed: dict | None, held: dict | None) -> str:
     """Fails for a municipality whose deliveries validation quarantined or the quality gate held, or whose pull
-    failed (trivsel.verdict); a leaf: only run_outcome waits on it."""
+    failed (trivsel.verdict); skipped when not judged. Mapped over `findings` only; a leaf: only run_outcome
+    waits on it."""
     from trivsel import verdict as v
 
     return v.judge(code, failed, held, get_current_context()["run_id"])
@@ -261,7 +268,8 @@ def models_build(prof: ProfileConfig, manifest: dict[str, Any]) -> DbtBuildLocal
 def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
     """The monthly DAG: plan → ingest (pull, then load) per municipality and period → validate (once, every
     table) → gate → seeds → staging → quality gate → dbt models → statistics per domain → certify → publish →
-    run_outcome; after the quality gate, one verdict per municipality (a leaf only run_outcome waits on).
+    run_outcome; after the quality gate, findings, then one verdict per municipality that has a finding (a
+    leaf only run_outcome waits on; certify reads findings' list to name the verdicts).
 
     doc_md: the DAG's docs in the UI; default: the data team's page (trivsel.dag_labels.doc_md)."""
     dbt_runtime.cheap_behavior_flag_source()
@@ -278,7 +286,6 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         loaded = ingest.expand(job=jobs)
         checked = validate(planned)
         loaded >> checked
-        code_list = codes(planned)
         gate = loads_done(planned)
         checked >> gate
         nodes = dbt_manifest.load()  # never dbt at parse: built by make/trivsel before (else an import error)
@@ -286,9 +293,10 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         models = models_build(prof, nodes)
         stats = significance_tests.expand(domain=list(pipeline.STAT_DOMAINS))
         held = quality_gate()
-        verdicts = verdict.partial(failed=checked, held=held).expand(code=code_list)
+        judged = findings(planned, checked, held)
+        verdicts = verdict.partial(failed=checked, held=held).expand(code=judged)
         outcome = run_outcome(planned)
-        gate >> seeds >> staging >> held >> models >> stats >> certify(planned) >> publish(planned) >> outcome
+        gate >> seeds >> staging >> held >> models >> stats >> certify(planned, judged) >> publish(planned) >> outcome
         verdicts >> outcome
     dag_labels.label(dag, models, nodes)
     return dag

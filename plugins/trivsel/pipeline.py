@@ -225,13 +225,14 @@ def _loads_done(period: str, run_id: str, run_is_live=None) -> str:
     return period
 
 
-def certify(p: dict, context: dict) -> dict:
-    """The DAG's certify step: measure this run's upstream (trivsel.upstream), then certify or refuse."""
+def certify(p: dict, context: dict, judged: list[str] | None = None) -> dict:
+    """The DAG's certify step: measure this run's upstream (trivsel.upstream), then certify or refuse.
+    judged: the findings task's list (the municipalities `verdict` is mapped over, in map-index order)."""
     from trivsel import certify as certification
     from trivsel import upstream
 
     jobs = [{"code": c, "period": period} for period in p["periods"] for c in p["codes"]]
-    measured = upstream.from_context(context, jobs)
+    measured = upstream.from_context(context, jobs, judged)
     log.info("run %s: upstream measured: %s", context["run_id"],
              "passed" if measured["passed"] else f"FAILED: {measured.get('reason')}")
     try:

@@ -12,7 +12,9 @@ certified.publication_log: a claim, not a measurement. Now:
   for any other reason than a quarantined delivery (a quarantine is a data error of one municipality: the
   others publish; a crash is not). A municipality's verdict task (trivsel.verdict, a leaf) does not block:
   certify does not wait for it, and it fails on what the run already decided (a quarantine, a hold, a failed
-  pull); a verdict that failed for none of those (a crash) does block.
+  pull); a verdict that failed for none of those (a crash) does block. `verdict` is mapped over the run's
+  `findings` list only (the municipalities with a finding), so certify takes that list to name a verdict by
+  its map index; a month without findings has no verdict instance (the mapped task is skipped).
 
 The certify task therefore runs with trigger rule `all_done`: it must run to measure and record a refusal.
 """
@@ -32,11 +34,13 @@ log = logging.getLogger(__name__)
 
 #: dbt result statuses that are a pass
 DBT_OK = {"success", "pass", "skipped", "warn", "no-op"}
-#: mapped per municipality (map index = plan's code order): a failure the run explains (the municipality's
-#: deliveries quarantined or held, or its pull failed) is tolerated; a verdict not run yet or skipped (not
-#: judged: validate or the quality gate failed, which blocks by itself) is a leaf certify does not wait for
+#: mapped per municipality with a finding (map index = the findings task's list): a failure the run explains
+#: (the municipality's deliveries quarantined or held, or its pull failed) is tolerated; a verdict not run yet
+#: or skipped (not judged: validate or the quality gate failed, which blocks by itself; or, unmapped, no
+#: municipality had a finding) is a leaf certify does not wait for
 PER_CODE = {"verdict"}
-#: task states of a verdict that has not finished yet (or was not expanded yet), or skipped (not judged)
+#: task states of a verdict that has not finished yet (or was not expanded yet), or skipped (not judged, or
+#: the mapped task expanded to nothing: no finding)
 PENDING = {None, "none", "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred",
            "restarting", "skipped"}
 #: tasks after certify in the DAG: not upstream
@@ -129,15 +133,18 @@ def excused_codes(conn: psycopg.Connection, run_id: str, jobs: list[dict[str, st
 
 
 def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], jobs: list[dict[str, str]],
-            quarantined: set[tuple[str, str]], excused: set[str] = frozenset()) -> dict[str, Any]:
+            quarantined: set[tuple[str, str]], excused: set[str] = frozenset(),
+            judged: list[str] | None = None) -> dict[str, Any]:
     """The check `upstream` of certification, from this run's task states and dbt results.
 
     task_states: {task key as get_task_states gives it: state}; jobs: the run's ingest jobs in map-index
     order; quarantined: the (code, period) jobs with a quarantined delivery; excused: the municipalities
-    with deliveries held by the quality gate or a failed pull (excused_codes)."""
+    with deliveries held by the quality gate or a failed pull (excused_codes); judged: the findings task's
+    list, the verdicts' codes in map-index order (None: findings did not succeed, which blocks by itself; a
+    failed verdict is then not attributed to a municipality and blocks too)."""
     blocking: list[str] = []
     tolerated: list[str] = []
-    codes = list(dict.fromkeys(j["code"] for j in jobs))  # the order of plan's codes, as `codes` maps them
+    codes = list(judged or [])  # the order `verdict` is mapped in (the findings task's list)
     states: dict[str, str | None] = {}
     for key, state in sorted(task_states.items()):
         task, idx = _task_of(key)
@@ -154,6 +161,8 @@ def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], j
         if task == "ingest" and state == "failed" and 0 <= idx < len(jobs) \
                 and (jobs[idx]["code"], jobs[idx]["period"]) in quarantined:
             tolerated.append(f"{label}: failed on quarantined deliveries (published without them)")
+        elif task in PER_CODE and idx == -1 and state == "skipped" and judged == []:
+            tolerated.append(f"{label}: skipped (no municipality had a finding: nothing to judge)")
         elif task in PER_CODE and state in PENDING:
             tolerated.append(f"{label}: {state or 'not run'} (a leaf: certify does not wait for it)")
         elif task in PER_CODE and state == "failed" and 0 <= idx < len(codes) \
@@ -184,8 +193,10 @@ def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], j
     return check
 
 
-def from_context(context: dict[str, Any], jobs: list[dict[str, str]]) -> dict[str, Any]:
-    """measure() for the running certify task: reads the dag run's task states and the run's dbt results."""
+def from_context(context: dict[str, Any], jobs: list[dict[str, str]],
+                 judged: list[str] | None = None) -> dict[str, Any]:
+    """measure() for the running certify task: reads the dag run's task states and the run's dbt results.
+    judged: the findings task's list (see measure)."""
     ti = context["ti"]
     run_id = context["run_id"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
@@ -193,4 +204,4 @@ def from_context(context: dict[str, Any], jobs: list[dict[str, str]]) -> dict[st
         results = dbt_results(conn, run_id)
         quarantined = quarantined_jobs(conn, jobs)
         excused = excused_codes(conn, run_id, jobs)
-    return measure(states, results, jobs, quarantined, excused)
+    return measure(states, results, jobs, quarantined, excused, judged)

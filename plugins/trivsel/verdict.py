@@ -1,4 +1,4 @@
-"""One municipality's verdict on a run: the one task per municipality after its ingest (issue 15).
+"""A municipality's verdict on a run: one task instance per municipality that has a finding (issue 15).
 
 Why one task. validated[code] and quality[code] were two mapped task instances per municipality, each ~1 s of
 Airflow's fixed cost (98 municipalities: ~200 task instances on 2 cores). What they judge is decided before
@@ -7,9 +7,16 @@ XCom) and the pulls that failed (audit.pull_failure, written by the ingest task'
 all three and fails for this municipality only, its reason naming each. It is a leaf: only run_outcome waits
 on it; certify does not (trivsel.upstream tolerates a verdict not yet run, and a failure it can explain).
 
+Why only where there is a finding (fourth round). A verdict that passes says nothing its municipality's green
+`ingest` task and the run's green validate and quality_gate tasks do not already say, and 98 of them cost
+~1 s each of the two slots in a month where nobody failed. So the run's one `findings` task (`judged`) picks
+the municipalities to judge from the same three inputs, and `verdict` is mapped over that list only: a good
+month has no verdict instance at all (Airflow marks the mapped task skipped). A municipality without a
+verdict instance passed: its ingest is green and no check found anything of it.
+
 A verdict that cannot judge (validate or the quality gate did not succeed, so its XCom is missing) and finds
 nothing of its own is skipped, not green: the municipality's deliveries were not decided, and the failed task
-says why.
+says why. In that run every municipality gets its verdict instance, so each shows as not judged.
 """
 
 from __future__ import annotations
@@ -66,6 +73,39 @@ def decide(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[
                                     f"(see that task's log)")
     return (f"municipality {code}: every delivery passed validation and the per-municipality data tests, and "
             f"its pull succeeded")
+
+
+def to_judge(codes: list[str], failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
+             pulls: dict[str, list[str]]) -> list[str]:
+    """The municipalities that get a verdict task instance, in the plan's order: those with a reason
+    (reasons() not empty); every one of them when validate or the quality gate did not succeed (failed or held
+    None), because then none was judged and each must show it (decide() skips those with no reason)."""
+    if failed is None or held is None:
+        return list(codes)
+    return [code for code in codes if reasons(code, failed, held, pulls)]
+
+
+def judged(codes: list[str], failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
+           run_id: str) -> list[str]:
+    """The DAG's findings task: to_judge() with the run's failed pulls (read as the publisher, which reads
+    audit). Logs which municipalities have a finding; the list is what `verdict` is mapped over, and what
+    certify reads the verdicts' map indexes by (trivsel.upstream)."""
+    from trivsel.remote.pull import failures
+
+    with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
+        pulls = failures(conn, run_id, codes)
+    out = to_judge(codes, failed, held, pulls)
+    missing = [name for name, value in (("validate", failed), ("quality_gate", held)) if value is None]
+    if missing:
+        log.warning("run %s: %s did not succeed: a verdict for each of the %d municipalities (not judged, "
+                    "unless it has a reason of its own)", run_id, " and ".join(missing), len(out))
+    elif out:
+        log.info("run %s: %d of %d municipalities have a finding, one verdict each: %s; the others passed",
+                 run_id, len(out), len(codes), ", ".join(out))
+    else:
+        log.info("run %s: none of the %d municipalities has a finding: no verdict to run (every one passed)",
+                 run_id, len(codes))
+    return out
 
 
 def judge(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,

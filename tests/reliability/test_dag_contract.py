@@ -21,9 +21,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
 CORE_TASKS = {"plan", "municipalities", "ingest", "validate", "loads_done", "dbt_seeds", "dbt_staging",
-              "quality_gate", "dbt_models", "codes", "verdict", "significance_tests", "certify", "publish",
+              "quality_gate", "dbt_models", "findings", "verdict", "significance_tests", "certify", "publish",
               "run_outcome"}
-#: per municipality (and period), one ingest (pull, then load) and one verdict: no other mapped task per code
+#: per municipality (and period), one ingest (pull, then load); one verdict per municipality with a finding: no
+#: other mapped task per code
 PER_MUNICIPALITY = {"ingest", "verdict"}
 
 
@@ -167,9 +168,14 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert t("dbt_seeds").upstream_task_ids == {"loads_done"}
     assert t("dbt_staging").upstream_task_ids == {"dbt_seeds"}
     assert t("quality_gate").upstream_task_ids == {"dbt_staging"}
-    # one verdict per municipality after the gate (validation's quarantines, the gate's holds, failed pulls):
-    # it fails its own municipality only; only the final run_outcome waits on it
-    assert t("verdict").upstream_task_ids == {"validate", "quality_gate", "codes"}
+    # findings, after the gate, picks the municipalities with a finding (validation's quarantines, the gate's
+    # holds, failed pulls), also when validate or the gate failed (all_done: then every municipality)
+    assert t("findings").upstream_task_ids == {"plan", "validate", "quality_gate"}
+    assert t("findings").trigger_rule == "all_done"
+    # one verdict per municipality of that list: it fails its own municipality only; only the final
+    # run_outcome waits on it
+    assert t("verdict").upstream_task_ids == {"validate", "quality_gate", "findings"}
+    assert t("verdict").op_kwargs_expand_input.value["code"].operator.task_id == "findings"
     assert t("verdict").downstream_task_ids == {"run_outcome"}
     assert (t("verdict").trigger_rule, t("verdict").retries) == ("all_done", 0)
     mapped = {x.task_id for x in dag.tasks if hasattr(x, "expand_input")}
@@ -181,7 +187,8 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert models.retries == 1
     flags = models.dbt_cmd_flags
     assert int(flags[flags.index("--threads") + 1]) >= 1
-    assert t("certify").upstream_task_ids == {"plan", "significance_tests"}
+    # certify reads findings' list to name the verdicts by their map index (trivsel.upstream)
+    assert t("certify").upstream_task_ids == {"plan", "significance_tests", "findings"}
     # all_done: certify measures the upstream itself and records a refusal (trivsel.upstream)
     assert (t("certify").trigger_rule, t("certify").retries) == ("all_done", 0)
     assert t("publish").upstream_task_ids == {"plan", "certify"}
@@ -341,9 +348,11 @@ def test_the_demo_built_every_model_in_one_dbt_build_and_recorded_each_result(de
 
 
 @pytest.mark.e2e
-def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
+def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run, demo_warehouse):
     """After the demo's run (`airflow dags test` of the parsed DAG): the map indexes Airflow stored name the
-    municipality and period, the domain and the code, and no Asset it registered carries a host or port."""
+    municipality and period, the domain and the code, and no Asset it registered carries a host or port. A
+    verdict instance exists only for a municipality with a finding (a quarantine by validation, a hold by the
+    quality gate, a failed pull), and each one failed; with none, the verdict task was skipped unmapped."""
     import psycopg
 
     from trivsel.config import load_config
@@ -351,20 +360,42 @@ def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run):
     names = {m.code: m.name for m in load_config().municipalities}
     with psycopg.connect(_airflow_db_url()) as conn:
         run_id = _demo_run_id(conn, demo_run)
-        rows = conn.execute("select task_id, map_index, rendered_map_index from task_instance where dag_id ="
-                            " 'trivsel_monthly' and run_id = %s and map_index >= 0", (run_id,)).fetchall()
+        rows = conn.execute("select task_id, map_index, rendered_map_index, state from task_instance where"
+                            " dag_id = 'trivsel_monthly' and run_id = %s", (run_id,)).fetchall()
         uris = [u for (u,) in conn.execute("select uri from asset").fetchall()]
     by_task: dict[str, set[str]] = {}
-    for task_id, _i, rendered in rows:
-        by_task.setdefault(task_id, set()).add(rendered)
+    verdicts: dict[str, str] = {}
+    for task_id, i, rendered, state in rows:
+        if i >= 0:
+            by_task.setdefault(task_id, set()).add(rendered)
+        if task_id == "verdict":
+            verdicts[rendered if i >= 0 else "unmapped"] = state
     periods = sorted(demo_run)
     expected_jobs = {f"{c} {n} {p}" for p in periods for c, n in names.items()}
     assert by_task["ingest"] == expected_jobs
     from trivsel import pipeline
 
     assert by_task["significance_tests"] == set(pipeline.STAT_DOMAINS)
-    assert by_task["verdict"] == set(names)
-    assert set(by_task) == {"ingest", "verdict", "significance_tests"}, "no other task is mapped"
+    # the municipalities with a finding, from the warehouse: a delivery of this run quarantined by validation's
+    # checks (GX, consistency; a file that could not be parsed fails its ingest instead), held by the quality
+    # gate in this run, or a pull of this run that failed
+    found = {r["municipality_code"] for r in demo_warehouse.execute(
+        """select d.municipality_code from audit.delivery d
+            where d.run_id = %(run)s and d.status = 'quarantined' and exists (
+                  select 1 from quarantine.delivery_issue i where i.delivery_id = d.delivery_id
+                     and (i.check_name like 'gx%%' or i.check_name = 'consistency'))
+           union
+           select municipality_code from audit.delivery
+            where status = 'waiting' and reason like 'held by the quality gate%%' and reason like %(held)s
+           union
+           select municipality_code from audit.pull_failure where run_id = %(run)s""",
+        {"run": run_id, "held": f"%{run_id}%"})}
+    if found:
+        assert verdicts == dict.fromkeys(found, "failed"), (verdicts, found)
+    else:
+        assert verdicts == {"unmapped": "skipped"}, verdicts
+    assert set(by_task) == {"ingest", "significance_tests"} | ({"verdict"} if found else set()), \
+        "no other task is mapped"
     assert uris and all(urlsplit(u).port is None and "127.0.0.1" not in u for u in uris)
 
 

@@ -9,7 +9,8 @@ orphaned case reviews:
 - an earlier period's (2012-12), loaded in the warehouse before the ingest check existed: the state of
   issue 12's reproduction, where `assert_ohs_case_review_cases_registered` failed in `dbt_staging` and
   skipped every model, statistic and certification of every municipality. The ingest of 2013-12 does not
-  touch it; the quality gate (trivsel.quality) holds it, and only `verdict[169]` fails.
+  touch it; the quality gate (trivsel.quality) holds it, and only `verdict[169]` fails (the run's only
+  verdict instance: verdict is mapped over the municipalities with a finding).
 
 Every other municipality's marts, reporting and certified tables are built and published, 169's other
 sources too, and the run's log and marts.delivery_coverage name the orphans.
@@ -17,6 +18,7 @@ sources too, and the run's log and marts.delivery_coverage name the orphans.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -84,6 +86,15 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         assert len(failed) == 3, failed
         assert re.fullmatch(r"failed: ingest\[169\b[^\]]*\]: failed", failed[0]), failed
         assert failed[1:] == ["failed: run_outcome: failed", "failed: verdict[169]: failed"], failed  # sorted
+        # verdict is mapped over the municipalities with a finding only: 169's is its one instance (461 and
+        # 607 passed: a green ingest and no verdict instance)
+        verdicts = json.loads(throwaway_db.run_python(
+            "import json, psycopg; from trivsel import airflow_env; url = airflow_env.env()"
+            "['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'].replace('postgresql+psycopg://', 'postgresql://', 1); c ="
+            " psycopg.connect(url); print(json.dumps(c.execute(\"select coalesce(rendered_map_index, map_index::text),"
+            " state from task_instance where dag_id = 'trivsel_monthly' and task_id = 'verdict'\").fetchall()))",
+            env, timeout=120))
+        assert verdicts == [["169", "failed"]], verdicts
         run_log = (home / "logs" / f"run-{PERIOD}.log").read_text(errors="replace")
         assert "municipalities 169 had deliveries quarantined or held" in run_log, run_log[-3000:]
         assert "upstream measured: passed" in run_log, "certify measured the run's upstream"

@@ -63,6 +63,32 @@ def test_only_the_affected_municipalitys_verdict_fails_and_names_every_reason():
         verdict.decide("169", failed, None, {})
 
 
+def test_a_verdict_instance_only_for_a_municipality_with_a_finding_and_for_every_one_when_none_was_judged():
+    """verdict is mapped over verdict.to_judge(): a municipality left out is exactly one whose verdict would
+    have passed, and one listed is one whose verdict fails (its reasons) or is skipped (not judged)."""
+    from trivsel import verdict
+
+    codes = ["169", "461", "607", "751"]
+    failed = {"169": [], "461": [], "607": ["607/hr_absence/2014-01 fravaer_2014-01.csv (delivery 4): quarantined"],
+              "751": []}
+    held = {"461": ["461/incidents/2014-01 sagsgennemgang_2014.csv (delivery 7): ... held (waiting)"]}
+    pulls = {"751": ["2014-01: municipality 751, incidents: sftp://host/drop: connection refused"]}
+    assert verdict.to_judge(codes, failed, held, pulls) == ["461", "607", "751"]  # the plan's order
+    assert verdict.to_judge(codes, {c: [] for c in codes}, {}, {}) == []  # a good month: no verdict instance
+    assert verdict.to_judge(["169"], {}, {}, {"751": ["2014-01: refused"]}) == []  # only the run's codes
+    # validate or the gate did not succeed: every municipality gets one, to show it was not judged
+    assert verdict.to_judge(codes, None, held, {}) == codes
+    assert verdict.to_judge(codes, failed, None, pulls) == codes
+    for f, h, p in ((failed, held, pulls), ({c: [] for c in codes}, {}, {}), (None, held, {}), (failed, None, pulls)):
+        listed = verdict.to_judge(codes, f, h, p)
+        for code in codes:
+            if code in listed:
+                with pytest.raises((verdict.MunicipalityFailed, verdict.MunicipalityUndecided)):
+                    verdict.decide(code, f, h, p)
+            else:
+                assert "every delivery passed" in verdict.decide(code, f, h, p)
+
+
 def test_the_dag_runs_per_municipality_tests_in_the_gate_and_nobody_waits_on_a_municipalitys_verdict():
     """Asserted on the DAG the factory builds (as Airflow parses it), not on the DAG file's source."""
     import json
@@ -83,7 +109,9 @@ def test_the_dag_runs_per_municipality_tests_in_the_gate_and_nobody_waits_on_a_m
     assert dag.get_task("quality_gate").upstream_task_ids == {"dbt_staging"}
     assert "tag:per_municipality" in dag.get_task("dbt_models").exclude
     assert dag.get_task("dbt_models").upstream_task_ids == {"quality_gate"}
-    # only the run's final verdict (run_outcome, after publish) waits on a municipality's verdict
+    # only the run's final verdict (run_outcome, after publish) waits on a municipality's verdict; certify waits
+    # for the findings list (to name the verdicts), not for the verdicts
     assert dag.get_task("verdict").downstream_task_ids == {"run_outcome"}
+    assert dag.get_task("findings").downstream_task_ids == {"verdict", "certify"}
     assert "verdict" not in dag.get_task("publish").get_flat_relative_ids(upstream=True)
     assert "verdict" not in dag.get_task("certify").get_flat_relative_ids(upstream=True)

@@ -23,7 +23,8 @@ STAGING_PAYROLL = "stg_hr_payroll_csv__hr_payroll_absence"
 JOBS = [{"code": "169", "period": "2014-01"}, {"code": "461", "period": "2014-01"}]
 ALL_OK = {"plan": "success", "loads_done": "success", "dbt_seeds": "success", "dbt_staging": "success",
           "quality_gate": "success", "dbt_models": "success", "ingest_0": "success",
-          "ingest_1": "success", "significance_tests_0": "success", "verdict_0": "success", "verdict_1": "success"}
+          "ingest_1": "success", "significance_tests_0": "success", "findings": "success",
+          "verdict": "skipped"}  # no municipality had a finding: the mapped verdict expanded to nothing
 PASSED_TEST = {"task_id": "dbt_staging", "map_index": -1, "unique_id": "test.trivsel.not_null_x", "resource_type":
                "test", "status": "pass", "failures": 0, "message": None}
 
@@ -54,14 +55,15 @@ def _certified_state(conn) -> dict[str, int]:
 
 
 def test_all_green_upstream_passes_and_records_what_it_read():
-    check = upstream.measure(ALL_OK, [PASSED_TEST], JOBS, set())
+    check = upstream.measure(ALL_OK, [PASSED_TEST], JOBS, set(), judged=[])
     assert check["passed"], check
     assert check["task_states"]["ingest[169 2014-01]"] == "success"
+    assert check["tolerated"] == ["verdict: skipped (no municipality had a finding: nothing to judge)"]
     assert check["dbt_results_by_status"] == {"pass": 1} and check["dbt_tests"] == 1
 
 
 @pytest.mark.parametrize("task", ["dbt_staging", "dbt_models", "significance_tests_0",
-                                  "loads_done", "quality_gate"])
+                                  "loads_done", "quality_gate", "findings"])
 def test_an_upstream_task_that_did_not_succeed_refuses(task):
     check = upstream.measure({**ALL_OK, task: "upstream_failed" if task.startswith("sig") else "failed"},
                              [PASSED_TEST], JOBS, set())
@@ -79,15 +81,22 @@ def test_a_quarantine_is_tolerated_a_crashed_ingest_is_not():
 
 
 def test_a_verdict_failed_on_a_failed_pull_or_a_hold_does_not_block_but_a_crashed_one_does():
-    """verdict[169] failed and 169's pull failed or its deliveries were held (excused): tolerated; verdict[461]
-    not run yet (a leaf certify does not wait for): tolerated; a verdict failed for no reason the run knows
-    (a crash) blocks."""
-    states = {**ALL_OK, "verdict_0": "failed", "verdict_1": "queued"}
-    check = upstream.measure(states, [PASSED_TEST], JOBS, set(), excused={"169"})
+    """verdict is mapped over the findings task's list (461, 607 of the plan's 169, 461, 607): verdict_0 is
+    461's. verdict[461] failed and 461's pull failed or its deliveries were held (excused): tolerated;
+    verdict[607] not run yet (a leaf certify does not wait for): tolerated; a verdict failed for no reason
+    the run knows (a crash) blocks, and so does one that cannot be named (findings gave no list)."""
+    jobs = [*JOBS, {"code": "607", "period": "2014-01"}]
+    base = {k: v for k, v in ALL_OK.items() if k != "verdict"}
+    states = {**base, "ingest_2": "success", "verdict_0": "failed", "verdict_1": "queued"}
+    check = upstream.measure(states, [PASSED_TEST], jobs, set(), excused={"461"}, judged=["461", "607"])
     assert check["passed"] and len(check["tolerated"]) == 2, check
-    assert any(t.startswith("verdict[169]: failed") for t in check["tolerated"])
-    crashed = upstream.measure(states, [PASSED_TEST], JOBS, set(), excused=set())
-    assert not crashed["passed"] and "task verdict[169] is failed" in crashed["reason"]
+    assert any(t.startswith("verdict[461]: failed") for t in check["tolerated"])
+    assert any(t.startswith("verdict[607]: queued") for t in check["tolerated"])
+    # 169 is excused, but verdict_0 is not 169's: its map index is in findings' list, not in the plan's
+    crashed = upstream.measure(states, [PASSED_TEST], jobs, set(), excused={"169"}, judged=["461", "607"])
+    assert not crashed["passed"] and "task verdict[461] is failed" in crashed["reason"]
+    unnamed = upstream.measure(states, [PASSED_TEST], jobs, set(), excused={"461"}, judged=None)
+    assert not unnamed["passed"] and "task verdict_0 is failed" in unnamed["reason"]
 
 
 def test_no_recorded_dbt_result_refuses():

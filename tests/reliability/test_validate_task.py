@@ -77,7 +77,8 @@ def test_ingest_leaves_parsed_deliveries_for_the_one_validate_task(env, caplog, 
     assert row == 3 and "101001" not in reason and "1 unexpected value(s)" in reason
     assert any(r.getMessage().startswith("timing validate hr_payroll_absence deliveries 2 rows 6 gx ")
                for r in caplog.records), [r.getMessage() for r in caplog.records if "timing" in r.getMessage()]
-    # verdict[code]: the quarantined municipality's task fails (no retry), the other's passes
+    # verdict[code]: only the quarantined municipality gets one, and it fails (no retry); the other would pass
+    assert verdict.to_judge(["169", "461"], failed, {}, {}) == ["169"]
     with pytest.raises(verdict.MunicipalityFailed, match=r"(?s)1 deliveries failed validation.*fravaer_2014-05_b"):
         verdict.decide("169", failed, {}, {})
     assert "passed validation" in verdict.decide("461", failed, {}, {})
@@ -125,12 +126,13 @@ def test_an_unknown_runs_pending_delivery_older_than_the_lease_is_taken_again(en
 
 def test_certify_tolerates_a_verdict_failed_on_quarantined_deliveries():
     jobs = [{"code": "169", "period": PERIOD}, {"code": "461", "period": PERIOD}]
-    states = {"validate": "success", "verdict_0": "failed", "verdict_1": "success"}
+    # verdict is mapped over findings' list: 169 only
+    states = {"validate": "success", "findings": "success", "verdict_0": "failed"}
     results = [{"status": "success", "unique_id": "model.x", "task_id": "dbt_models", "message": "",
                 "resource_type": "model"}]
-    assert upstream.measure(states, results, jobs, {("169", PERIOD)})["passed"]
+    assert upstream.measure(states, results, jobs, {("169", PERIOD)}, judged=["169"])["passed"]
     # the same failure without a quarantine (a crash) blocks
-    check = upstream.measure(states, results, jobs, set())
+    check = upstream.measure(states, results, jobs, set(), judged=["169"])
     assert not check["passed"] and "verdict[169]" in check["reason"]
 
 

@@ -426,6 +426,10 @@ def test_a_remote_that_is_down_is_tolerated_and_visible(pull_env, https, drop, m
                                    " and municipality_code = '169' and period = '2014-01'").fetchall()
     assert len(errors) == 1 and "incidents" in errors[0] and "connection refused" in errors[0]
 
+    # the run's findings task gives 169 (only) a verdict instance, and that verdict fails with the location
+    clean = {"169": [], "461": []}
+    assert verdict.judged(["169", "461"], clean, {}, "run-down") == ["169"]
+    assert verdict.judged(["169", "461"], clean, {}, "another-run") == []
     with pytest.raises(verdict.MunicipalityFailed, match=r"(?s)municipality 169: pulling failed for 1 remote"
                                                          r".*2014-01: .*incidents.*connection refused"):
         verdict.judge("169", {"169": []}, {}, "run-down")
@@ -436,6 +440,7 @@ def test_a_remote_that_is_down_is_tolerated_and_visible(pull_env, https, drop, m
     cfg.write_text(yaml.safe_dump(config_with({})[1], allow_unicode=True, sort_keys=False))
     assert pipeline.pull("169", "2014-01", "run-down")["errors"] == []
     assert "pull succeeded" in verdict.judge("169", {"169": []}, {}, "run-down")
+    assert verdict.judged(["169", "461"], clean, {}, "run-down") == []
 
 
 def test_a_warehouse_error_in_the_pull_keeps_the_tasks_retries(monkeypatch):

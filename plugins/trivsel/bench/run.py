@@ -256,7 +256,7 @@ TASK_STAGES: dict[str, str] = {
     "plan": "plan+pull", "municipalities": "plan+pull",
     "ingest": "ingest (task wall)",  # pull, then load: one task per municipality and period
     "validate": "great expectations",  # GX once per table and run (issue 15), if the DAG has that task
-    "loads_done": "gates+quality", "quality_gate": "gates+quality", "codes": "gates+quality",
+    "loads_done": "gates+quality", "quality_gate": "gates+quality", "findings": "gates+quality",
     "verdict": "gates+quality", "run_outcome": "gates+quality",
     "dbt_seeds": "dbt", "dbt_staging": "dbt", "dbt_models": "dbt",
     "significance_tests": "significance tests",
