@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period", default="2015-12")
     p.add_argument("--months", type=int, nargs="*", default=[],
                    help="with history: for each n, n months in the warehouse, then month n+1 against the first "
-                        "(on the scale-1 run, or the first scale's)")
+                        "(on --history-scale, else the scale-1 run, else the first scale's)")
     p.add_argument("--history-scale", type=float, default=None,
                    help="run the --months on this scale: if it is not one of --scales, month 1 is measured again "
                         "at it after the scales (for the ratios), and each row of the table names its scale")
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
            "period": args.period, "mode": "airflow dags test" if args.dags_test else "executor",
            "months_requested": sorted(args.months), "scales": [], "months": []}
     history_on = history_scale(args.scales, args.history_scale)
+    doc["history_scale"] = history_on if args.months else None
     # a SIGTERM (a stopped make) still stops the Airflow children and writes what was measured
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stack = None
