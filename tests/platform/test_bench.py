@@ -146,6 +146,72 @@ def test_growth_targets_from_two_scales_and_the_load_warning():
     assert "WARNING" not in targets.header(doc)
 
 
+def test_growth_per_doubling_counts_the_doublings_between_the_scales():
+    # 0.25 -> 1 is two doublings: 4x in time over two is 2x per doubling, not 4x
+    assert targets.growth([10.0, 40.0], [0.25, 1.0]) == 2.0
+    assert targets.growth([10.0, 20.0, 44.0], [0.5, 1.0, 2.0]) == round((44 / 10) ** 0.5, 2)
+    assert targets.growth([10.0, 20.0]) == 2.0  # without scales: consecutive doublings
+    assert targets.growth([10.0, None]) is None
+    doc = _doc()
+    doc["scales"] = [{**doc["scales"][0], "scale": 0.25, "stages": {"whole month": {"seconds": 20.0}}},
+                     {**doc["scales"][0], "stages": {"whole month": {"seconds": 90.0}}}]
+    assert _verdicts(doc)["time growth per doubling"] == "MET"  # 4.5x over two doublings: 2.12x
+
+
+#: every target of issue 15, as the table names them (before its first " (" or " @")
+ISSUE_TARGETS = ("whole national month", "(load + validate) / bare COPY", "trivsel faster than the naive peer",
+                 "month 13 / month 1", "month 121 / month 1", "peak memory", "time growth per doubling",
+                 "memory growth per doubling")
+
+
+def test_table_holds_every_target_of_the_issue_even_from_an_empty_run():
+    for doc in ({}, {"scales": [], "months": []}, _doc()):
+        rs = targets.rows(doc)
+        names = [r.target.split(" (")[0].split(" @")[0] for r in rs]
+        assert sorted(names) == sorted(ISSUE_TARGETS), names
+        assert {r.verdict for r in rs} <= {"MET", "NOT MET", "NOT MEASURED"}
+        text = targets.table(doc)
+        assert all(name in text for name in ISSUE_TARGETS)
+    assert {r.verdict for r in targets.rows({})} == {"NOT MEASURED"}
+
+
+def test_history_at_its_own_scale_is_labelled_and_its_month_1_counts_for_memory():
+    """--history-scale: month 1 at scale 1 for the absolute targets, months 1, 13 and 121 again at a smaller
+    scale for the ratios; each row says its scale, and the history's month 1 is a scale the memory target
+    covers."""
+    doc = _doc()
+    doc["history_base"] = {"scale": 0.1, "stages": {"whole month": {"seconds": 80.0}}, "dag": {},
+                           "peak_pss_mb": 1600.0}
+    doc["months"] = [{"scale": 0.1, "months_loaded_before": 12, "ratio_whole": 1.1, "wall_seconds": 88.0,
+                      "first_wall_seconds": 80.0, "peak_pss_mb": 700.0},
+                     {"scale": 0.1, "months_loaded_before": 120, "ratio_whole": 1.5, "wall_seconds": 120.0,
+                      "first_wall_seconds": 80.0, "peak_pss_mb": 700.0}]
+    rs = {r.target.split(" (")[0]: r for r in targets.rows(doc)}
+    assert rs["month 13 / month 1 @0.1"].verdict == "MET"
+    assert rs["month 121 / month 1 @0.1"].verdict == "NOT MET"
+    assert "month 1 @0.1: 80.0 s" in rs["month 121 / month 1 @0.1"].target
+    assert rs["whole national month @1"].verdict == "MET"  # the absolute targets stay at scale 1
+    assert rs["peak memory"].verdict == "NOT MET"  # the history's own month 1 peaked above the limit
+    # the history's scale is not a scale of the growth target: still one scale, no doubling
+    assert rs["time growth per doubling"].verdict == "NOT MEASURED"
+
+
+def test_history_scale_is_the_one_asked_for_else_scale_1_else_the_first():
+    from trivsel.bench.__main__ import history_scale
+
+    assert history_scale([1.0], 0.1) == 0.1
+    assert history_scale([0.5, 1.0], None) == 1.0
+    assert history_scale([0.5, 2.0], None) == 0.5
+
+
+def test_catch_up_node_seconds_from_run_results(tmp_path):
+    path = tmp_path / "run_results.json"
+    path.write_text('{"results": [{"unique_id": "model.trivsel.a", "execution_time": 1.5},'
+                    ' {"unique_id": "model.trivsel.b", "execution_time": 9.25}]}')
+    assert list(history.node_seconds(path).items()) == [("b", 9.25), ("a", 1.5)]
+    assert history.node_seconds(tmp_path / "missing.json") == {}
+
+
 # ------------------------------------------------------------------------------------------- history preload
 
 

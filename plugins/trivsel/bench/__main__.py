@@ -3,6 +3,8 @@
     python -m trivsel.bench --scales 0.5 1 --months 12 120     make bench: every target in one table
     python -m trivsel.bench --scales 0.05                      a quick look while developing
     python -m trivsel.bench --scales 0.05 --months 12 120      ... with the month-13 and month-121 runs
+    python -m trivsel.bench --scales 1 --months 12 120 --history-scale 0.1
+                                                               month 1 @1; months 1, 13, 121 again @0.1
     python -m trivsel.bench --dags-test                        `airflow dags test` instead (comparison only)
     python -m trivsel.bench --report                           reprint the table of bench/results.json
 
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period", default="2015-12")
     p.add_argument("--months", type=int, nargs="*", default=[],
                    help="with history: for each n, n months in the warehouse, then month n+1 against the first "
-                        "(on the scale-1 run, or the first scale's)")
+                        "(on --history-scale, else the scale-1 run, else the first scale's)")
+    p.add_argument("--history-scale", type=float, default=None,
+                   help="run the --months on this scale: if it is not one of --scales, month 1 is measured again "
+                        "at it after the scales (for the ratios), and each row of the table names its scale")
     p.add_argument("--no-peer", action="store_true", help="skip the naive peer (pandas read_csv + to_sql)")
     p.add_argument("--dags-test", action="store_true",
                    help="run the DAG with `airflow dags test` (serial, one process) instead of the executor")
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
            **run.git_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "period": args.period, "mode": "airflow dags test" if args.dags_test else "executor",
            "months_requested": sorted(args.months), "scales": [], "months": []}
-    history_on = 1.0 if 1.0 in args.scales else args.scales[0]
+    history_on = history_scale(args.scales, args.history_scale)
+    doc["history_scale"] = history_on if args.months else None
     # a SIGTERM (a stopped make) still stops the Airflow children and writes what was measured
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stack = None
@@ -89,14 +95,15 @@ def main(argv: list[str] | None = None) -> int:
             ok &= result["dag"]["returncode"] == 0
             _write(out, doc)
             if args.months and scale == history_on:
-                # on top of this scale's month, still in the warehouse (the next scale empties it)
-                def keep(months: list[dict]) -> None:
-                    doc["months"] = list(months)
-                    _write(out, doc)
-
-                doc["months"] = run.bench_history(result, args.months, stack, on_month=keep)
-                ok &= all(m["returncode"] == 0 for m in doc["months"])
-                _write(out, doc)
+                ok &= _history(doc, out, result, args.months, stack)
+        if args.months and history_on not in args.scales:
+            # month 1 again at the history's own scale: a ratio compares months of one scale
+            print(f"bench: month 1 again at scale {history_on:g}, the history's scale", flush=True)
+            base = run.bench_scale(history_on, args.period, out.parent, stack, with_peer=False)
+            doc["history_base"] = base
+            ok &= base["dag"]["returncode"] == 0
+            _write(out, doc)
+            ok &= _history(doc, out, base, args.months, stack)
     finally:
         if stack is not None:
             stack.stop()
@@ -106,6 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     _print(doc)
     print(f"\nfigures: {out}")
     return 0 if ok else 1
+
+
+def history_scale(scales: list[float], chosen: float | None) -> float:
+    """The scale the --months run on: the one asked for, else scale 1 if it ran, else the first scale."""
+    if chosen is not None:
+        return chosen
+    return 1.0 if 1.0 in scales else scales[0]
+
+
+def _history(doc: dict, out: Path, first: dict, months: list[int], stack) -> bool:
+    """Months n+1 on top of `first`'s month, still in the warehouse (the next scale empties it)."""
+    from trivsel.bench import run
+
+    def keep(done: list[dict]) -> None:
+        doc["months"] = list(done)
+        _write(out, doc)
+
+    doc["months"] = run.bench_history(first, months, stack, on_month=keep)
+    _write(out, doc)
+    return all(m["returncode"] == 0 for m in doc["months"])
 
 
 def _print(doc: dict) -> None:
@@ -122,7 +149,7 @@ def _print(doc: dict) -> None:
     print(f"stages ({results[0]['dag'].get('mode', '?')}): seconds (union of each stage's windows), peak RSS of "
           "the scheduler's process tree (MB), growth per doubling of input")
     print(run.summary_table(results))
-    for r in results:
+    for r in results + ([doc["history_base"]] if doc.get("history_base") else []):
         print(f"scale {r['scale']:g}: {r['generated']['files']} files, {r['generated']['bytes'] / 2**20:.0f} MB, "
               f"input rows {r['generated']['rows']}, raw rows loaded {r['dag']['raw_rows_loaded']}, "
               f"DAG {'ok' if r['dag']['returncode'] == 0 else 'FAILED'} {r['dag']['task_states']}")

@@ -12,7 +12,9 @@ for all shifts at once.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from psycopg import sql
 
@@ -52,6 +54,7 @@ def preload(conn, first_period: str, shifts: list[int]) -> dict:
     connection in autocommit mode; everything happens in one transaction."""
     t0 = time.perf_counter()
     rows: dict[str, int] = {}
+    table_seconds: dict[str, float] = {}
     with conn.transaction():
         conn.execute("create temp table bench_map (old_id bigint, new_id bigint, k int, period text,"
                      " first_period text, first_year text, new_year text, year_shift int) on commit drop")
@@ -89,15 +92,19 @@ def preload(conn, first_period: str, shifts: list[int]) -> dict:
             tcols = conn.execute(
                 "select column_name, data_type from information_schema.columns where table_schema = 'raw'"
                 " and table_name = %s order by ordinal_position", (table,)).fetchall()
+            t1 = time.perf_counter()
             cur = conn.execute(sql.SQL("insert into raw.{t} ({cols}) select {exprs} from raw.{t} r"
                                        " join bench_map m on m.old_id = r.delivery_id").format(
                 t=sql.Identifier(table), cols=sql.SQL(", ").join(sql.Identifier(n) for n, _ in tcols),
                 exprs=sql.SQL(", ").join(_column_expr(n, dt) for n, dt in tcols)))
             if cur.rowcount:
                 rows[table] = cur.rowcount
+                table_seconds[table] = round(time.perf_counter() - t1, 2)
+    t1 = time.perf_counter()
     for table in rows:
         conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(table)))
-    return {"deliveries": deliveries, "raw_rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"deliveries": deliveries, "raw_rows": rows, "table_seconds": table_seconds,
+            "analyze_seconds": round(time.perf_counter() - t1, 2), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def history_rows(conn) -> dict:
@@ -112,13 +119,27 @@ def history_rows(conn) -> dict:
     return {"loaded_deliveries": deliveries, "periods": periods, "raw_rows": raw}
 
 
-def catch_up() -> float:
+def catch_up() -> dict:
     """One untimed `trivsel dbt run` of every model but the certified ones (as bench.run.reset does for a
-    fresh warehouse), so the marts hold the preloaded history before the measured month."""
+    fresh warehouse), so the marts hold the preloaded history before the measured month. Returns its wall
+    and dbt's own time per node (run_results.json), so that a slow history shows where it went."""
     from trivsel.cli import main as trivsel_main
 
     t0 = time.perf_counter()
     rc = trivsel_main(["dbt", "run", "--exclude", "path:models/certified", "--quiet"])
     if rc:
         raise RuntimeError(f"the catch-up dbt run failed ({rc})")
-    return round(time.perf_counter() - t0, 1)
+    return {"seconds": round(time.perf_counter() - t0, 1), "nodes": node_seconds()}
+
+
+def node_seconds(path: Path | None = None) -> dict[str, float]:
+    """dbt's execution time per node of its last invocation (target/run_results.json), slowest first."""
+    from trivsel import settings
+
+    path = path or settings.dbt_dir() / "target" / "run_results.json"
+    try:
+        results = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    times = {r["unique_id"].split(".", 2)[-1]: round(r.get("execution_time") or 0.0, 2) for r in results}
+    return dict(sorted(times.items(), key=lambda kv: -kv[1]))

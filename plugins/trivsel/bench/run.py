@@ -479,7 +479,9 @@ def bench_history(first: dict, months: list[int], stack=None, on_month=None) -> 
         catch = history.catch_up()
         with warehouse.connect() as conn:
             rows = history.history_rows(conn)
-        print(f"history: catch-up dbt run {catch:.0f}s; in the warehouse {rows}", flush=True)
+        print(f"history: preload by table {pre['table_seconds']}, analyze {pre['analyze_seconds']}s", flush=True)
+        print(f"history: catch-up dbt run {catch['seconds']:.0f}s (slowest nodes "
+              f"{dict(list(catch['nodes'].items())[:8])}); in the warehouse {rows}", flush=True)
         last = _next_period(period, n)
         generated = gen.generate(settings.inbox_root(), scale, last)
         res = run_month(last, stack)
@@ -488,9 +490,11 @@ def bench_history(first: dict, months: list[int], stack=None, on_month=None) -> 
         whole = _ratio(res.wall, first["dag"]["wall_seconds"])
         print(f"history: month {n + 1} ({last}) {'ok' if res.returncode == 0 else 'FAILED'} in {res.wall:.0f}s "
               f"against {first['dag']['wall_seconds']:.0f}s for the first ({period}): {whole}x", flush=True)
-        out.append({"scale": scale, "first_period": period, "months_loaded_before": n, "period": last,
+        out.append({"scale": scale, "first_period": period, "first_wall_seconds": first["dag"]["wall_seconds"],
+                    "months_loaded_before": n, "period": last,
                     "mode": res.mode, "returncode": res.returncode, "wall_seconds": round(res.wall, 1),
-                    "preload": pre, "catch_up_seconds": catch, "history": rows,
+                    "preload": pre, "catch_up_seconds": catch["seconds"], "catch_up_nodes": catch["nodes"],
+                    "history": rows,
                     "stages": {k: v["seconds"] for k, v in stages.items()},
                     "peak_rss_mb": round(max((s[1] for s in res.samples), default=0) / MB, 1),
                     "peak_pss_mb": round(max((s[-1] for s in res.samples), default=0) / MB, 1),
@@ -525,7 +529,7 @@ def summary_table(results: list[dict]) -> str:
         t = [r["stages"].get(stage, {}).get("seconds", 0.0) for r in results]
         mem = [r["stages"].get(stage, {}).get("peak_rss_mb") for r in results]
         rps = results[-1]["stages"].get(stage, {}).get("rows_per_s")
-        gt, gm = growth(t), growth(mem)
+        gt, gm = growth(t, scales), growth(mem, scales)
         lines.append(f"{stage:<20}" + "".join(f"{x:>9.1f}" for x in t) + f"{(gt or 0):>7.2f}"
                      + "".join(f"{(x or 0):>9.0f}" for x in mem) + f"{(gm or 0):>7.2f}"
                      + f"{(rps or 0):>12,.0f}")
@@ -533,7 +537,7 @@ def summary_table(results: list[dict]) -> str:
         vals = [(r.get(key) or {}).get("seconds") for r in results]
         if any(v is not None for v in vals):
             lines.append(f"{label:<20}" + "".join(f"{(v or 0):>9.1f}" for v in vals)
-                         + f"{(growth(vals) or 0):>7.2f}" + " " * (9 * len(scales) + 7)
+                         + f"{(growth(vals, scales) or 0):>7.2f}" + " " * (9 * len(scales) + 7)
                          + f"{((results[-1].get(key) or {}).get('rows_per_s') or 0):>12,.0f}")
     for label, key in (("(load+GX)/floor", "ratio_load_validate_to_floor"),
                        ("(load+GX)/peer", "ratio_load_validate_to_peer"),

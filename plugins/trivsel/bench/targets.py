@@ -46,12 +46,18 @@ def overhead_seconds(wall: float, task_windows: list[tuple[float, float]]) -> fl
     return max(0.0, wall - union_seconds(task_windows))
 
 
-def growth(values: list[float | None]) -> float | None:
-    """Growth factor per doubling of input: geometric mean over the consecutive doublings measured."""
-    pairs = [(a, b) for a, b in zip(values, values[1:], strict=False) if a and b]
-    if not pairs:
+def growth(values: list[float | None], scales: list[float] | None = None) -> float | None:
+    """Growth factor per doubling of input. Without `scales`, each consecutive pair is one doubling (the
+    geometric mean of their ratios); with them, each pair's ratio counts for log2(its scales' ratio) doublings,
+    so that --scales 0.25 1 (two doublings) is not read as one."""
+    if scales is None:
+        scales = [2.0 ** i for i in range(len(values))]
+    pairs = [(a, b, math.log2(sb / sa)) for a, b, sa, sb in zip(values, values[1:], scales, scales[1:], strict=False)
+             if a and b and sa and sb and sb > sa]
+    doublings = sum(d for _, _, d in pairs)
+    if not pairs or doublings <= 0:
         return None
-    return round(math.prod(b / a for a, b in pairs) ** (1 / len(pairs)), 2)
+    return round(math.prod(b / a for a, b, _ in pairs) ** (1 / doublings), 2)
 
 
 @dataclass(frozen=True)
@@ -79,39 +85,45 @@ def rows(doc: dict) -> list[Row]:
     scales = doc.get("scales") or []
     at1 = _at_one(scales)
     out: list[Row] = []
-    label = f"@{at1['scale']:g}" if at1 else ""
+    label = f" @{at1['scale']:g}" if at1 else ""
     whole = at1["stages"]["whole month"]["seconds"] if at1 else None
     mode = (at1 or {}).get("dag", {}).get("mode", "?")
-    out.append(Row(f"whole national month {label} ({mode}), every stage incl. Airflow",
+    out.append(Row(f"whole national month{label} ({mode}), every stage incl. Airflow",
                    f"{whole:.1f} s" if whole is not None else "-", f"< {WHOLE_MONTH_LIMIT_S:.0f} s",
                    _verdict(None if whole is None else whole < WHOLE_MONTH_LIMIT_S)))
     ratio = (at1 or {}).get("ratio_load_validate_to_floor")
-    out.append(Row(f"(load + validate) / bare COPY {label}", f"{ratio:.2f}x" if ratio is not None else "-",
+    out.append(Row(f"(load + validate) / bare COPY{label}", f"{ratio:.2f}x" if ratio is not None else "-",
                    f"<= {LOAD_VALIDATE_FLOOR_LIMIT:g}x",
                    _verdict(None if ratio is None else ratio <= LOAD_VALIDATE_FLOOR_LIMIT)))
     peer = (at1 or {}).get("peer")
     peer_ratio = (at1 or {}).get("ratio_load_validate_to_peer")
-    out.append(Row(f"trivsel faster than the naive peer (pandas to_sql) {label}",
+    out.append(Row(f"trivsel faster than the naive peer (pandas to_sql){label}",
                    (f"{peer_ratio:.2f}x the peer's {peer['seconds']:.1f} s (floor ratio "
                     f"{ratio:.2f}x)" if peer and peer_ratio is not None and ratio is not None else "-"),
                    "< 1x", _verdict(None if peer_ratio is None else peer_ratio < 1)))
+    base = doc.get("history_base")  # month 1 again at the history's scale (--history-scale)
     for m in doc.get("months") or []:
         r = m.get("ratio_whole")
-        out.append(Row(f"month {m['months_loaded_before'] + 1} / month 1 ({m['months_loaded_before']} months "
-                       f"of history)", f"{r:.2f}x ({m['wall_seconds']:.1f} s)" if r is not None else "-",
+        first = m.get("first_wall_seconds")
+        at = f" @{m['scale']:g}" if m.get("scale") is not None else ""
+        out.append(Row(f"month {m['months_loaded_before'] + 1} / month 1{at} ({m['months_loaded_before']} months "
+                       f"of history{f'; month 1{at}: {first:.1f} s' if first else ''})",
+                       f"{r:.2f}x ({m['wall_seconds']:.1f} s)" if r is not None else "-",
                        f"<= {MONTH_RATIO_LIMIT:g}x", _verdict(None if r is None else r <= MONTH_RATIO_LIMIT)))
     for n in sorted(set(doc.get("months_requested") or []) | set(ISSUE_MONTHS)):
         if not any(m["months_loaded_before"] == n for m in doc.get("months") or []):
             out.append(Row(f"month {n + 1} / month 1", "-", f"<= {MONTH_RATIO_LIMIT:g}x", "NOT MEASURED"))
-    peaks = [peak_mb(r) for r in scales] + [peak_mb(m) for m in doc.get("months") or []]
+    peaks = ([peak_mb(r) for r in scales] + ([peak_mb(base)] if base else [])
+             + [peak_mb(m) for m in doc.get("months") or []])
     peaks = [p for p in peaks if p]
     out.append(Row("peak memory (scheduler tree, PSS; every scale and month)",
                    f"{max(peaks):.0f} MB" if peaks else "-", f"< {PEAK_MB_LIMIT:.0f} MB",
                    _verdict(max(peaks) < PEAK_MB_LIMIT if peaks else None)))
-    doublings = [r for r in scales if r["scale"] > 0]
+    doublings = sorted((r for r in scales if r["scale"] > 0), key=lambda r: r["scale"])
     if len(doublings) > 1:
-        tg = growth([r["stages"]["whole month"]["seconds"] for r in doublings])
-        mg = growth([peak_mb(r) for r in doublings])
+        at = [r["scale"] for r in doublings]
+        tg = growth([r["stages"]["whole month"]["seconds"] for r in doublings], at)
+        mg = growth([peak_mb(r) for r in doublings], at)
     else:
         tg = mg = None
     out.append(Row("time growth per doubling (whole month)", f"{tg:.2f}x" if tg else "-",
