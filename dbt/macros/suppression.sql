@@ -1,8 +1,12 @@
 {#-
   Small-cell suppression, reusable by every certified model.
 
-  small_cell_threshold(): the dbt var small_cell_threshold (default 5; the certify task passes
-  settings.small_cell_threshold from config/municipalities.yml).
+  small_cell_threshold(): the threshold of the certified build: environment variable TRIVSEL_SMALL_CELL_THRESHOLD
+  (the certify task sets it to settings.small_cell_threshold from config/municipalities.yml), else dbt var
+  small_cell_threshold (default 5; `dbt --vars` by hand). Not a dbt var from certify: dbt hashes its CLI vars
+  into the partial-parse state, so a var made every certified build parse the whole project again. Read only
+  when executing (`execute`), as trivsel_run_id() reads the run id: an env_var read while parsing is
+  recorded in the parse state too.
 
   is_small(expr): true when a count is 1 … threshold−1 (0 is published: nobody is identified by it).
 
@@ -19,7 +23,11 @@
     feeding one pass's `suppressed` into the next pass's `primary`.
 -#}
 {% macro small_cell_threshold() -%}
+    {%- if execute -%}
+    {{ (env_var('TRIVSEL_SMALL_CELL_THRESHOLD', '') or var('small_cell_threshold', 5)) | int }}
+    {%- else -%}
     {{ var('small_cell_threshold', 5) | int }}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro is_small(expr) -%}

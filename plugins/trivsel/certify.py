@@ -36,7 +36,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,10 @@ TABLES = {
     "cert_delivery_coverage": "delivery_coverage",
 }
 META_TABLES = ("publication_log", "data_dictionary")
+#: the small-cell threshold for dbt (macro small_cell_threshold), set for the certified build only: an
+#: environment variable, not a dbt var, because dbt hashes its CLI vars into the partial-parse state, and a var
+#: made every certified build parse the whole project again (as quality.RUN_ID_ENV does for the run id)
+SMALL_CELL_THRESHOLD_ENV = "TRIVSEL_SMALL_CELL_THRESHOLD"
 
 PUBLICATION_LOG_DDL = """
 create table if not exists {schema}.publication_log (
@@ -179,12 +182,28 @@ def check_deliveries(conn, periods: list[str]) -> tuple[dict[str, Any], dict[str
 # ---------------------------------------------------------------- 2./3. dbt
 
 
-def _dbt(args: list[str], target_dir: Path, role: str = warehouse.PUBLISHER) -> tuple[int, str]:
+def target_root() -> Path:
+    """certify's dbt target directories, kept between runs for dbt's partial parse (as the quality gate keeps
+    its own): `test` (the transformer's dbt test) and `build` (the publisher's build), one per role because
+    the profile's user is part of dbt's parse state, so one directory shared by both roles would parse the
+    whole project at every switch. Only certify's dbt uses them, under its advisory lock."""
+    return settings.home() / "dbt-certify-target"
+
+
+def _dbt(args: list[str], target_dir: Path, role: str = warehouse.PUBLISHER,
+         small_cell_threshold: int | None = None) -> tuple[int, str]:
+    """dbt `args` as `role` with `target_dir` as its target (its partial parse kept there). The threshold, when
+    given, reaches dbt as SMALL_CELL_THRESHOLD_ENV (never a leftover of the caller's environment)."""
     env = dict(os.environ, **warehouse.dbt_env(role))
+    env.pop(SMALL_CELL_THRESHOLD_ENV, None)
+    if small_cell_threshold is not None:
+        env[SMALL_CELL_THRESHOLD_ENV] = str(int(small_cell_threshold))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # a kept target holds the previous invocation's results: never read them as this one's
+    (target_dir / "run_results.json").unlink(missing_ok=True)
     dbt = str(Path(sys.executable).with_name("dbt"))
     cmd = [dbt, *args, "--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir()),
-           "--target-path", str(target_dir), "--log-path", str(target_dir / "logs"), "--no-partial-parse"]
+           "--target-path", str(target_dir), "--log-path", str(target_dir / "logs")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(settings.dbt_dir()))
     out = warehouse.redact(proc.stdout + proc.stderr)
     return proc.returncode, out
@@ -212,8 +231,7 @@ def run_dbt_tests(target_dir: Path) -> dict[str, Any]:
 def build_certified(conn, small: int, target_dir: Path) -> dict[str, Any]:
     """dbt build of models/certified into certified_next (contracts, constraints and tests)."""
     conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(NEXT)))
-    rc, out = _dbt(["build", "--select", "path:models/certified",
-                    "--vars", json.dumps({"small_cell_threshold": small})], target_dir)
+    rc, out = _dbt(["build", "--select", "path:models/certified"], target_dir, small_cell_threshold=small)
     failures = _dbt_failures(target_dir)
     check = {"passed": rc == 0, "what": "dbt build of models/certified into certified_next: enforced "
                                         "contracts, constraints and the models' tests",
@@ -349,9 +367,8 @@ def certify(period: str, run_id: str, *, periods: list[str] | None = None,
     periods = sorted({validate_period(p) for p in (periods or [])} | {validate_period(period)})
     small = threshold()
     result = Result(period, run_id)
-    with tempfile.TemporaryDirectory(prefix="trivsel-certify-") as tmp, \
-            warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
-        target = Path(tmp)
+    target = target_root()
+    with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
         schema.ensure(conn)
         if not has_deliveries(conn, periods):
             log.warning("run %s: no delivery came for %s: nothing new to certify; no certified version is "

@@ -16,6 +16,7 @@ after an incremental build (uniqueness: every delivery of their municipality) an
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,19 @@ def deliveries_tested(target: Path, conn, test_name: str) -> set[int]:
     return {r["delivery_id"] for r in conn.execute(f"select distinct delivery_id from {subquery} as tested")}
 
 
+def written_once(target: Path, model: str) -> None:
+    """The last build of `model` wrote its new rows once (strategy insert_new_deliveries,
+    macros/incremental_by_delivery.sql): its main statement inserts the selection into the model (not the rows
+    of dbt's temporary table, as delete+insert did), and that temporary table was created empty."""
+    [run] = (target / "target" / "run").rglob(f"{model}.sql")
+    main = run.read_text()
+    assert re.match(r"\s*insert into ", main) and "__dbt_tmp" not in main, main[:500]
+    log = (target / "logs" / "dbt.log").read_text()
+    *_, last = re.finditer(rf'create\s+temporary\s+table\s+"{model}__dbt_tmp', log)
+    created = log[last.start():log.index("SQL status:", last.start())]
+    assert re.search(r"\) as __dbt_sbq\s+where false\s+limit 0", created), created[-500:]
+
+
 def _deliveries(conn, table: str, where: str = "true") -> set[int]:
     return {r["delivery_id"] for r in conn.execute(f"select distinct delivery_id from {table} where {where}")}
 
@@ -194,6 +208,7 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
             n_new = conn.execute(f"select count(*) as n from {t} where delivery_id = %s", (new_of[t],)).fetchone()
             assert n_old["n"] == 0 and n_new["n"] > 0, t
             assert physical(conn, t, f"delivery_id <> {new_of[t]}") == others[t], f"{t}: other deliveries rewritten"
+            written_once(tmp_path, t.split(".")[1])
         assert conn.execute("select count(*) as n from person.fct_absence_employee_month where delivery_id = %s"
                             " and sick_hours = %s", (new_delivery, hours)).fetchone()["n"] == 1
         assert conn.execute("select answer_label, answer_ordinal from person.fct_survey_answer where delivery_id = %s"

@@ -129,3 +129,57 @@ def test_a_changed_level_changes_the_report(warehouse_url, demo_warehouse):
         where baseline_round = 'baseline' and followup_round = 'followup' and p_value > 0.01 and significant""")
     assert strict.fetchone()["n"] > 0, "the demo has items significant at 5 % but not at 1 %"
     assert n_significant(at_1) < n_significant(at_5)
+
+
+def test_the_threshold_reaches_the_certified_build_and_keeps_the_partial_parse(demo_warehouse, tmp_path):
+    """certify passes settings.small_cell_threshold to dbt as an environment variable (certify._dbt), not as a
+    dbt var: the certified models compile with it, and a second build with another threshold keeps dbt's
+    partial parse (a --vars change made dbt parse the whole project at every certify)."""
+    from trivsel import certify
+
+    target = tmp_path / "certify-build"
+    compiled = target / "compiled" / "trivsel" / "models" / "certified" / "cert_absence_unit_year_v2.sql"
+    rc, first = certify._dbt(["compile", "--select", "cert_absence_unit_year"], target, small_cell_threshold=7)
+    assert rc == 0, first[-3000:]
+    assert "ceil(fte) < 7" in compiled.read_text()
+    assert "Unable to do partial parsing" in first  # a new target: no parse state yet
+    rc, second = certify._dbt(["compile", "--select", "cert_absence_unit_year"], target, small_cell_threshold=3)
+    assert rc == 0, second[-3000:]
+    assert "ceil(fte) < 3" in compiled.read_text()
+    assert "Unable to do partial parsing" not in second, second[-3000:]
+
+
+def test_certify_runs_dbt_without_vars_in_a_kept_target(monkeypatch, tmp_path):
+    """The certified build's command: the threshold in the environment, no --vars and no --no-partial-parse,
+    its target (certify keeps it under TRIVSEL_HOME), and the previous invocation's run_results.json never
+    read as its own."""
+    from trivsel import certify
+
+    calls = []
+
+    class Proc:
+        returncode, stdout, stderr = 0, "", ""
+
+    def fake_run(cmd, env, **kwargs):
+        calls.append((cmd, env, (target / "run_results.json").exists()))
+        return Proc()
+
+    class Conn:
+        def execute(self, *args):
+            return None
+
+    target = tmp_path / "build"
+    target.mkdir()
+    (target / "run_results.json").write_text('{"results": [{"unique_id": "stale", "status": "error"}]}')
+    monkeypatch.setenv(certify.SMALL_CELL_THRESHOLD_ENV, "99")  # a leftover of the caller's shell
+    monkeypatch.setattr(certify.subprocess, "run", fake_run)
+    monkeypatch.setattr(certify.warehouse, "dbt_env", lambda role=None: {"TRIVSEL_DBT_USER": role or ""})
+    check = certify.build_certified(Conn(), 6, target)
+    [(cmd, env, stale_present)] = calls
+    assert check["passed"] and check["failures"] == [] and not stale_present
+    assert env[certify.SMALL_CELL_THRESHOLD_ENV] == "6" and env["TRIVSEL_DBT_USER"] == warehouse.PUBLISHER
+    assert "--vars" not in cmd and "--no-partial-parse" not in cmd
+    assert cmd[cmd.index("--target-path") + 1] == str(target)
+    assert certify.target_root().is_relative_to(settings.home())
+    certify._dbt(["test"], target, role=warehouse.TRANSFORMER)
+    assert certify.SMALL_CELL_THRESHOLD_ENV not in calls[-1][1]
