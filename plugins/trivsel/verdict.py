@@ -60,6 +60,11 @@ def reasons(code: str, failed: dict[str, list[str]] | None, held: dict[str, list
     return out
 
 
+def not_succeeded(failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None) -> list[str]:
+    """The tasks whose XCom is missing (None: validate or quality_gate did not succeed), by task name."""
+    return [name for name, value in (("validate", failed), ("quality_gate", held)) if value is None]
+
+
 def decide(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
            pulls: dict[str, list[str]]) -> str:
     """The verdict from the three inputs: raises MunicipalityFailed (naming every reason) or
@@ -67,7 +72,7 @@ def decide(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[
     found = reasons(code, failed, held, pulls)
     if found:
         raise MunicipalityFailed(f"municipality {code}: " + "\n".join(found))
-    missing = [name for name, value in (("validate", failed), ("quality_gate", held)) if value is None]
+    missing = not_succeeded(failed, held)
     if missing:
         raise MunicipalityUndecided(f"municipality {code}: not judged, {' and '.join(missing)} did not succeed "
                                     f"(see that task's log)")
@@ -95,7 +100,7 @@ def judged(codes: list[str], failed: dict[str, list[str]] | None, held: dict[str
     with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
         pulls = failures(conn, run_id, codes)
     out = to_judge(codes, failed, held, pulls)
-    missing = [name for name, value in (("validate", failed), ("quality_gate", held)) if value is None]
+    missing = not_succeeded(failed, held)
     if missing:
         log.warning("run %s: %s did not succeed: a verdict for each of the %d municipalities (not judged, "
                     "unless it has a reason of its own)", run_id, " and ".join(missing), len(out))
