@@ -99,7 +99,7 @@ class _Warehouse:
         # GX's import and context are built in a thread, and `ds` waits for them: in the meantime the
         # caller's first statements (the batch's views and PostgreSQL's run of the compiled checks, which
         # need no GX) run on the server. Why: a run's validate task is the only task running; importing GX
-        # and building its context is ~5-10 s of one core's Python, and the payroll table's checks are
+        # and building its context is seconds of one core's Python (29.5 s at load 11, docs/scaling.md), and the payroll table's checks are
         # seconds of the server's, so done one after the other they left a core idle each.
         self._ds = None
         self._ds_error: BaseException | None = None
