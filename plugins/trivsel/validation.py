@@ -96,7 +96,15 @@ class _Warehouse:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.ds = _context(url)[1]
+        # GX's import and context are built in a thread, and `ds` waits for them: in the meantime the
+        # caller's first statements (the batch's views and PostgreSQL's run of the compiled checks, which
+        # need no GX) run on the server. Why: a run's validate task is the only task running; importing GX
+        # and building its context is seconds of one core's Python (29.5 s at load 11, docs/scaling.md), and the payroll table's checks are
+        # seconds of the server's, so done one after the other they left a core idle each.
+        self._ds = None
+        self._ds_error: BaseException | None = None
+        self._ds_thread = threading.Thread(target=self._build_ds, name="trivsel-gx-context", daemon=True)
+        self._ds_thread.start()
         # Per process, not per delivery: each table gets one view name, registered once as a table asset
         # with one batch definition, and the view is pointed at the delivery being validated. Registering
         # an asset, a batch definition and deleting it again made GX re-serialise its whole config three
@@ -107,6 +115,20 @@ class _Warehouse:
         self.lock = threading.Lock()
         self.conn = None  # psycopg connection for the views' DDL, reused across deliveries
         self.schema_ready = False
+
+    def _build_ds(self) -> None:
+        try:
+            self._ds = _context(self.url)[1]
+        except BaseException as exc:  # noqa: BLE001 - raised again in the thread that asks for ds
+            self._ds_error = exc
+
+    @property
+    def ds(self):
+        """The process's GX PostgreSQL datasource for this warehouse (waits for its thread to build it)."""
+        self._ds_thread.join()
+        if self._ds_error is not None:
+            raise self._ds_error
+        return self._ds
 
     def table_lock(self, table: str) -> threading.Lock:
         with self.lock:
@@ -175,6 +197,12 @@ def _warehouse(url: str) -> _Warehouse:
                 _forget_all()
             wh = _warehouses[key] = _Warehouse(url)
         return wh
+
+
+def prepare(url: str) -> None:
+    """Start building the process's GX context for this warehouse now, in its thread (see _Warehouse), so
+    that it overlaps whatever the caller sends PostgreSQL before validate_batch (the batch's ANALYZE)."""
+    _warehouse(url)
 
 
 def _forget(url: str) -> None:
@@ -429,9 +457,6 @@ def _run_compiled(wh: _Warehouse, compiled, view: str) -> tuple[list[dict[str, A
     run's deliveries twice (measured: 148 s + 124 s of 273 s of GX SQL at bench scale 1). PostgreSQL now runs
     the compiled checks once into an unlogged table of the gx schema, and GX's expectation reads that small
     table (still through {batch}, so it stays bound to the batch it validates)."""
-    from great_expectations.core.expectation_suite import ExpectationSuite
-    from great_expectations.expectations import UnexpectedRowsExpectation
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
     from psycopg import sql
 
     found = f"{view}__found"
@@ -439,6 +464,11 @@ def _run_compiled(wh: _Warehouse, compiled, view: str) -> tuple[list[dict[str, A
     wh.ddl(sql.SQL("create unlogged table {}.{} as {}").format(
         sql.Identifier(GX_SCHEMA), sql.Identifier(found), sql.SQL(compiled.direct_query(f'"{GX_SCHEMA}"."{view}"'))))
     try:
+        wh.ds  # noqa: B018 - GX only from here on: its import (in _Warehouse's thread) overlapped the query above
+        from great_expectations.core.expectation_suite import ExpectationSuite
+        from great_expectations.expectations import UnexpectedRowsExpectation
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
         suite = ExpectationSuite(name=f"{compiled.table}__batch")
         suite.add_expectation(UnexpectedRowsExpectation(
             unexpected_rows_query=f"select * from {found_sql} where exists (select from {{batch}})",

@@ -203,3 +203,51 @@ def test_gx_analytics_are_off(url):
     ctx, _ds = validation._context(url)
     assert ctx.config.analytics_enabled is False
     assert "posthog" not in sys.modules
+
+
+REGEXES = ["^[0-9a-f]{64}$", "^[0-9a-f]{3}$", "^[^a]{2}$", "^[]a-c]{2}$", "^[A-ZÆØÅ]{1}$"]
+
+
+def _values(regex: str) -> list[str]:
+    """Values around the edges of a fixed run: lengths n-1, n, n+1, out of the set, multibyte, newlines."""
+    n = int(regex.rsplit("{", 1)[1].split("}")[0])
+    inside = {"^[0-9a-f]": "a", "^[^a]{": "b", "^[]a-c]": "]", "^[A-ZÆØÅ]": "Ø"}
+    c = next(v for k, v in inside.items() if regex.startswith(k))
+    return ["", c * (n - 1), c * n, c * (n + 1), c * (n - 1) + "A", "A" + c * (n - 1), c * (n - 1) + "\n",
+            "\n" + c * (n - 1), c * n + "\n", c * (n - 1) + "ø", "æ" * n, "a" * n, "F" * n, "0" * n, "]" * n]
+
+
+@pytest.mark.parametrize("regex", REGEXES)
+def test_a_fixed_run_regex_is_rewritten_to_the_same_answers(url, regex):
+    """regex_match's rewrite of `^[set]{n}$` (char_length and `+`) gives PostgreSQL's own answer for `~`."""
+    rewritten = validation_sql.regex_match(psycopg.sql.SQL("v"), regex).as_string(None)
+    assert "char_length" in rewritten and "{" not in rewritten  # it was rewritten, not passed through
+    with psycopg.connect(url, autocommit=True) as conn:
+        for value in _values(regex):
+            expected, got = conn.execute(f"select v ~ %s, {rewritten} from (select %s::text as v) x",
+                                         (regex, value)).fetchone()
+            assert got == expected, (regex, value)
+
+
+@pytest.mark.parametrize("regex", ["^[A-Z0-9]+$", "^[0-9]{2,4}$", "^[[:digit:]]{3}$", "^[a]{2}$x", "^a{3}$"])
+def test_any_other_regex_is_compared_as_it_is(regex):
+    assert validation_sql.regex_match(psycopg.sql.SQL("v"), regex).as_string(None) == \
+        f"v ~ {psycopg.sql.Literal(regex).as_string(None)}"
+
+
+def test_a_row_check_is_evaluated_once_per_row():
+    """Each row-level predicate is one column of r's scan, behind an `offset 0` fence: the pseudonym regex
+    appears once in the payroll query, not once per count, first row and examples."""
+    body = validation_sql.compile_suite("hr_payroll_absence", validation.load_suite("hr_payroll_absence")).body
+    assert body.count("^[0-9a-f]+$") == 1 and "offset 0" in body
+    flag = f'"{validation_sql.FLAG}4"'  # check 4: employee_pseudonym not null
+    assert body.count(f'b."employee_pseudonym" is null as {flag}') == 1 and body.count(f"b.{flag}") == 3
+
+
+def test_payroll_pseudonym_edges_as_gx_finds_them(url):
+    """The rewritten pseudonym check finds what GX's own regex check finds: 63 and 65 characters, upper case."""
+    dids = [_insert(url, "hr_payroll_absence", _payroll(r0={"employee_pseudonym": value}))
+            for value in ("a" * 63, "a" * 65, "A" * 64, "a" * 64)]
+    batch = _same_as_gx(url, "hr_payroll_absence", dids)
+    assert [[(f.expectation, f.column) for f in batch[d]] for d in dids] == \
+        [[("expect_column_values_to_match_regex", "employee_pseudonym")]] * 3 + [[]]

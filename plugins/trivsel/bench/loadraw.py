@@ -74,7 +74,11 @@ def _reset() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def load_month(period: str, scale: float, sources: tuple[str, ...], handler: _Lines) -> dict:
+def load_month(period: str, scale: float, sources: tuple[str, ...], handler: _Lines, validate: bool = False,
+               profile: str | None = None) -> dict:
+    """Load one generated month as the ingest tasks do; with `validate`, then validate it as the run's
+    validate task does (validate_run over the month's deliveries, its ANALYZE included), optionally under
+    cProfile (`profile`: where to write the stats)."""
     from psycopg import sql
 
     from trivsel import settings, warehouse
@@ -86,26 +90,59 @@ def load_month(period: str, scale: float, sources: tuple[str, ...], handler: _Li
     handler.lines.clear()
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
-    for m in gen.municipalities():
-        ingest_municipality(m.code, period, validate=False)
+    run_id = f"loadraw-{period}" if validate else None
+    codes = [m.code for m in gen.municipalities()]
+    for code in codes:
+        ingest_municipality(code, period, run_id=run_id, validate=False)
     wall = time.perf_counter() - t0
     by_source: dict[str, float] = collections.defaultdict(float)
     for line in handler.lines:
         if m := TIMING_LOAD.match(line):
             by_source[m.group("source")] += float(m.group("load"))
+    checked = _validate(run_id, codes, period, handler, profile) if validate else {}
     t1 = time.perf_counter()
-    with warehouse.connect(autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select distinct table_name from information_schema.columns where table_schema = 'raw'"
-            " and column_name = 'delivery_id'")]
-        for table in tables:
-            conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(table)))
-        conn.execute("update audit.delivery set status = 'loaded' where status = 'validating' and period = %s",
-                     (period,))
+    if not validate:
+        with warehouse.connect(autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute(
+                "select distinct table_name from information_schema.columns where table_schema = 'raw'"
+                " and column_name = 'delivery_id'")]
+            for table in tables:
+                conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(table)))
+            conn.execute("update audit.delivery set status = 'loaded' where status = 'validating' and period = %s",
+                         (period,))
     return {"period": period, "load_to_raw": round(sum(by_source.values()), 1),
             "by_source": {k: round(v, 1) for k, v in by_source.items()}, "wall": round(wall, 1),
-            "analyze_once_per_table": round(time.perf_counter() - t1, 1),
+            **({"analyze_once_per_table": round(time.perf_counter() - t1, 1)} if not validate else checked),
             "load_average": [round(load_start, 1), round(os.getloadavg()[0], 1)]}
+
+
+TIMING_VALIDATE = re.compile(r"^timing validate (?P<table>\w+) deliveries (?P<n>\d+) rows (?P<rows>-?\d+) "
+                             r"gx (?P<gx>[\d.]+)s")
+
+
+def _validate(run_id: str, codes: list[str], period: str, handler: _Lines, profile: str | None) -> dict:
+    """The run's validate task on the month just loaded: its wall, and GX's seconds per table (the
+    `timing validate` lines; the rest of the wall is the ANALYZE, the locks and the decisions)."""
+    from trivsel.loading.validating import validate_run
+
+    handler.lines.clear()
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t0 = time.perf_counter()
+    failed = validate_run(run_id, codes, [period])
+    wall = time.perf_counter() - t0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    per_table = {m.group("table"): float(m.group("gx")) for line in handler.lines
+                 if (m := TIMING_VALIDATE.match(line))}
+    return {"validate_wall": round(wall, 1), "gx_by_table": {k: round(v, 2) for k, v in per_table.items()},
+            "gx_sum": round(sum(per_table.values()), 1),
+            "quarantined": sum(len(lines) for lines in failed.values())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history", type=int, default=0, help="months preloaded before the second month (11: month 13)")
     p.add_argument("--sources", default="hr_absence,survey,incidents")
     p.add_argument("--sql", action="store_true", help="print the statements that took the most time")
+    p.add_argument("--validate", action="store_true",
+                   help="then validate each month as the run's validate task does (validate_run), timed")
+    p.add_argument("--profile", help="with --validate: write month 1's validation's cProfile stats here")
     args = p.parse_args(argv)
     from trivsel import settings
 
@@ -136,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("trivsel").setLevel(logging.INFO)
     _reset()
     sources = tuple(args.sources.split(","))
-    first = load_month(args.period, args.scale, sources, handler)
+    first = load_month(args.period, args.scale, sources, handler, args.validate, args.profile)
     print(f"month 1: {first}", flush=True)
     if args.history:
         with warehouse.connect(autocommit=True) as conn:
             pre = history.preload(conn, args.period, list(range(1, args.history + 1)))
         print(f"preloaded {args.history} months: {pre}", flush=True)
-        last = load_month(history.shifted_period(args.period, args.history + 1), args.scale, sources, handler)
+        last = load_month(history.shifted_period(args.period, args.history + 1), args.scale, sources, handler,
+                          args.validate)
         print(f"month {args.history + 2}: {last}", flush=True)
         if first["load_to_raw"]:
             print(f"load to raw, month {args.history + 2} / month 1: {last['load_to_raw'] / first['load_to_raw']:.2f}")

@@ -117,16 +117,17 @@ def validate_and_decide(conn: psycopg.Connection, pending: list[Pending], log_ti
     """Validate the loaded deliveries together (each raw table once, trivsel.validation.validate_batch),
     then decide each one, in order: `loaded`, `waiting`, `duplicate` or `quarantined` with its reasons.
     Called under the period locks of the deliveries' municipalities and periods."""
-    from trivsel.validation import validate_batch
+    from trivsel.validation import prepare, validate_batch
 
     if not pending:
         return []
     t0 = time.time()
+    url = warehouse.url(role=warehouse.LOADER)
+    prepare(url)  # GX's import and context in a thread, while the server runs the ANALYZE and the checks
     refresh_statistics(conn, pending)
     errors: dict[int, list[tuple]] = {}
     try:
-        found, _timings = validate_batch(warehouse.url(role=warehouse.LOADER),
-                                         {p.delivery_id: (p.tables, p.params) for p in pending})
+        found, _timings = validate_batch(url, {p.delivery_id: (p.tables, p.params) for p in pending})
     except Exception as exc:  # noqa: BLE001 - a broken suite must not leave the deliveries 'validating'
         if _is_connection_error(exc):
             raise  # the warehouse went away: the task retries, and the stale 'validating' rows are cleaned up
