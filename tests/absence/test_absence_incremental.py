@@ -51,8 +51,8 @@ NEW_DELIVERY_TESTS = {"intermediate.int_absence__employee_month": "not_null_int_
                       "intermediate.int_absence__delivery_unit_month":
                           "not_null_int_absence__delivery_unit_month_sick_hours",
                       "person.fct_absence_employee_month": "not_null_fct_absence_employee_month_sick_hours",
-                      "intermediate.int_survey_answers_unioned": "not_null_int_survey_answers_unioned_item_code",
-                      "person.fct_survey_answer": "not_null_fct_survey_answer_unit_name"}
+                      "intermediate.int_survey_answers_unioned": "not_null_columns_int_survey_answers_unioned",
+                      "person.fct_survey_answer": "not_null_columns_fct_survey_answer"}
 MUNICIPALITY_TESTS = {
     "intermediate.int_absence__employee_month":
         "unique_combination_int_absence__employee_month_municipality_code__employee_pseudonym__month_start__unit_name",
