@@ -24,7 +24,10 @@ delivered yearly figure (hr_unit_year_summary, a workbook) has no employees to r
 
 Memory is bounded: the per-employee means are computed in SQL (VALUES_SQL) and streamed through a
 server-side cursor in a fixed order, so only one (municipality, scope)'s two float arrays are in Python at a
-time. employee_tests() is the in-Python reference implementation (the tests compare the two).
+time. employee_tests() is the in-Python reference implementation (the tests compare the two). In the
+pipeline (a source incremental by delivery) the per-employee means come from per-half sums kept in the
+warehouse (trivsel.stats.absence_halves, kept_employee_tests): a month reads the months that changed half,
+not all of history, and gives the same rows as VALUES_SQL, bit for bit.
 
 Per municipality (the scope, trivsel.stats.scope_state), both tables are recomputed only when what they read
 of it changed: its payroll rows, its reporting.absence_change rows or its payroll unit-years, or the level.
@@ -46,7 +49,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from scipy import stats as st
 
-from trivsel.stats import scope_state
+from trivsel.stats import absence_halves, part_hash, scope_state
 from trivsel.stats import settings as rules
 from trivsel.stats.survey import SIGNIFICANCE_LEVEL, hedges_g, mannwhitney_p, welch_test
 
@@ -302,6 +305,37 @@ def sql_employee_tests(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_L
         return list(_stream_tests(cur, alpha))
 
 
+def _keeps_halves(conn, part: scope_state.Part) -> bool:
+    """Whether the test's per-half sums can be kept for `part`'s relation (trivsel.stats.absence_halves): it
+    must be incremental by delivery, as part_hash needs it (a delivery_id with an index, no row without one)."""
+    schema, name = part.relation.split(".", 1)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute("select column_name::text from information_schema.columns where table_schema = %s"
+                    " and table_name = %s", (schema, name))
+        present = {r[0] for r in cur.fetchall()}
+    return not part_hash.usable(conn, part.relation, part.delivery_column or "delivery_id", part.fingerprint_column,
+                                present)
+
+
+def kept_employee_tests(conn, source: str, alpha: float, codes: Sequence[str], current: dict[str, str],
+                        hash_columns: Sequence[str], rebuild: bool = False,
+                        scopes: Sequence[str] = ()) -> list[EmployeeTest]:
+    """sql_employee_tests() of the municipalities `codes` (with `rebuild`: of every municipality in
+    `current`), from the per-half sums kept in the warehouse (trivsel.stats.absence_halves), which this
+    first brings up to `source`: the same rows as VALUES_SQL gives, bit for bit, without reading every month.
+    `current`: each municipality's input hash now (scope_state); `scopes`: every municipality of the source."""
+    asked = sorted(current) if rebuild else list(codes)
+    if rebuild:
+        with conn.transaction(), conn.cursor() as cur:
+            absence_halves.ensure(conn)
+            cur.execute(f"delete from {absence_halves.MUNI_TABLE} where source = %s", (source,))
+    absence_halves.refresh(conn, source, asked, current, hash_columns, ALL_UNITS, scopes or list(current))
+    with conn.transaction(), conn.cursor(name="absence_half_values", row_factory=tuple_row) as cur:
+        cur.itersize = FETCH_ROWS
+        cur.execute(absence_halves.VALUES_FROM_STATE, {"source": source, "codes": asked})
+        return list(_stream_tests(cur, alpha))
+
+
 CHANGE_CI_TABLE = "reporting.absence_change_ci"
 PAYROLL_SCHEME = "hr_payroll_csv"
 
@@ -343,26 +377,43 @@ PAYROLL_CHANGES_SQL = """
         ) = 1 + cardinality(string_to_array(c.baseline_years, ', '))
     order by c.municipality_code collate "C", c.unit_name collate "C", c.metric collate "C", c.followup_year
 """
-#: per unit, employee and year of one municipality (every unit and year its changes need, in one query): the
-#: sums the unit-year metrics are computed from. Each (unit, employee, year) group holds the rows the former
-#: query per unit summed, so the sums are the same.
+#: per municipality, unit, employee and year (every unit and year each municipality's changes need, all the
+#: municipalities in one scan of `source`): the sums the unit-year metrics are computed from. `wanted_units`
+#: and `wanted_years` are the (municipality, unit) and (municipality, year) pairs of the changes, so a
+#: municipality's rows are those of its units in its years, the rows the former query per municipality (two
+#: scans of all history each, with no index to limit them to the municipality) grouped: the same sums.
 EMPLOYEE_YEARS_SQL = """
-    select unit_name::text collate "C" as unit, employee_pseudonym::text collate "C" as employee,
-           extract(year from month_start)::int as year,
-           sum(sick_hours)::double precision, sum(contractual_hours)::double precision,
-           sum(sick_days)::double precision, sum(fte)::double precision
-    from {source}
-    where municipality_code = %(code)s and unit_name = any(%(units)s)
-        and extract(year from month_start)::int = any(%(years)s)
-    group by 1, 2, 3
-    order by 1, 2, 3
+    with wanted_units as (
+        select * from unnest(%(unit_codes)s::text[], %(units)s::text[]) as w (municipality_code, unit_name)
+    ),
+    wanted_years as (
+        select * from unnest(%(year_codes)s::text[], %(years)s::int[]) as w (municipality_code, year)
+    )
+    select s.municipality_code::text collate "C" as code, s.unit_name::text collate "C" as unit,
+           s.employee_pseudonym::text collate "C" as employee, extract(year from s.month_start)::int as year,
+           sum(s.sick_hours)::double precision, sum(s.contractual_hours)::double precision,
+           sum(s.sick_days)::double precision, sum(s.fte)::double precision
+    from {source} as s
+    join wanted_units as u on u.municipality_code = s.municipality_code and u.unit_name = s.unit_name
+    join wanted_years as y on y.municipality_code = s.municipality_code
+                          and y.year = extract(year from s.month_start)::int
+    group by 1, 2, 3, 4
+    order by 1, 2, 3, 4
 """
 UNIT_MONTHS_SQL = """
-    select unit_name::text, extract(year from month_start)::int as year, count(distinct month_start)::int
-    from {source}
-    where municipality_code = %(code)s and unit_name = any(%(units)s)
-        and extract(year from month_start)::int = any(%(years)s)
-    group by 1, 2
+    with wanted_units as (
+        select * from unnest(%(unit_codes)s::text[], %(units)s::text[]) as w (municipality_code, unit_name)
+    ),
+    wanted_years as (
+        select * from unnest(%(year_codes)s::text[], %(years)s::int[]) as w (municipality_code, year)
+    )
+    select s.municipality_code::text, s.unit_name::text, extract(year from s.month_start)::int as year,
+           count(distinct s.month_start)::int
+    from {source} as s
+    join wanted_units as u on u.municipality_code = s.municipality_code and u.unit_name = s.unit_name
+    join wanted_years as y on y.municipality_code = s.municipality_code
+                          and y.year = extract(year from s.month_start)::int
+    group by 1, 2, 3
 """
 
 
@@ -440,8 +491,10 @@ def _change_ci(code: str, unit: str, metric: str, followup_year: int, baseline_t
 def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL,
                codes: Sequence[str] | None = None) -> list[ChangeCI]:
     """The bootstrap interval of every reporting.absence_change computed from payroll figures only, of the
-    municipalities `codes` (None: all). Set-based: two queries per municipality (its units' employee-year
-    sums and month counts), not two per change."""
+    municipalities `codes` (None: all). Set-based: two scans of `source` for all the municipalities (their
+    units' month counts, and their employee-year sums streamed in municipality order, so only one
+    municipality's sums are in memory at a time), not two per municipality: `source` has no index on the
+    municipality, so each of those read every month of history again (98 × 2 scans in a national month)."""
     out: list[ChangeCI] = []
     src = sql.Identifier(*source.split("."))
     with conn.cursor(row_factory=tuple_row) as cur:
@@ -455,21 +508,45 @@ def change_cis(conn, source: str = SOURCE, alpha: float = SIGNIFICANCE_LEVEL,
         by_code: dict[str, list[tuple]] = defaultdict(list)
         for r in cur.fetchall():
             by_code[r[0]].append(r)
-        for code, changes in by_code.items():
-            units = sorted({r[1] for r in changes})
-            years = sorted({int(y) for r in changes for y in r[4].split(", ")} | {int(r[3]) for r in changes})
-            params = {"code": code, "units": units, "years": years}
-            cur.execute(sql.SQL(UNIT_MONTHS_SQL).format(source=src), params)
-            months: dict[str, dict[int, int]] = defaultdict(dict)
-            for unit, year, n in cur.fetchall():
-                months[unit][int(year)] = n
-            cur.execute(sql.SQL(EMPLOYEE_YEARS_SQL).format(source=src), params)
-            sums: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(dict))
-            for unit, employee, year, *values in cur.fetchall():
-                sums[unit][employee][int(year)] = [v or 0.0 for v in values]
-            for _code, unit, metric, followup_year, baseline_text, change in changes:
-                out.append(_change_ci(code, unit, metric, followup_year, baseline_text, change,
-                                      sums.get(unit, {}), months.get(unit, {}), alpha))
+        if not by_code:
+            return out
+        unit_pairs = sorted({(code, r[1]) for code, changes in by_code.items() for r in changes})
+        year_pairs = sorted({(code, int(y)) for code, changes in by_code.items() for r in changes
+                             for y in [*r[4].split(", "), r[3]]})
+        params = {"unit_codes": [c for c, _ in unit_pairs], "units": [u for _, u in unit_pairs],
+                  "year_codes": [c for c, _ in year_pairs], "years": [y for _, y in year_pairs]}
+        cur.execute(sql.SQL(UNIT_MONTHS_SQL).format(source=src), params)
+        months: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+        for code, unit, year, n in cur.fetchall():
+            months[code][unit][int(year)] = n
+
+    def finish(code: str, sums: dict[str, dict[str, dict[int, list[float]]]]) -> None:
+        for _code, unit, metric, followup_year, baseline_text, change in by_code[code]:
+            out.append(_change_ci(code, unit, metric, followup_year, baseline_text, change,
+                                  sums.get(unit, {}), months[code].get(unit, {}), alpha))
+
+    done: set[str] = set()
+    # a server-side cursor lives in a transaction (a savepoint if one is already open)
+    with conn.transaction(), conn.cursor(name="absence_employee_years", row_factory=tuple_row) as cur:
+        cur.itersize = FETCH_ROWS
+        cur.execute(sql.SQL(EMPLOYEE_YEARS_SQL).format(source=src), params)
+        current: str | None = None
+        sums: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(dict))
+        for code, unit, employee, year, *values in cur:
+            if code != current:
+                if current is not None:
+                    finish(current, sums)
+                    done.add(current)
+                current, sums = code, defaultdict(lambda: defaultdict(dict))
+            sums[unit][employee][int(year)] = [v or 0.0 for v in values]
+        if current is not None:
+            finish(current, sums)
+            done.add(current)
+    for code in by_code:  # a municipality with changes but no employee rows in their units and years
+        if code not in done:
+            finish(code, {})
+    order = {code: i for i, code in enumerate(by_code)}
+    out.sort(key=lambda c: order[c.municipality_code])  # the order of the changes, as before: stable sort
     return out
 
 
@@ -493,13 +570,19 @@ def run(conn, source: str = SOURCE, full: bool = False, run_id: str | None = Non
     alpha = rules.load().significance_level
     settings = {"significance_level": alpha, "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
                 "bootstrap_seed": BOOTSTRAP_SEED}
-    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, input_parts(source), rescan=full)
+    parts = input_parts(source)
+    hashes: list[dict[str, str]] = []
+    prints = scope_state.fingerprints(conn, DOMAIN, VERSION, settings, parts, rescan=full, hashes_out=hashes)
     p = scope_state.plan(conn, DOMAIN, prints, [(TABLE, EmployeeTest), (CHANGE_CI_TABLE, ChangeCI)], full)
     tests: list[EmployeeTest] = []
     cis: list[ChangeCI] = []
     if p.full or p.recompute:
         codes = None if p.full else p.recompute
-        tests = sql_employee_tests(conn, source, alpha=alpha, codes=codes)
+        if _keeps_halves(conn, parts[0]):
+            tests = kept_employee_tests(conn, source, alpha, list(p.recompute), hashes[0], parts[0].columns,
+                                        rebuild=p.full, scopes=list(hashes[0]))
+        else:
+            tests = sql_employee_tests(conn, source, alpha=alpha, codes=codes)
         cis = change_cis(conn, source, alpha, codes=codes)
     n, _ = scope_state.write(conn, p, [
         scope_state.Output(TABLE, EmployeeTest, tests, COLUMN_TYPES,

@@ -111,10 +111,15 @@ def _md5(text: str) -> str:
 
 
 def fingerprints(conn, domain: str, version: str, settings: Mapping[str, object], parts: Sequence[Part],
-                 scopes_from: Sequence[int] | None = None, rescan: bool = False) -> dict[str, str]:
+                 scopes_from: Sequence[int] | None = None, rescan: bool = False,
+                 hashes_out: list[dict[str, str]] | None = None) -> dict[str, str]:
     """scope -> fingerprint, for every scope that the parts `scopes_from` (indices; default all) have rows for
-    (`rescan`: every part hashed from all its rows, not from a per-delivery cache: a full recompute)."""
+    (`rescan`: every part hashed from all its rows, not from a per-delivery cache: a full recompute).
+    `hashes_out`, when given, receives each part's hashes per scope (a statistic that keeps state of its own
+    checks it against them, trivsel.stats.absence_halves)."""
     hashes = [part_hashes(conn, p, rescan) for p in parts]
+    if hashes_out is not None:
+        hashes_out.extend(hashes)
     chosen = [hashes[i] for i in (range(len(parts)) if scopes_from is None else scopes_from)]
     scopes = sorted(set().union(*chosen)) if chosen else []
     common = json.dumps({"domain": domain, "version": version, "settings": settings}, sort_keys=True,
