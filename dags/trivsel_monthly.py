@@ -1,11 +1,11 @@
 """The monthly trivsel DAG: one run per period, every registered municipality fanned out.
 
-plan → pull (one mapped task per municipality and period: new files from its remote locations into its
-inbox; an overdue municipality is logged, not failed) → ingest (one mapped task per municipality and
-period: discover, archive, COPY to raw, GX) → gate → dbt_seeds → dbt_staging → quality_gate
+plan → lanes (the municipality × period jobs in a few batches, trivsel.lanes) → ingest (one mapped task per
+lane, each municipality in turn: pull new files from its remote locations, discover, archive, COPY to raw; a
+municipality that could not be loaded is recorded and the lane goes on) → validate (GX, once) → gate → dbt_seeds → dbt_staging → quality_gate
 (per-municipality data tests: a failing one holds that municipality's deliveries, trivsel.quality; the
-`findings` task lists the municipalities with a quarantine, a hold or a failed pull, and a mapped `verdict`
-task per listed municipality fails only for it) → dbt (Cosmos, one task and Asset per
+`findings` task lists the municipalities with a quarantine, a hold, a failed pull or an ingest finding, and
+a mapped `verdict` task per listed municipality fails only for it) → dbt (Cosmos, one task and Asset per
 model, rendered from the dbt manifest: no dbt at parse) → significance tests (mapped per domain) → certify
 (models/certified into certified_next, checked, swapped into certified) → publish.
 

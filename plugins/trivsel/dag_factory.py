@@ -32,6 +32,7 @@ from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from trivsel import dag_labels, dbt_manifest, dbt_runtime, pipeline, quality, seed_state, settings, upstream
+from trivsel import lanes as ingest_lanes
 from trivsel.config import Config
 from trivsel.dbt_seed_operator import DbtSeedIfChangedOperator
 
@@ -49,8 +50,8 @@ DBT_GLOBAL_FLAGS = ["--cache-selected-only"]
 # dbt hashes its CLI vars into the partial-parse state, so a var new every run re-parsed the whole project in
 # the first dbt task of every run (25 s at scale 0.2 on the loaded 2-core machine).
 RUN_ARGS = {"env": {quality.RUN_ID_ENV: "{{ run_id }}"}, "callback": upstream.record_dbt_results}
-INGEST_INDEX = ("{{ task.op_kwargs['job']['code'] }} {{ task.op_kwargs['job'].get('name', '') }} "
-                     "{{ task.op_kwargs['job']['period'] }}")
+# the lane's label (trivsel.lanes.label): its municipalities and periods, within Airflow's 250 characters
+INGEST_INDEX = "{{ task.op_kwargs['lane']['label'] }}"
 
 
 def dbt_bin() -> str:
@@ -107,8 +108,12 @@ def plan() -> dict:
 
 
 @task
-def municipalities(p: dict, names: dict[str, str]) -> list[dict]:
-    return [{"code": c, "name": names.get(c, ""), "period": period} for period in p["periods"] for c in p["codes"]]
+def lanes(p: dict, names: dict[str, str]) -> list[dict]:
+    """The plan's (municipality, period) jobs in a few lanes (trivsel.lanes; settings.ingest_lanes), each one
+    ingest task instance: Airflow's fixed cost is paid per lane, not per municipality (issue 15)."""
+    from trivsel.config import load_config
+
+    return ingest_lanes.plan_lanes(p, names, load_config().settings.get("ingest_lanes"))
 
 
 def run_is_live(ti):
@@ -123,15 +128,16 @@ def run_is_live(ti):
 
 
 @task(map_index_template=INGEST_INDEX)
-def ingest(job: dict) -> list[dict]:
-    """Pull from the municipality's remote locations (a failure is tolerated and recorded, pipeline.pull), then
-    discover, archive, parse and COPY; validation is the run's one `validate` task."""
+def ingest(lane: dict) -> dict:
+    """One lane's municipalities, one after another: pull from each one's remote locations (a failure is
+    tolerated and recorded, pipeline.pull), then discover, archive, parse and COPY; a municipality whose files
+    could not be parsed or whose load failed is recorded and the lane goes on (pipeline.ingest_lane);
+    validation is the run's one `validate` task."""
     ctx = get_current_context()
-    return pipeline.pull_and_ingest(job["code"], job["period"], ctx["run_id"], ctx.get("logical_date"),
-                                    run_is_live=run_is_live(ctx["ti"]))
+    return pipeline.ingest_lane(lane, ctx["run_id"], ctx.get("logical_date"), run_is_live=run_is_live(ctx["ti"]))
 
 
-# all_done: a municipality whose ingest failed (a parse quarantine) does not stop the others' validation
+# all_done: a lane that failed (a lost warehouse connection after its retries) does not stop the others' validation
 @task(trigger_rule="all_done")
 def validate(p: dict) -> dict[str, list[str]]:
     """Great Expectations once per raw table over all of the run's parsed deliveries; decide each one."""
@@ -154,10 +160,11 @@ def significance_tests(domain: str) -> int:
 
 # all_done: certify measures this run's upstream (task states, dbt results) and records a refusal
 @task(retries=0, trigger_rule="all_done")
-def certify(p: dict, judged: list[str] | None) -> dict:
+def certify(p: dict, judged: list[str] | None, lanes: list[dict] | None) -> dict:
     """Measure the upstream, build models/certified into certified_next, check it, swap it in. judged: the
-    findings task's list, the codes of the verdicts' map indexes (None: findings did not succeed)."""
-    return pipeline.certify(p, get_current_context(), judged)
+    findings task's list, the codes of the verdicts' map indexes (None: findings did not succeed); lanes: the
+    lanes task's list, what the ingest map indexes load."""
+    return pipeline.certify(p, get_current_context(), judged, lanes)
 
 
 @task(retries=0, trigger_rule="all_done")
@@ -177,7 +184,8 @@ def quality_gate() -> dict:
 # all_done: runs when validate or the gate failed too (its XCom is then None: every municipality is judged)
 @task(trigger_rule="all_done")
 def findings(p: dict, failed: dict | None, held: dict | None) -> list[str]:
-    """The municipalities that have a finding (quarantined, held, a failed pull): `verdict` is mapped over
+    """The municipalities that have a finding (quarantined, held, a failed pull, an ingest finding): `verdict`
+    is mapped over
     these only (trivsel.verdict.judged); none in a good month."""
     from trivsel import verdict as v
 
@@ -187,8 +195,8 @@ def findings(p: dict, failed: dict | None, held: dict | None) -> list[str]:
 # all_done: a municipality's own reasons are shown even when validate or the gate failed (its XCom is then None)
 @task(retries=0, trigger_rule="all_done", map_index_template="{{ task.op_kwargs['code'] }}")
 def verdict(code: str, failed: dict | None, held: dict | None) -> str:
-    """Fails for a municipality whose deliveries validation quarantined or the quality gate held, or whose pull
-    failed (trivsel.verdict); skipped when not judged. Mapped over `findings` only; a leaf: only run_outcome
+    """Fails for a municipality whose deliveries validation quarantined or the quality gate held, whose pull
+    failed, or whose files its ingest lane could not parse or load (trivsel.verdict); skipped when not judged. Mapped over `findings` only; a leaf: only run_outcome
     waits on it."""
     from trivsel import verdict as v
 
@@ -266,8 +274,8 @@ def models_build(prof: ProfileConfig, manifest: dict[str, Any]) -> DbtBuildLocal
 # ---- the DAG --------------------------------------------------------------------------------------------
 
 def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transformer", doc_md: str | None = None) -> DAG:
-    """The monthly DAG: plan → ingest (pull, then load) per municipality and period → validate (once, every
-    table) → gate → seeds → staging → quality gate → dbt models → statistics per domain → certify → publish →
+    """The monthly DAG: plan → lanes → ingest (pull, then load, each municipality of the lane in turn) per
+    lane → validate (once, every table) → gate → seeds → staging → quality gate → dbt models → statistics per domain → certify → publish →
     run_outcome; after the quality gate, findings, then one verdict per municipality that has a finding (a
     leaf only run_outcome waits on; certify reads findings' list to name the verdicts).
 
@@ -282,8 +290,8 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
              default_args=default_args(), params=params(), tags=["trivsel"],
              doc_md=doc_md or dag_labels.doc_md()) as dag:
         planned = plan()
-        jobs = municipalities(planned, names)
-        loaded = ingest.expand(job=jobs)
+        split = lanes(planned, names)
+        loaded = ingest.expand(lane=split)
         checked = validate(planned)
         loaded >> checked
         gate = loads_done(planned)
@@ -296,7 +304,7 @@ def build_monthly_dag(config: Config, warehouse_conn_id: str = "trivsel_transfor
         judged = findings(planned, checked, held)
         verdicts = verdict.partial(failed=checked, held=held).expand(code=judged)
         outcome = run_outcome(planned)
-        gate >> seeds >> staging >> held >> models >> stats >> certify(planned, judged) >> publish(planned) >> outcome
+        gate >> seeds >> staging >> held >> models >> stats >> certify(planned, judged, split) >> publish(planned) >> outcome
         verdicts >> outcome
     dag_labels.label(dag, models, nodes)
     return dag

@@ -16,8 +16,8 @@ DOC = Path(__file__).resolve().parent / "templates" / "dag" / "trivsel_monthly.m
 #: task id → display name (Danish, English in parentheses)
 TASKS = {
     "plan": "Planlæg kørslen (plan)",
-    "municipalities": "Kommuner og perioder (municipalities)",
-    "ingest": "Hent og indlæs leverancer (ingest)",
+    "lanes": "Kommuner i indlæsningsbaner (lanes)",
+    "ingest": "Hent og indlæs leverancer pr. bane (ingest)",
     "validate": "Kontrollér alle leverancer (validate)",
     "loads_done": "Alle leverancer afgjort (loads done)",
     "dbt_seeds": "Kodelister (dbt seeds)",

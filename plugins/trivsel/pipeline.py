@@ -114,7 +114,12 @@ class DeliveriesQuarantined(_FailWithoutRetry):
 
     A quarantine is a deterministic data error: a retry reads the same bytes and decides the same, so it
     is an AirflowFailException (the task fails at once, without its retries). Infrastructure errors (a lost
-    connection, a warehouse restart) are raised as they are and keep the task's retries."""
+    connection, a warehouse restart) are raised as they are and keep the task's retries. In the DAG an ingest
+    lane catches it (ingest_lane): `lines` are what the municipality's verdict then names."""
+
+    def __init__(self, message: str, lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.lines = list(lines or [])
 
 
 def ingest(code: str, period: str, run_id: str | None = None, validate: bool = True,
@@ -138,7 +143,7 @@ def ingest(code: str, period: str, run_id: str | None = None, validate: bool = T
                   period, len(bad), "\n".join(o.line() for o in bad))
         raise DeliveriesQuarantined(
             f"{len(bad)} of {len(outcomes)} deliveries of municipality {code} for {period} were quarantined "
-            f"(see quarantine.delivery_issue):\n" + "\n".join(o.line() for o in bad))
+            f"(see quarantine.delivery_issue):\n" + "\n".join(o.line() for o in bad), [o.line() for o in bad])
     return [{"file": o.file_name, "source": o.source, "status": o.status, "rows": o.rows} for o in outcomes]
 
 
@@ -149,6 +154,56 @@ def pull_and_ingest(code: str, period: str, run_id: str, as_of: date | datetime 
     national run has 98 municipalities (issue 15)."""
     pull(code, period, run_id, as_of)
     return ingest(code, period, run_id, validate=False, run_is_live=run_is_live)
+
+
+def ingest_lane(lane: dict, run_id: str, as_of: date | datetime | None = None, run_is_live=None) -> dict:
+    """The DAG's ingest task of one lane (trivsel.lanes): pull_and_ingest of each of its (municipality,
+    period) jobs, one after another, each isolated from the others.
+
+    One municipality never blocks another: a job whose files could not be parsed (DeliveriesQuarantined) or
+    that failed unexpectedly is recorded in audit.ingest_failure (an error as its class and masked message,
+    trivsel.privacy: a parser's message may quote a delivered value) and logged, and the lane goes on with its
+    next job; the municipality's verdict task fails with it (trivsel.verdict), and the lane stays green. A lost
+    warehouse connection is infrastructure, not the municipality's: it is raised, so the lane fails for the
+    DAG's retries, and the retry finds the jobs loaded before it `unchanged` (the loader's checksums).
+
+    Returns {"loaded": {"<code> <period>": [outcome dicts]}, "findings": {"<code> <period>": kind}}."""
+    from trivsel import lanes
+    from trivsel.loading.validating import is_connection_error
+    from trivsel.privacy import describe_exception
+
+    jobs = lane["jobs"]
+    with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
+        schema.ensure(conn)
+        lanes.clear_failures(conn, run_id, jobs)
+    loaded: dict[str, list[dict]] = {}
+    found: dict[str, str] = {}
+    log.info("run %s: lane %s: %d job(s): %s", run_id, lane["label"], len(jobs),
+             ", ".join(f"{j['code']} {j['period']}" for j in jobs))
+    for job in jobs:
+        code, period = job["code"], job["period"]
+        key = f"{code} {period}"
+        try:
+            loaded[key] = pull_and_ingest(code, period, run_id, as_of, run_is_live=run_is_live)
+            continue
+        except DeliveriesQuarantined as exc:  # logged by ingest(), one block for this municipality
+            kind, lines = "quarantined", exc.lines
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            kind, lines = "error", [warehouse.redact(describe_exception(exc))]
+            log.error("municipality %s, period %s: the load failed (the lane goes on with its next "
+                      "municipality; the municipality's verdict task fails with it): %s", code, period, lines[0])
+        found[key] = kind
+        with warehouse.connect(warehouse.LOADER, autocommit=True) as conn:
+            lanes.record_failure(conn, run_id, code, period, kind, lines)
+    if found:
+        log.warning("run %s: lane %s: %d of %d job(s) had findings (their verdict tasks fail with them): %s",
+                    run_id, lane["label"], len(found), len(jobs),
+                    ", ".join(f"{k} ({v})" for k, v in found.items()))
+    else:
+        log.info("run %s: lane %s: all %d job(s) loaded without findings", run_id, lane["label"], len(jobs))
+    return {"loaded": loaded, "findings": found}
 
 
 def validate(p: dict, run_id: str) -> dict[str, list[str]]:
@@ -225,14 +280,15 @@ def _loads_done(period: str, run_id: str, run_is_live=None) -> str:
     return period
 
 
-def certify(p: dict, context: dict, judged: list[str] | None = None) -> dict:
+def certify(p: dict, context: dict, judged: list[str] | None = None, lanes: list[dict] | None = None) -> dict:
     """The DAG's certify step: measure this run's upstream (trivsel.upstream), then certify or refuse.
-    judged: the findings task's list (the municipalities `verdict` is mapped over, in map-index order)."""
+    judged: the findings task's list (the municipalities `verdict` is mapped over, in map-index order);
+    lanes: the lanes task's list (what `ingest` is mapped over: names a failed lane)."""
     from trivsel import certify as certification
     from trivsel import upstream
 
     jobs = [{"code": c, "period": period} for period in p["periods"] for c in p["codes"]]
-    measured = upstream.from_context(context, jobs, judged)
+    measured = upstream.from_context(context, jobs, judged, lanes)
     log.info("run %s: upstream measured: %s", context["run_id"],
              "passed" if measured["passed"] else f"FAILED: {measured.get('reason')}")
     try:
@@ -283,8 +339,8 @@ def not_published(conn, periods: list[str], codes: list[str]) -> dict[str, list[
 def run_outcome(p: dict, context: dict) -> str:
     """The run's last task (trigger rule all_done): fail it, after everything else was published, when a
     municipality's deliveries were quarantined or held, so the run's final state says so (a quarantine fails
-    only a mapped ingest task, which is not a leaf of the DAG), or when certify or publish did not succeed (a
-    refused certification must not end in a green run)."""
+    only the municipality's verdict, a leaf of the DAG), or when certify or publish did not succeed (a refused
+    certification must not end in a green run)."""
     run_id = context["run_id"]
     ti = context["ti"]
     try:
@@ -300,11 +356,15 @@ def run_outcome(p: dict, context: dict) -> str:
 def outcome(p: dict, run_id: str, states: dict[str, str | None]) -> str:
     """run_outcome's verdict from the run's task states and audit.delivery (raises MunicipalitiesNotPublished)."""
     unpublished = [f"{t} is {states.get(t) or 'not run'}" for t in ("certify", "publish") if states.get(t) != "success"]
+    from trivsel import lanes
     from trivsel.remote.pull import failures
 
     with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:  # reads audit only
         missing = not_published(conn, p["periods"], p["codes"])
         pulls = failures(conn, run_id, p["codes"])
+        # a load that failed unexpectedly (its lane went on): not published, whatever it left in audit.delivery
+        for code, lines in lanes.failures(conn, run_id, p["codes"], kinds=("error",)).items():
+            missing.setdefault(code, []).extend(f"{code}/{line}" for line in lines)
     if pulls:  # tolerated (their inboxes were loaded), never silent: named here and by each verdict task
         log.error("run %s: pulling failed for municipalities %s; what their inboxes held was loaded "
                   "(audit.pull_failure; their verdict tasks fail with the errors)", run_id, ", ".join(sorted(pulls)))
@@ -316,5 +376,6 @@ def outcome(p: dict, run_id: str, states: dict[str, str | None]) -> str:
         log.error("run %s: municipalities %s not (fully) published:\n%s", run_id, ", ".join(sorted(missing)), text)
         raise MunicipalitiesNotPublished(
             f"run {run_id}: the others were published, but municipalities {', '.join(sorted(missing))} had "
-            f"deliveries quarantined or held (audit.delivery, quarantine.delivery_issue):\n{text}")
+            f"deliveries quarantined or held, or a load that failed (audit.delivery, quarantine.delivery_issue, "
+            f"audit.ingest_failure):\n{text}")
     return f"run {run_id}: every municipality's deliveries of {', '.join(p['periods'])} were published"

@@ -228,6 +228,19 @@ create table if not exists audit.pull_failure (
     recorded_at       timestamptz not null default now(),
     primary key (run_id, municipality_code, period)
 );
+-- A (municipality, period) job of an ingest lane (trivsel.lanes) that did not load cleanly in a run: `quarantined`
+-- (files that could not be parsed, lines as audit.delivery names them) or `error` (an unexpected error: its class
+-- and masked message, never a delivered value). The lane goes on with its next municipality; the municipality's
+-- verdict task fails with these lines. A lane's retry deletes its jobs' rows first and records what it finds.
+create table if not exists audit.ingest_failure (
+    run_id            text not null,
+    municipality_code text not null,
+    period            text not null,
+    kind              text not null check (kind in ('quarantined', 'error')),
+    lines             text[] not null,
+    recorded_at       timestamptz not null default now(),
+    primary key (run_id, municipality_code, period)
+);
 """
 
 

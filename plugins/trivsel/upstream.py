@@ -8,11 +8,12 @@ certified.publication_log: a claim, not a measurement. Now:
   (`record_dbt_results`) that runs after dbt, also when dbt failed;
 - certify reads those results and the states of this dag run's task instances (Airflow's execution API,
   `ti.get_task_states`), and `measure()` decides: it refuses when a dbt result failed or errored, when a
-  dbt task, the gate, the quality gate or a statistics task did not succeed, or when an ingest task failed
-  for any other reason than a quarantined delivery (a quarantine is a data error of one municipality: the
-  others publish; a crash is not). A municipality's verdict task (trivsel.verdict, a leaf) does not block:
+  dbt task, the gate, the quality gate, a statistics task or an ingest lane did not succeed. An ingest lane
+  (trivsel.lanes) does not fail for one municipality's data: a file it could not parse or a load that failed
+  is recorded (audit.ingest_failure) and the lane goes on, so a failed lane is infrastructure (a lost
+  warehouse connection after its retries) and blocks. A municipality's verdict task (trivsel.verdict, a leaf) does not block:
   certify does not wait for it, and it fails on what the run already decided (a quarantine, a hold, a failed
-  pull); a verdict that failed for none of those (a crash) does block. `verdict` is mapped over the run's
+  pull, an ingest finding); a verdict that failed for none of those (a crash) does block. `verdict` is mapped over the run's
   `findings` list only (the municipalities with a finding), so certify takes that list to name a verdict by
   its map index; a month without findings has no verdict instance (the mapped task is skipped).
 
@@ -118,7 +119,8 @@ def quarantined_jobs(conn: psycopg.Connection, jobs: list[dict[str, str]]) -> se
 
 def excused_codes(conn: psycopg.Connection, run_id: str, jobs: list[dict[str, str]]) -> set[str]:
     """Municipalities whose verdict may fail besides a quarantine: deliveries of the run's jobs held by the
-    quality gate, or a pull of this run that failed (audit.pull_failure)."""
+    quality gate, a pull of this run that failed (audit.pull_failure), or an ingest job of this run that
+    quarantined a file or failed (audit.ingest_failure, recorded by its lane)."""
     if not jobs:
         return set()
     codes, periods = [j["code"] for j in jobs], [j["period"] for j in jobs]
@@ -127,18 +129,21 @@ def excused_codes(conn: psycopg.Connection, run_id: str, jobs: list[dict[str, st
             where status = 'waiting' and reason like 'held by the quality gate%%'
               and (municipality_code, period) in (select * from unnest(%s::text[], %s::text[]))
            union
-           select municipality_code from audit.pull_failure where run_id = %s and municipality_code = any(%s)""",
-        (codes, periods, run_id, codes)).fetchall()
+           select municipality_code from audit.pull_failure where run_id = %s and municipality_code = any(%s)
+           union
+           select municipality_code from audit.ingest_failure where run_id = %s and municipality_code = any(%s)""",
+        (codes, periods, run_id, codes, run_id, codes)).fetchall()
     return {c for (c,) in rows}
 
 
 def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], jobs: list[dict[str, str]],
             quarantined: set[tuple[str, str]], excused: set[str] = frozenset(),
-            judged: list[str] | None = None) -> dict[str, Any]:
+            judged: list[str] | None = None, lanes: list[dict] | None = None) -> dict[str, Any]:
     """The check `upstream` of certification, from this run's task states and dbt results.
 
-    task_states: {task key as get_task_states gives it: state}; jobs: the run's ingest jobs in map-index
-    order; quarantined: the (code, period) jobs with a quarantined delivery; excused: the municipalities
+    task_states: {task key as get_task_states gives it: state}; jobs: the run's (municipality, period)
+    jobs; lanes: the lanes task's list, the ingest map indexes' lanes in order (their labels name them; None:
+    an ingest instance is named by its key); quarantined: the (code, period) jobs with a quarantined delivery; excused: the municipalities
     with deliveries held by the quality gate or a failed pull (excused_codes); judged: the findings task's
     list, the verdicts' codes in map-index order (None: findings did not succeed, which blocks by itself; a
     failed verdict is then not attributed to a municipality and blocks too)."""
@@ -151,24 +156,21 @@ def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], j
         if task in DOWNSTREAM:
             continue
         label = key
-        if task == "ingest" and 0 <= idx < len(jobs):
-            label = f"ingest[{jobs[idx]['code']} {jobs[idx]['period']}]"
+        if task == "ingest" and 0 <= idx < len(lanes or []):
+            label = f"ingest[{lanes[idx]['label']}]"
         elif task in PER_CODE and 0 <= idx < len(codes):
             label = f"{task}[{codes[idx]}]"
         states[label] = state
         if state == "success":
             continue
-        if task == "ingest" and state == "failed" and 0 <= idx < len(jobs) \
-                and (jobs[idx]["code"], jobs[idx]["period"]) in quarantined:
-            tolerated.append(f"{label}: failed on quarantined deliveries (published without them)")
-        elif task in PER_CODE and idx == -1 and state == "skipped" and judged == []:
+        if task in PER_CODE and idx == -1 and state == "skipped" and judged == []:
             tolerated.append(f"{label}: skipped (no municipality had a finding: nothing to judge)")
         elif task in PER_CODE and state in PENDING:
             tolerated.append(f"{label}: {state or 'not run'} (a leaf: certify does not wait for it)")
         elif task in PER_CODE and state == "failed" and 0 <= idx < len(codes) \
                 and (codes[idx] in excused or any(c == codes[idx] for c, _p in quarantined)):
-            tolerated.append(f"{label}: failed on its quarantined or held deliveries or a failed "
-                             f"pull (published without them)")
+            tolerated.append(f"{label}: failed on its quarantined or held deliveries, a failed pull or "
+                             f"a failed load (published without them)")
         else:
             blocking.append(f"task {label} is {state or 'not run'}")
     failed_results = [r for r in results if r["status"] not in DBT_OK]
@@ -194,9 +196,9 @@ def measure(task_states: dict[str, str | None], results: list[dict[str, Any]], j
 
 
 def from_context(context: dict[str, Any], jobs: list[dict[str, str]],
-                 judged: list[str] | None = None) -> dict[str, Any]:
+                 judged: list[str] | None = None, lanes: list[dict] | None = None) -> dict[str, Any]:
     """measure() for the running certify task: reads the dag run's task states and the run's dbt results.
-    judged: the findings task's list (see measure)."""
+    judged: the findings task's list; lanes: the lanes task's (see measure)."""
     ti = context["ti"]
     run_id = context["run_id"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
@@ -204,4 +206,4 @@ def from_context(context: dict[str, Any], jobs: list[dict[str, str]],
         results = dbt_results(conn, run_id)
         quarantined = quarantined_jobs(conn, jobs)
         excused = excused_codes(conn, run_id, jobs)
-    return measure(states, results, jobs, quarantined, excused, judged)
+    return measure(states, results, jobs, quarantined, excused, judged, lanes)

@@ -14,6 +14,11 @@ the municipalities to judge from the same three inputs, and `verdict` is mapped 
 month has no verdict instance at all (Airflow marks the mapped task skipped). A municipality without a
 verdict instance passed: its ingest is green and no check found anything of it.
 
+Ingest findings (fifth round). `ingest` is mapped over lanes (trivsel.lanes), each loading several
+municipalities; a municipality whose files could not be parsed, or whose load failed unexpectedly, no longer
+fails a task of its own there: the lane records it in audit.ingest_failure and goes on. So that is a fourth
+input of the verdict: findings lists the municipality, and its verdict fails naming the files or the error.
+
 A verdict that cannot judge (validate or the quality gate did not succeed, so its XCom is missing) and finds
 nothing of its own is skipped, not green: the municipality's deliveries were not decided, and the failed task
 says why. In that run every municipality gets its verdict instance, so each shows as not judged.
@@ -45,9 +50,14 @@ class MunicipalityUndecided(_Undecided):
 
 
 def reasons(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
-            pulls: dict[str, list[str]]) -> list[str]:
-    """The municipality's reasons, one per check that found something; [] when none did."""
+            pulls: dict[str, list[str]], ingests: dict[str, list[str]] | None = None) -> list[str]:
+    """The municipality's reasons, one per check that found something; [] when none did. ingests: the run's
+    ingest findings (trivsel.lanes.failures: files that could not be parsed, a load that failed), which the
+    ingest lane recorded and went on."""
     out = []
+    if lines := (ingests or {}).get(code):
+        out.append(f"{len(lines)} ingest finding(s): the lane went on with the other municipalities "
+                   f"(audit.ingest_failure; quarantine.delivery_issue):\n" + "\n".join(lines))
     if lines := (failed or {}).get(code):
         out.append(f"{len(lines)} deliveries failed validation (quarantined; see quarantine.delivery_issue):\n"
                    + "\n".join(lines))
@@ -66,40 +76,42 @@ def not_succeeded(failed: dict[str, list[str]] | None, held: dict[str, list[str]
 
 
 def decide(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
-           pulls: dict[str, list[str]]) -> str:
+           pulls: dict[str, list[str]], ingests: dict[str, list[str]] | None = None) -> str:
     """The verdict from the three inputs: raises MunicipalityFailed (naming every reason) or
     MunicipalityUndecided; else returns what passed. failed/held None: that task did not succeed."""
-    found = reasons(code, failed, held, pulls)
+    found = reasons(code, failed, held, pulls, ingests)
     if found:
         raise MunicipalityFailed(f"municipality {code}: " + "\n".join(found))
     missing = not_succeeded(failed, held)
     if missing:
         raise MunicipalityUndecided(f"municipality {code}: not judged, {' and '.join(missing)} did not succeed "
                                     f"(see that task's log)")
-    return (f"municipality {code}: every delivery passed validation and the per-municipality data tests, and "
-            f"its pull succeeded")
+    return (f"municipality {code}: every delivery was loaded and passed validation and the per-municipality "
+            f"data tests, and its pull succeeded")
 
 
 def to_judge(codes: list[str], failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
-             pulls: dict[str, list[str]]) -> list[str]:
+             pulls: dict[str, list[str]], ingests: dict[str, list[str]] | None = None) -> list[str]:
     """The municipalities that get a verdict task instance, in the plan's order: those with a reason
     (reasons() not empty); every one of them when validate or the quality gate did not succeed (failed or held
     None), because then none was judged and each must show it (decide() skips those with no reason)."""
     if failed is None or held is None:
         return list(codes)
-    return [code for code in codes if reasons(code, failed, held, pulls)]
+    return [code for code in codes if reasons(code, failed, held, pulls, ingests)]
 
 
 def judged(codes: list[str], failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
            run_id: str) -> list[str]:
-    """The DAG's findings task: to_judge() with the run's failed pulls (read as the publisher, which reads
-    audit). Logs which municipalities have a finding; the list is what `verdict` is mapped over, and what
+    """The DAG's findings task: to_judge() with the run's failed pulls and ingest findings (read as the
+    publisher, which reads audit). Logs which municipalities have a finding; the list is what `verdict` is mapped over, and what
     certify reads the verdicts' map indexes by (trivsel.upstream)."""
+    from trivsel import lanes
     from trivsel.remote.pull import failures
 
     with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
         pulls = failures(conn, run_id, codes)
-    out = to_judge(codes, failed, held, pulls)
+        ingests = lanes.failures(conn, run_id, codes)
+    out = to_judge(codes, failed, held, pulls, ingests)
     missing = not_succeeded(failed, held)
     if missing:
         log.warning("run %s: %s did not succeed: a verdict for each of the %d municipalities (not judged, "
@@ -115,10 +127,12 @@ def judged(codes: list[str], failed: dict[str, list[str]] | None, held: dict[str
 
 def judge(code: str, failed: dict[str, list[str]] | None, held: dict[str, list[str]] | None,
           run_id: str) -> str:
-    """The DAG's verdict[code] task: decide() with the run's failed pulls of this municipality (read as the
-    publisher, which reads audit: the verdict writes nothing)."""
+    """The DAG's verdict[code] task: decide() with the run's failed pulls and ingest findings of this
+    municipality (read as the publisher, which reads audit: the verdict writes nothing)."""
+    from trivsel import lanes
     from trivsel.remote.pull import failures
 
     with warehouse.connect(warehouse.PUBLISHER, autocommit=True) as conn:
         pulls = failures(conn, run_id, [code])
-    return decide(code, failed, held, pulls)
+        ingests = lanes.failures(conn, run_id, [code])
+    return decide(code, failed, held, pulls, ingests)

@@ -20,12 +20,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "trivsel_monthly.py"
-CORE_TASKS = {"plan", "municipalities", "ingest", "validate", "loads_done", "dbt_seeds", "dbt_staging",
+CORE_TASKS = {"plan", "lanes", "ingest", "validate", "loads_done", "dbt_seeds", "dbt_staging",
               "quality_gate", "dbt_models", "findings", "verdict", "significance_tests", "certify", "publish",
               "run_outcome"}
-#: per municipality (and period), one ingest (pull, then load); one verdict per municipality with a finding: no
-#: other mapped task per code
-PER_MUNICIPALITY = {"ingest", "verdict"}
+#: one ingest per lane (a few batches of municipality × period jobs, trivsel.lanes); one verdict per
+#: municipality with a finding: no other mapped task, and none per municipality but the verdict
+MAPPED = {"ingest", "verdict", "significance_tests"}
 
 
 class DbtStarted(AssertionError):
@@ -156,9 +156,11 @@ def test_a_stale_manifest_is_an_import_error_not_a_dbt_run(monkeypatch, tmp_path
 
 def test_gate_ingest_and_quality_wiring(dag):
     t = dag.get_task
-    # the pull runs inside ingest (a failed pull is tolerated there: trivsel.pipeline.pull)
-    assert t("ingest").upstream_task_ids == {"municipalities"}
-    # one validation of every raw table after all ingests, even when one municipality's ingest failed
+    # the pull runs inside ingest (a failed pull is tolerated there: trivsel.pipeline.pull); ingest is mapped
+    # over the lanes task's list
+    assert t("ingest").upstream_task_ids == {"lanes"}
+    assert t("ingest").op_kwargs_expand_input.value["lane"].operator.task_id == "lanes"
+    # one validation of every raw table after all ingests, even when a lane failed
     assert t("validate").upstream_task_ids == {"plan", "ingest"}
     assert t("validate").trigger_rule == "all_done"
     # retries for a warehouse connection error only (pipeline.loads_done fails at once on anything else)
@@ -169,7 +171,7 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert t("dbt_staging").upstream_task_ids == {"dbt_seeds"}
     assert t("quality_gate").upstream_task_ids == {"dbt_staging"}
     # findings, after the gate, picks the municipalities with a finding (validation's quarantines, the gate's
-    # holds, failed pulls), also when validate or the gate failed (all_done: then every municipality)
+    # holds, failed pulls, the lanes' ingest findings), also when validate or the gate failed (all_done: then every municipality)
     assert t("findings").upstream_task_ids == {"plan", "validate", "quality_gate"}
     assert t("findings").trigger_rule == "all_done"
     # one verdict per municipality of that list: it fails its own municipality only; only the final
@@ -179,7 +181,7 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert t("verdict").downstream_task_ids == {"run_outcome"}
     assert (t("verdict").trigger_rule, t("verdict").retries) == ("all_done", 0)
     mapped = {x.task_id for x in dag.tasks if hasattr(x, "expand_input")}
-    assert mapped == PER_MUNICIPALITY | {"significance_tests"}, mapped
+    assert mapped == MAPPED, mapped
     # the models build once, after the gate, with dbt's threads; statistics wait for all of it
     models = t("dbt_models")
     assert models.upstream_task_ids == {"quality_gate"}
@@ -187,8 +189,9 @@ def test_gate_ingest_and_quality_wiring(dag):
     assert models.retries == 1
     flags = models.dbt_cmd_flags
     assert int(flags[flags.index("--threads") + 1]) >= 1
-    # certify reads findings' list to name the verdicts by their map index (trivsel.upstream)
-    assert t("certify").upstream_task_ids == {"plan", "significance_tests", "findings"}
+    # certify reads findings' list to name the verdicts by their map index, and the lanes' to name a failed
+    # lane (trivsel.upstream)
+    assert t("certify").upstream_task_ids == {"plan", "significance_tests", "findings", "lanes"}
     # all_done: certify measures the upstream itself and records a refusal (trivsel.upstream)
     assert (t("certify").trigger_rule, t("certify").retries) == ("all_done", 0)
     assert t("publish").upstream_task_ids == {"plan", "certify"}
@@ -224,17 +227,23 @@ def _render_map_index(dag, task_id: str, **kwargs) -> str:
     return dag.get_template_env().from_string(mapped.map_index_template).render({"task": task})
 
 
-def test_map_indexes_name_municipality_period_and_domain(dag):
-    from trivsel import dag_factory
+def test_map_indexes_name_lanes_municipalities_periods_and_domain(dag, monkeypatch, tmp_path):
+    from trivsel import dag_factory, lanes
     from trivsel.config import load_config
 
     config = load_config()
     names = {m.code: m.name for m in config.municipalities}
+    monkeypatch.setenv("TRIVSEL_INBOX", str(tmp_path))  # empty inboxes: no weights
     planned = {"periods": ["2013-01"], "codes": ["169", "461"]}
-    jobs = dag_factory.municipalities.function(planned, names)  # what the municipalities task returns
-    assert dag.get_task("ingest").op_kwargs_expand_input.value["job"].operator.task_id == "municipalities"
-    assert [_render_map_index(dag, "ingest", job=j) for j in jobs] == [
+    split = dag_factory.lanes.function(planned, names)  # what the lanes task returns
+    assert [_render_map_index(dag, "ingest", lane=lane) for lane in split] == [
         f"169 {names['169']} 2013-01", f"461 {names['461']} 2013-01"]
+    # a lane of several municipalities names them all
+    (both,) = lanes.split(["169", "461"], ["2013-01", "2013-02"], names, 1)
+    assert _render_map_index(dag, "ingest", lane=both) == "lane 1/1: 169 461 2013-01..2013-02 (2 periods)"
+    # one municipality (params.municipality): one lane of one job
+    (one,) = dag_factory.lanes.function({"periods": ["2013-01"], "codes": ["607"]}, names)
+    assert [(j["code"], j["period"]) for j in one["jobs"]] == [("607", "2013-01")]
     domains = dag.get_task("significance_tests").op_kwargs_expand_input.value["domain"]
     assert [_render_map_index(dag, "significance_tests", domain=d) for d in domains] == list(domains)
     assert _render_map_index(dag, "verdict", code="607", failed={}, held={}) == "607"
@@ -320,7 +329,7 @@ def _demo_run_id(conn, demo_run: dict[str, int]) -> str:
     (run_id,) = conn.execute(
         "select r.run_id from dag_run r join task_instance t on t.dag_id = r.dag_id and t.run_id = r.run_id"
         " where r.dag_id = 'trivsel_monthly' and t.task_id = 'ingest' and t.rendered_map_index like %s"
-        " order by r.id limit 1", (f"% {min(demo_run)}",)).fetchone()
+        " order by r.id limit 1", (f"% {min(demo_run)}%",)).fetchone()
     return run_id
 
 
@@ -350,14 +359,16 @@ def test_the_demo_built_every_model_in_one_dbt_build_and_recorded_each_result(de
 @pytest.mark.e2e
 def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run, demo_warehouse):
     """After the demo's run (`airflow dags test` of the parsed DAG): the map indexes Airflow stored name the
-    municipality and period, the domain and the code, and no Asset it registered carries a host or port. A
+    lanes' municipalities and periods, the domain and the code, and no Asset it registered carries a host or port. A
     verdict instance exists only for a municipality with a finding (a quarantine by validation, a hold by the
-    quality gate, a failed pull), and each one failed; with none, the verdict task was skipped unmapped."""
+    quality gate, a failed pull, an ingest finding), and each one failed; with none, the verdict task was skipped unmapped."""
     import psycopg
 
+    from trivsel import lanes
     from trivsel.config import load_config
 
-    names = {m.code: m.name for m in load_config().municipalities}
+    config = load_config()
+    names = {m.code: m.name for m in config.municipalities}
     with psycopg.connect(_airflow_db_url()) as conn:
         run_id = _demo_run_id(conn, demo_run)
         rows = conn.execute("select task_id, map_index, rendered_map_index, state from task_instance where"
@@ -371,14 +382,17 @@ def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run, demo_war
         if task_id == "verdict":
             verdicts[rendered if i >= 0 else "unmapped"] = state
     periods = sorted(demo_run)
-    expected_jobs = {f"{c} {n} {p}" for p in periods for c, n in names.items()}
-    assert by_task["ingest"] == expected_jobs
+    count = lanes.lane_count(config.settings.get("ingest_lanes"))
+    if count >= len(names):  # a lane per municipality, whatever the weights: each named with its periods
+        assert by_task["ingest"] == {lanes.label([c], periods, names, 1, 1) for c in names}, by_task["ingest"]
+    else:
+        assert len(by_task["ingest"]) == count and all(x.startswith("lane ") for x in by_task["ingest"])
     from trivsel import pipeline
 
     assert by_task["significance_tests"] == set(pipeline.STAT_DOMAINS)
     # the municipalities with a finding, from the warehouse: a delivery of this run quarantined by validation's
-    # checks (GX, consistency; a file that could not be parsed fails its ingest instead), held by the quality
-    # gate in this run, or a pull of this run that failed
+    # checks (GX, consistency), held by the quality gate in this run, a pull of this run that failed, or an
+    # ingest job that could not parse or load (its lane recorded it)
     found = {r["municipality_code"] for r in demo_warehouse.execute(
         """select d.municipality_code from audit.delivery d
             where d.run_id = %(run)s and d.status = 'quarantined' and exists (
@@ -388,7 +402,9 @@ def test_a_real_run_shows_named_map_indexes_and_stable_assets(demo_run, demo_war
            select municipality_code from audit.delivery
             where status = 'waiting' and reason like 'held by the quality gate%%' and reason like %(held)s
            union
-           select municipality_code from audit.pull_failure where run_id = %(run)s""",
+           select municipality_code from audit.pull_failure where run_id = %(run)s
+           union
+           select municipality_code from audit.ingest_failure where run_id = %(run)s""",
         {"run": run_id, "held": f"%{run_id}%"})}
     if found:
         assert verdicts == dict.fromkeys(found, "failed"), (verdicts, found)

@@ -4,7 +4,7 @@
   employee number (on the session's demo warehouse).
 - A failure path with a warehouse restart in the middle of the run (on a PostgreSQL server of its own, so the
   restart cannot disturb the session's shared warehouse): random bytes in 607's hr_absence inbox fail
-  ingest[607] only, the other municipalities load, the restart is carried through by retries with backoff,
+  verdict[607] only (its ingest lane records the quarantine and goes on), the other municipalities load, the restart is carried through by retries with backoff,
   and the run completes its downstream.
 """
 
@@ -123,9 +123,9 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
 
         failed = [line.strip() for line in out.splitlines() if line.strip().startswith("failed:")]
         assert proc.returncode == 1, out[-3000:]
-        # 607's quarantined ingest, and the run's final verdict naming 607 after everything else was published
-        assert len(failed) == 2 and re.fullmatch(r"failed: ingest\[607\b[^\]]*\]: failed", failed[0]), out[-3000:]
-        assert failed[1] == "failed: run_outcome: failed", out[-3000:]
+        # 607's verdict (its lane recorded the quarantine and went on), and the run's final verdict naming 607
+        # after everything else was published
+        assert sorted(failed) == ["failed: run_outcome: failed", "failed: verdict[607]: failed"], out[-3000:]
 
         with psycopg.connect(meta_url) as c:
             run_id = c.execute("select run_id from dag_run where dag_id = 'trivsel_monthly' order by id desc limit 1"
@@ -139,8 +139,8 @@ def test_failure_path_and_warehouse_restart_during_a_dag_run(tmp_path, sample_ro
         assert states[("loads_done", "-1")][0] == "success"
         assert all(s == "success" for (t, _m), (s, _n) in states.items() if t.startswith("dbt")), states
         ingest = {m: s for (t, m), (s, _n) in states.items() if t == "ingest"}
-        assert [s for m, s in ingest.items() if m.startswith("607")] == ["failed"], ingest
-        assert all(s == "success" for m, s in ingest.items() if not m.startswith("607")), ingest
+        assert ingest and set(ingest.values()) == {"success"}, ingest  # every lane, the restart retried
+        assert states[("verdict", "607")][0] == "failed", states
         retried = sorted(f"{t}[{m}] x{n}" for (t, m), (s, n) in states.items() if n > 1 and s == "success")
         print(f"restart at {restarted_at:.0f}s; carried through by retries: {retried}")
 

@@ -5,12 +5,13 @@ leave of 169, 461 and 607) on a warehouse and Airflow home of its own, where Hø
 orphaned case reviews:
 
 - this period's: its registry export arbejdsskader_2013.csv is unreadable (quarantined), the review
-  sagsgennemgang_2013.csv arrives with it. Caught at ingest: the review waits (trivsel.consistency).
+  sagsgennemgang_2013.csv arrives with it. Caught at ingest: the review waits (trivsel.consistency). 169's
+  ingest lane records the quarantine (audit.ingest_failure), goes on and stays green.
 - an earlier period's (2012-12), loaded in the warehouse before the ingest check existed: the state of
   issue 12's reproduction, where `assert_ohs_case_review_cases_registered` failed in `dbt_staging` and
   skipped every model, statistic and certification of every municipality. The ingest of 2013-12 does not
-  touch it; the quality gate (trivsel.quality) holds it, and only `verdict[169]` fails (the run's only
-  verdict instance: verdict is mapped over the municipalities with a finding).
+  touch it; the quality gate (trivsel.quality) holds it, and only `verdict[169]` fails, naming both (the
+  run's only verdict instance: verdict is mapped over the municipalities with a finding).
 
 Every other municipality's marts, reporting and certified tables are built and published, 169's other
 sources too, and the run's log and marts.delivery_coverage name the orphans.
@@ -81,11 +82,17 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
         print(out[-4000:])
         failed = sorted(line.strip() for line in out.splitlines() if line.strip().startswith("failed:"))
         assert proc.returncode == 1, out[-3000:]
-        # only 169's tasks fail: the ingest that quarantined its registry export, its quality verdict, and the
-        # run's final verdict (run_outcome), which names 169 after everything else was published
-        assert len(failed) == 3, failed
-        assert re.fullmatch(r"failed: ingest\[169\b[^\]]*\]: failed", failed[0]), failed
-        assert failed[1:] == ["failed: run_outcome: failed", "failed: verdict[169]: failed"], failed  # sorted
+        # only 169's verdict fails (its ingest lane recorded the quarantined registry export and went on), and
+        # the run's final verdict (run_outcome), which names 169 after everything else was published
+        assert failed == ["failed: run_outcome: failed", "failed: verdict[169]: failed"], failed  # sorted
+        lanes = json.loads(throwaway_db.run_python(
+            "import json, psycopg; from trivsel import airflow_env; url = airflow_env.env()"
+            "['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'].replace('postgresql+psycopg://', 'postgresql://', 1); c ="
+            " psycopg.connect(url); print(json.dumps(c.execute(\"select rendered_map_index, state from"
+            " task_instance where dag_id = 'trivsel_monthly' and task_id = 'ingest'\").fetchall()))",
+            env, timeout=120))
+        assert lanes and {state for _label, state in lanes} == {"success"}, lanes
+        assert any("169" in label.split() for label, _s in lanes), lanes  # a lane's map index names 169
         # verdict is mapped over the municipalities with a finding only: 169's is its one instance (461 and
         # 607 passed: a green ingest and no verdict instance)
         verdicts = json.loads(throwaway_db.run_python(
@@ -103,6 +110,10 @@ def test_an_orphaned_case_review_stops_only_its_own_municipality(test_home, samp
             audit = {name: (status, reason) for name, status, reason in c.execute(
                 "select file_name, status, reason from audit.delivery order by delivery_id")}
             assert audit[registry.name][0] == "quarantined"
+            # the lane's record of it, which verdict[169] names (findings listed 169 for it too)
+            ((kind, lines),) = c.execute("select kind, lines from audit.ingest_failure"
+                                         " where municipality_code = '169'").fetchall()
+            assert kind == "quarantined" and registry.name in lines[0], lines
             assert audit[review.name][0] == "waiting" and registry.name in audit[review.name][1]
             assert audit[old.name][0] == "waiting"
             assert "assert_ohs_case_review_cases_registered" in audit[old.name][1]

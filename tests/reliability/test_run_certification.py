@@ -21,6 +21,9 @@ PAYROLL = "169/hr_absence/2014-01/fravaer_2014-01.csv"
 PAYROLL_LATER = "169/hr_absence/2014-02/fravaer_2014-02.csv"
 STAGING_PAYROLL = "stg_hr_payroll_csv__hr_payroll_absence"
 JOBS = [{"code": "169", "period": "2014-01"}, {"code": "461", "period": "2014-01"}]
+#: the lanes task's list: ingest_0 loads 169, ingest_1 loads 461 (trivsel.lanes)
+LANES = [{"label": "169 Høje-Taastrup 2014-01", "jobs": [{"code": "169", "name": "", "period": "2014-01"}]},
+         {"label": "461 Odense 2014-01", "jobs": [{"code": "461", "name": "", "period": "2014-01"}]}]
 ALL_OK = {"plan": "success", "loads_done": "success", "dbt_seeds": "success", "dbt_staging": "success",
           "quality_gate": "success", "dbt_models": "success", "ingest_0": "success",
           "ingest_1": "success", "significance_tests_0": "success", "findings": "success",
@@ -55,9 +58,9 @@ def _certified_state(conn) -> dict[str, int]:
 
 
 def test_all_green_upstream_passes_and_records_what_it_read():
-    check = upstream.measure(ALL_OK, [PASSED_TEST], JOBS, set(), judged=[])
+    check = upstream.measure(ALL_OK, [PASSED_TEST], JOBS, set(), judged=[], lanes=LANES)
     assert check["passed"], check
-    assert check["task_states"]["ingest[169 2014-01]"] == "success"
+    assert check["task_states"]["ingest[169 Høje-Taastrup 2014-01]"] == "success"
     assert check["tolerated"] == ["verdict: skipped (no municipality had a finding: nothing to judge)"]
     assert check["dbt_results_by_status"] == {"pass": 1} and check["dbt_tests"] == 1
 
@@ -71,18 +74,22 @@ def test_an_upstream_task_that_did_not_succeed_refuses(task):
     assert task in check["reason"]
 
 
-def test_a_quarantine_is_tolerated_a_crashed_ingest_is_not():
+def test_a_failed_ingest_lane_blocks_even_beside_a_quarantine():
+    """A lane does not fail for one municipality's data (it records a quarantine or an error and goes on:
+    pipeline.ingest_lane), so a failed lane is infrastructure: it blocks, whatever its municipalities' deliveries
+    say, and certify names it by its lane's label."""
     states = {**ALL_OK, "ingest_1": "failed"}
-    quarantined = upstream.measure(states, [PASSED_TEST], JOBS, {("461", "2014-01")})
-    assert quarantined["passed"], quarantined
-    assert any("ingest[461 2014-01]" in t and "quarantined" in t for t in quarantined["tolerated"])
-    crashed = upstream.measure(states, [PASSED_TEST], JOBS, {("169", "2014-01")})
-    assert not crashed["passed"] and "ingest[461 2014-01] is failed" in crashed["reason"]
+    for quarantined in (set(), {("461", "2014-01")}):
+        check = upstream.measure(states, [PASSED_TEST], JOBS, quarantined, excused={"461"}, lanes=LANES)
+        assert not check["passed"] and "task ingest[461 Odense 2014-01] is failed" in check["reason"], check
+    unnamed = upstream.measure(states, [PASSED_TEST], JOBS, set(), lanes=None)
+    assert not unnamed["passed"] and "task ingest_1 is failed" in unnamed["reason"]
 
 
 def test_a_verdict_failed_on_a_failed_pull_or_a_hold_does_not_block_but_a_crashed_one_does():
     """verdict is mapped over the findings task's list (461, 607 of the plan's 169, 461, 607): verdict_0 is
-    461's. verdict[461] failed and 461's pull failed or its deliveries were held (excused): tolerated;
+    461's. verdict[461] failed and 461's pull failed, its deliveries were held or its lane recorded an ingest
+    finding (excused): tolerated;
     verdict[607] not run yet (a leaf certify does not wait for): tolerated; a verdict failed for no reason
     the run knows (a crash) blocks, and so does one that cannot be named (findings gave no list)."""
     jobs = [*JOBS, {"code": "607", "period": "2014-01"}]

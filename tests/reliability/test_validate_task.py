@@ -1,5 +1,5 @@
-"""The DAG's split of ingest and validation (trivsel.loading.validating): ingest[code] parses and COPYs
-(validate=False), the run's one validate task validates every parsed delivery at once and decides each,
+"""The DAG's split of ingest and validation (trivsel.loading.validating): an ingest lane parses and COPYs each
+municipality's files (validate=False), the run's one validate task validates every parsed delivery at once and decides each,
 and the mapped verdict[code] fails only the municipality whose delivery validation quarantined.
 
 Deliveries go through a throwaway database of the session's server, no DAG run: the task functions are

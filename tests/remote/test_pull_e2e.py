@@ -59,7 +59,7 @@ def _run(monkeypatch, tmp, name: str, config_data: dict, inbox_from=None, codes=
         rc = cli.run_period(period)
         failed = cli._failed_tasks(period)
         print(f"{name} {period}: rc {rc} in {time.monotonic() - started:.0f}s; failed: {failed}")
-        assert not [t for t in failed if t.startswith(("plan", "municipalities", "ingest"))], failed
+        assert not [t for t in failed if t.startswith(("plan", "lanes", "ingest"))], failed
     return url, rc
 
 

@@ -253,8 +253,8 @@ def _task_instances(period: str, run_id: str | None = None) -> list[tuple[str, i
 
 #: task id -> stage; every task of the monthly DAG (trivsel.dag_factory) must be here (tests/platform/test_bench.py)
 TASK_STAGES: dict[str, str] = {
-    "plan": "plan+pull", "municipalities": "plan+pull",
-    "ingest": "ingest (task wall)",  # pull, then load: one task per municipality and period
+    "plan": "plan+pull", "lanes": "plan+pull",
+    "ingest": "ingest (task wall)",  # per lane (trivsel.lanes): each municipality's pull, then load, in turn
     "validate": "great expectations",  # GX once per table and run (issue 15), if the DAG has that task
     "loads_done": "gates+quality", "quality_gate": "gates+quality", "findings": "gates+quality",
     "verdict": "gates+quality", "run_outcome": "gates+quality",

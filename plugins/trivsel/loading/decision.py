@@ -205,7 +205,9 @@ def cleanup_interrupted(conn: psycopg.Connection, code: str, period: str, run_id
     task never decided them (the run crashed; a retry of the validate task itself decides them first).
     Called under period_lock, so no live load owns them (validate_run holds it while it decides). Their raw
     rows (if a COPY had committed) are removed and they become `quarantined` with check 'interrupted', in
-    one transaction; the file itself is then taken again by this run, since 'interrupted' is no decision."""
+    one transaction; the file itself is then taken again by this run, since 'interrupted' is no decision.
+    Not cleaned up: a delivery another live run parsed whole, and one this run itself parsed whole (a retry of
+    its ingest task): their run's validate task decides them."""
     if not holds_period_lock(conn, code, period):
         raise RuntimeError(f"cleanup_interrupted({code}, {period}) needs period_lock({code}, {period}) held: "
                            "without it, a live load's delivery would be taken for an interrupted one")
@@ -219,9 +221,15 @@ def cleanup_interrupted(conn: psycopg.Connection, code: str, period: str, run_id
         if (reason == AWAITING_VALIDATE and owner is not None and owner != run_id
                 and _still_running(owner, recent, run_is_live)):
             # Another DAG run parsed it and is still going: its validate task decides it (two runs of one
-            # period at once). This run's own earlier attempt (a retry) is taken again.
+            # period at once).
             log.info("municipality %s, period %s: delivery %s is run %s's, still to be validated by it",
                      code, period, did, owner)
+            continue
+        if reason == AWAITING_VALIDATE and owner is not None and owner == run_id:
+            # This run's own earlier attempt parsed it whole (AWAITING_VALIDATE is set only after its COPY
+            # committed): the run's validate task decides it, and the file is found `unchanged`. An ingest lane
+            # (trivsel.lanes) retried after a lost connection thus loads again only what it had not finished,
+            # not every municipality before it. A delivery interrupted mid-load never got that reason.
             continue
         stale.append(did)
     if not stale:

@@ -31,7 +31,7 @@ from trivsel.sources.base import DeliveryContext, RowIssue
 log = logging.getLogger(__name__)
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def is_connection_error(exc: BaseException) -> bool:
     """True for a lost or refused database connection (psycopg's or SQLAlchemy's, as GX raises it)."""
     seen = 0
     while exc is not None and seen < 10:
@@ -129,7 +129,7 @@ def validate_and_decide(conn: psycopg.Connection, pending: list[Pending], log_ti
     try:
         found, _timings = validate_batch(url, {p.delivery_id: (p.tables, p.params) for p in pending})
     except Exception as exc:  # noqa: BLE001 - a broken suite must not leave the deliveries 'validating'
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             raise  # the warehouse went away: the task retries, and the stale 'validating' rows are cleaned up
         log.error("Great Expectations failed on deliveries %s: %s", [p.delivery_id for p in pending],
                   describe_exception(exc))
