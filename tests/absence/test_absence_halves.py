@@ -165,6 +165,28 @@ def test_corrections_late_months_and_edits_rebuild_only_their_municipality(halve
         conn.rollback()
 
 
+def test_a_backfill_of_more_months_than_the_state_holds_rebuilds(halves_db):
+    """A municipality that delivers more new months at once than its state holds (a backfill) is rebuilt from
+    every month, one scan instead of the moves; one that adds fewer months than it holds is updated; both equal
+    VALUES_SQL's rows."""
+    with psycopg.connect(halves_db) as conn:
+        _create(conn)
+        delivery = 0
+        for i in range(3):
+            for code in CODES:
+                delivery += 1
+                _deliver(conn, delivery, code, _month(i), seed=delivery)
+        _check(conn, rebuilt=CODES)
+        # 101: four new months on a three-month state (a backfill); 202: three (as many as it holds: an
+        # update); 303: one
+        for code, n in (("101", 4), ("202", 3), ("303", 1)):
+            for i in range(3, 3 + n):
+                delivery += 1
+                _deliver(conn, delivery, code, _month(i), seed=delivery)
+        _check(conn, updated=("202", "303"), rebuilt=("101",))
+        conn.rollback()
+
+
 def test_run_keeps_the_halves_and_equals_a_full_recompute(halves_db):
     """absence.run: the table written month by month from the kept sums equals a full recompute's and the
     reference path's (VALUES_SQL over every month), and the incremental run took the kept path."""

@@ -268,3 +268,15 @@ def test_history_preload_shifts_periods_dates_and_yearly_sources(history_db):
         assert conn.execute("select count(*) from raw.hr_payroll_absence where delivery_id = %s", (pay,)).fetchone() \
             == (2,)
         assert history.history_rows(conn) == {"loaded_deliveries": 8, "periods": 4, "raw_rows": 4 + 6 + 2}
+
+
+def test_catch_up_statistics_runs_every_domain_as_the_dag_task_does(monkeypatch):
+    """The history's catch-up runs each statistics domain once through the DAG task's own function, under the
+    history's run id, so the measured month starts from the kept state a monthly run would have left."""
+    from trivsel import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "run_statistics", lambda domain, run_id=None: calls.append((domain, run_id)) or 7)
+    out = history.catch_up_statistics()
+    assert calls == [(d, history.HISTORY_RUN_ID) for d in pipeline.STAT_DOMAINS]
+    assert {d: v["rows"] for d, v in out["domains"].items()} == {d: 7 for d in pipeline.STAT_DOMAINS}
