@@ -1,8 +1,8 @@
 {#-
   The loaded survey deliveries that carry answers (survey_respondent_csv, survey_workbook_xlsx) with the
-  reference_fingerprint their answer rows are derived with in int_survey_answers_unioned and
-  fct_survey_answer: an md5 of the questionnaire (seed survey_items), of every possible answer with its
-  label, workbook code, ordinal and scores (int_survey_item_answers: seeds survey_scale_labels and
+  reference_fingerprint their answer rows are derived with in fct_survey_answer (which reads them through the
+  view int_survey_answers_unioned): an md5 of the questionnaire (seed survey_items), of every possible answer
+  with its label, workbook code, ordinal and scores (int_survey_item_answers: seeds survey_scale_labels and
   survey_workbook_codes) and of the municipality's survey rounds (stg_config__survey_round). When any of
   these changes, the fingerprint of the affected deliveries changes and the incremental models rebuild them
   (macros/incremental_by_delivery.sql); population files carry no answers and are not here. Returns

@@ -1,25 +1,19 @@
 {#- Both schemes' answers in one shape: item code and Danish label. The workbook's header text is matched to
     survey_items.text_da (case and runs of whitespace ignored) and its code to a label through
     survey_workbook_codes (via int_survey_item_answers).
-    Incremental by delivery (macros/incremental_by_delivery.sql), like int_absence__employee_month: a run adds
-    the loaded answer deliveries (waves) not yet in the table; the pre-hook first deletes the deliveries no
-    longer loaded (a corrected re-delivery supersedes its wave) and those derived with other reference data
-    (reference_fingerprint: questionnaire, answer labels and codes, survey rounds; macro
-    survey_answer_deliveries). -#}
-{{ config(**incremental_by_delivery_config("survey_answer_deliveries()")) }}
+    A view, not a table: its one reader, fct_survey_answer (incremental by delivery), selects the new
+    deliveries from it and the delivery filter reaches the staging views' raw rows through it, so each answer
+    is written once, into the fact (as a table this model wrote every answer a second time, 24 s of a
+    national month's 3.6 M answers in `make bench`, and its tests read them again). Which deliveries, and
+    the reference_fingerprint they are derived with, is the fact's business (macro survey_answer_deliveries). -#}
+{{ config(materialized='view') }}
 
-with deliveries as (
-    {{ survey_answer_deliveries() }}
-),
-
-csv_answers as (
+with csv_answers as (
     select * from {{ ref('stg_survey_respondent_csv__survey_answer_csv') }}
-    {{ only_new_deliveries('select * from deliveries') }}
 ),
 
 xlsx_answers as (
     select * from {{ ref('stg_survey_workbook_xlsx__survey_answer_xlsx') }}
-    {{ only_new_deliveries('select * from deliveries') }}
 ),
 
 items as (
@@ -81,12 +75,7 @@ unioned as (
 ),
 
 final as (
-    select
-        unioned.*,
-        deliveries.reference_fingerprint
-    from unioned
-    inner join deliveries
-        on deliveries.delivery_id = unioned.delivery_id
+    select * from unioned
 )
 
 select * from final

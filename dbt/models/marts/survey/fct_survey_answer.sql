@@ -1,13 +1,20 @@
 -- Person-level (one row per respondent × item): built in schema `person`, which only the transformer reads
 -- (plugins/trivsel/roles.py); bi_reader, evaluator and the municipality roles read the aggregates.
--- Incremental by delivery, following int_survey_answers_unioned (macros/incremental_by_delivery.sql): a run
--- adds its waves not yet here; the pre-hook first deletes the deliveries whose
--- (delivery_id, reference_fingerprint) is no longer in it (superseded, or other reference data).
-{{ config(schema='person', **incremental_by_delivery_config("delivery_fingerprints(ref('int_survey_answers_unioned'))")) }}
+-- Incremental by delivery (macros/incremental_by_delivery.sql), like int_absence__employee_month: a run adds
+-- the loaded answer deliveries (waves) not yet here; the pre-hook first deletes the deliveries no longer
+-- loaded (a corrected re-delivery supersedes its wave) and those derived with other reference data
+-- (reference_fingerprint: questionnaire, answer labels and codes, survey rounds; macro
+-- survey_answer_deliveries). It reads the new deliveries' answers through the view int_survey_answers_unioned,
+-- so each answer is written once.
+{{ config(schema='person', **incremental_by_delivery_config("survey_answer_deliveries()")) }}
 
-with answers as (
+with deliveries as (
+    {{ survey_answer_deliveries() }}
+),
+
+answers as (
     select * from {{ ref('int_survey_answers_unioned') }}
-    {{ only_new_deliveries(delivery_fingerprints(ref('int_survey_answers_unioned'))) }}
+    {{ only_new_deliveries('select * from deliveries') }}
 ),
 
 item_answers as (
@@ -45,8 +52,10 @@ scored as (
         answers.scheme,
         answers.delivery_id,
         answers.source_row,
-        answers.reference_fingerprint
+        deliveries.reference_fingerprint
     from answers
+    inner join deliveries
+        on deliveries.delivery_id = answers.delivery_id
     left join items
         on items.item_code = answers.item_code
     left join rounds
