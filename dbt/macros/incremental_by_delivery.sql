@@ -19,7 +19,7 @@
   new_deliveries_filter(relation, current): a condition on delivery_id: a delivery of `current` that is
     not in relation (the upstream's delivery_id index serves it).
 
-  The four models share their config and filter through two macros (one definition, not four copies):
+  The five models share their config and filter through two macros (one definition, not five copies):
   incremental_by_delivery_config(current): the config of such a model, `{{ config(**incremental_by_delivery_config(
     "absence_payroll_deliveries()")) }}`; `current` is the Jinja expression (text) of the model's wanted
     (delivery_id, reference_fingerprint) pairs, rendered by the pre-hook when it runs.

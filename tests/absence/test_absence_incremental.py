@@ -37,13 +37,15 @@ SURVEY_FILE = f"{HT}/survey/{WAVE}/besvarelser_{HT}_{WAVE}.csv"
 STAGING = ("stg_hr_payroll_csv__hr_payroll_absence", "stg_hr_unit_workbook__hr_unit_workbook_value",
            "stg_survey_respondent_csv__survey_answer_csv", "stg_survey_workbook_xlsx__survey_answer_xlsx")
 MODELS = (*STAGING, "int_absence__employee_month", "int_absence__delivery_unit_month", "fct_absence_employee_month",
-          "absence_unit_month", "int_survey_answers_unioned", "fct_survey_answer", "survey_response_rate")
+          "absence_unit_month", "int_survey_answers_unioned", "fct_survey_answer", "int_survey_answer_counts",
+          "survey_response_rate")
 #: tables keyed by delivery (incremental); absence_unit_month is a table over int_absence__delivery_unit_month,
 #: survey_response_rate one over fct_survey_answer
 ABSENCE = ("intermediate.int_absence__employee_month", "intermediate.int_absence__delivery_unit_month",
            "person.fct_absence_employee_month")
-#: the survey's answers are stored once, in the fact (int_survey_answers_unioned is the view it reads through)
-SURVEY = ("person.fct_survey_answer",)
+#: the survey's answers are stored once, in the fact (int_survey_answers_unioned is the view it reads through),
+#: and counted per delivery for the certified distributions
+SURVEY = ("person.fct_survey_answer", "intermediate.int_survey_answer_counts")
 INCREMENTAL = (*ABSENCE, *SURVEY)
 TABLES = (*INCREMENTAL, "marts.absence_unit_month", "marts.survey_response_rate")
 #: a data test of each incremental model limited to the last build's deliveries (__new_deliveries__), and the
@@ -52,7 +54,8 @@ NEW_DELIVERY_TESTS = {"intermediate.int_absence__employee_month": "not_null_int_
                       "intermediate.int_absence__delivery_unit_month":
                           "not_null_int_absence__delivery_unit_month_sick_hours",
                       "person.fct_absence_employee_month": "not_null_fct_absence_employee_month_sick_hours",
-                      "person.fct_survey_answer": "not_null_columns_fct_survey_answer"}
+                      "person.fct_survey_answer": "not_null_columns_fct_survey_answer",
+                      "intermediate.int_survey_answer_counts": "not_null_columns_int_survey_answer_counts"}
 MUNICIPALITY_TESTS = {
     "intermediate.int_absence__employee_month":
         "unique_combination_int_absence__employee_month_municipality_code__employee_pseudonym__month_start__unit_name",

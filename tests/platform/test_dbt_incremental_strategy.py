@@ -23,7 +23,7 @@ from trivsel import dbt_manifest
 STRATEGY = "insert_new_deliveries"
 #: the models incremental by delivery (docs/developing.md "Models incremental by delivery")
 MODELS = {"int_absence__employee_month", "int_absence__delivery_unit_month", "fct_absence_employee_month",
-          "fct_survey_answer"}
+          "fct_survey_answer", "int_survey_answer_counts"}
 
 
 @pytest.fixture(scope="module")

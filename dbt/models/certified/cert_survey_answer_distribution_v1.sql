@@ -4,8 +4,11 @@
     1 … threshold−1 answers is withheld whole, and 'ALL' with any of its municipalities' (all or nothing,
     docs/disclosure.md), so no suppressed cell is a difference of published ones. -#}
 with answers as (
-    select * from {{ ref('fct_survey_answer') }}
-    where not is_non_answer and answer_ordinal is not null
+    {#- the answers counted per municipality × wave × item × category (int_survey_answer_counts: per delivery,
+        non-answers left out) -#}
+    select municipality_code, wave, item_code, answer_ordinal, sum(n_answers)::bigint as n_answers
+    from {{ ref('int_survey_answer_counts') }}
+    group by municipality_code, wave, item_code, answer_ordinal
 ),
 
 categories as (
@@ -21,11 +24,10 @@ scopes as (
 ),
 
 counted as (
-    select municipality_code, wave, item_code, answer_ordinal, count(*) as n_answers
+    select municipality_code, wave, item_code, answer_ordinal, n_answers
     from answers
-    group by municipality_code, wave, item_code, answer_ordinal
     union all
-    select 'ALL', wave, item_code, answer_ordinal, count(*)
+    select 'ALL', wave, item_code, answer_ordinal, sum(n_answers)::bigint
     from answers
     group by wave, item_code, answer_ordinal
 ),

@@ -6,8 +6,11 @@
     1 … threshold−1 answers is withheld whole, and 'ALL' with any of its municipalities' (all or nothing,
     docs/disclosure.md), so no suppressed cell is a difference of published ones. -#}
 with answers as (
-    select * from {{ ref('fct_survey_answer') }}
-    where not is_non_answer and answer_ordinal is not null
+    {#- the answers counted per municipality × wave × round × item × category (int_survey_answer_counts: per
+        delivery, non-answers left out) -#}
+    select municipality_code, wave, round, item_code, answer_ordinal, sum(n_answers)::bigint as n_answers
+    from {{ ref('int_survey_answer_counts') }}
+    group by municipality_code, wave, round, item_code, answer_ordinal
 ),
 
 categories as (
@@ -24,10 +27,10 @@ round_waves as (
 ),
 
 scoped as (
-    select municipality_code, wave, round, item_code, answer_ordinal
+    select municipality_code, wave, round, item_code, answer_ordinal, n_answers
     from answers
     union all
-    select 'ALL', round_waves.wave, answers.round, answers.item_code, answers.answer_ordinal
+    select 'ALL', round_waves.wave, answers.round, answers.item_code, answers.answer_ordinal, answers.n_answers
     from answers
     inner join round_waves
         on round_waves.round = answers.round
@@ -38,7 +41,7 @@ scopes as (
 ),
 
 counted as (
-    select municipality_code, wave, round, item_code, answer_ordinal, count(*) as n_answers
+    select municipality_code, wave, round, item_code, answer_ordinal, sum(n_answers)::bigint as n_answers
     from scoped
     group by municipality_code, wave, round, item_code, answer_ordinal
 ),
