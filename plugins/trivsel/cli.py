@@ -93,14 +93,52 @@ def _samples(args) -> int:
     return 0
 
 
+#: dbt's commands (`docs`, `source`: groups of subcommands), to find the command among global flags
+DBT_COMMANDS = frozenset({"build", "clean", "clone", "compile", "debug", "deps", "docs", "init", "list", "ls",
+                          "parse", "retry", "run", "run-operation", "seed", "show", "snapshot", "source",
+                          "test"})
+#: the commands that load the profile and parse the project (or read its parse state): they get the DAG's
+#: `--profile`/`--target`, so that they write the parse state the DAG's dbt tasks read (settings.DBT_PROFILE).
+#: Not deps, clean, init (for init `--profile` means another thing) nor docs serve: they parse nothing.
+DBT_PROFILE_COMMANDS = frozenset({"build", "clone", "compile", "debug", "docs generate", "list", "ls", "parse",
+                                  "retry", "run", "run-operation", "seed", "show", "snapshot",
+                                  "source freshness", "source snapshot-freshness", "test"})
+
+
+def dbt_command_name(dbt_args: list[str]) -> str | None:
+    """The dbt command in `dbt_args` ("run", "docs generate"): the first of DBT_COMMANDS, with the next word for
+    a group; None without one (`--version`, `--help`)."""
+    for i, word in enumerate(dbt_args):
+        if word in DBT_COMMANDS:
+            if word in ("docs", "source"):
+                rest = [w for w in dbt_args[i + 1:] if not w.startswith("-")]
+                return f"{word} {rest[0]}" if rest else word
+            return word
+    return None
+
+
+def dbt_command(dbt_args: list[str]) -> list[str]:
+    """The command line of `trivsel dbt ARGS...`: dbt with the project and its profiles.yml and, for the
+    commands that parse, the profile and target the DAG's Cosmos tasks name (unless ARGS name their own)."""
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    cmd = [dbt, *dbt_args]
+    if not dbt_args or dbt_args[0] in ("--version", "-h", "--help"):
+        return cmd
+    cmd += ["--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir())]
+    if dbt_command_name(dbt_args) in DBT_PROFILE_COMMANDS:
+        given = {a.split("=", 1)[0] for a in dbt_args}
+        if "--profile" not in given:
+            cmd += ["--profile", settings.DBT_PROFILE]
+        if not given & {"--target", "-t"}:
+            cmd += ["--target", settings.DBT_TARGET]
+    return cmd
+
+
 def _dbt(args) -> int:
     from trivsel import warehouse
 
     env = dict(os.environ, **warehouse.dbt_env(warehouse.TRANSFORMER))
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    cmd = [dbt, *args.dbt_args]
-    if args.dbt_args and args.dbt_args[0] not in ("--version", "-h", "--help"):
-        cmd += ["--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir())]
+    cmd = dbt_command(args.dbt_args)
     from trivsel import child
 
     # its own process group, stopped with us (a stopped `trivsel dbt docs serve` leaves nothing serving)

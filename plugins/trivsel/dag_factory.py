@@ -210,10 +210,18 @@ def publish(p: dict) -> dict:
 
 # ---- dbt ------------------------------------------------------------------------------------------------
 
+#: The connection fields of dbt/profiles.yml beside those of the Airflow connection (host, port, user,
+#: password, dbname). dbt hashes the connection's fields (connection_info(): schema, connect_timeout, retries,
+#: ...) into its partial-parse state: with Cosmos' defaults (retries 1, no connect_timeout) the DAG's first
+#: dbt task after a `trivsel dbt` parsed the whole project. tests/platform/test_dbt_parse_state.py compares
+#: these with dbt/profiles.yml and parses both ways.
+PROFILE_ARGS: dict[str, Any] = {"schema": "public", "connect_timeout": 10, "retries": 3}
+
+
 def profile(conn_id: str) -> ProfileConfig:
-    return ProfileConfig(profile_name="trivsel", target_name="warehouse",
+    return ProfileConfig(profile_name=settings.DBT_PROFILE, target_name=settings.DBT_TARGET,
                          profile_mapping=PostgresUserPasswordProfileMapping(conn_id=conn_id,
-                                                                            profile_args={"schema": "public"}))
+                                                                            profile_args=dict(PROFILE_ARGS)))
 
 
 def dbt_common(prof: ProfileConfig) -> dict[str, Any]:

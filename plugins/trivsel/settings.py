@@ -81,5 +81,12 @@ def dbt_dir() -> Path:
     return ROOT / "dbt"
 
 
+#: The profile and target of dbt/profiles.yml, named on every dbt command line that parses (`trivsel dbt`,
+#: the DAG's Cosmos tasks): dbt hashes `--profile`/`--target` as given into its partial-parse state, so the
+#: CLI and the DAG write and read one state only when both pass them (docs/scaling.md, the sixth round).
+DBT_PROFILE = "trivsel"
+DBT_TARGET = "warehouse"
+
+
 def expectations_dir() -> Path:
     return ROOT / "expectations"

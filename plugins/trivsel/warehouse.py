@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -419,4 +419,7 @@ def dbt_env(role: str | None = None) -> dict[str, str]:
         "TRIVSEL_DBT_USER": unquote(parts.username or ""),
         "TRIVSEL_DBT_PASSWORD": unquote(parts.password or ""),
         "TRIVSEL_DBT_DBNAME": (parts.path or "/").lstrip("/") or WAREHOUSE_DB,
+        # the URL's ?sslmode= (docs/operations.md), as Cosmos maps the Airflow connection's: empty = none,
+        # so that dbt's connection fields (and its parse state) are the DAG's
+        "TRIVSEL_DBT_SSLMODE": (parse_qs(parts.query).get("sslmode") or [""])[-1],
     }
