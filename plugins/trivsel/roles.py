@@ -76,9 +76,10 @@ OWNERS: dict[str, str] = {
 }
 #: What the publisher reads to certify: the certified models' inputs and the deliveries' audit trail.
 PUBLISHER_READS = ("audit", "quarantine", "intermediate", PERSON_SCHEMA, "marts", "reporting", "seeds")
-#: The person-level tables the publisher reads: a certified model is computed from them (the answer
-#: distribution from fct_survey_answer). Every other person table is closed to it.
-PUBLISHER_PERSON_TABLES = ("fct_survey_answer",)
+#: The person-level tables the publisher reads: those a certified model is computed from. None since the
+#: certified answer distribution sums intermediate.int_survey_answer_counts (it read fct_survey_answer):
+#: every person table is closed to it; a certified model that needs one names it here.
+PUBLISHER_PERSON_TABLES: tuple[str, ...] = ()
 #: The quality gate (run as transformer) holds a delivery: it may change these columns of audit.delivery,
 #: and of the run's pinned snapshot (audit.run_snapshot, trivsel.snapshot).
 TRANSFORMER_DELIVERY_COLUMNS = ("status", "reason", "decided_at")

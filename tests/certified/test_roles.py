@@ -58,8 +58,8 @@ EXPECTED_SCHEMAS = {
 NON_SENSITIVE = {"dim_municipality", "dim_survey_item"}
 PERSON_COLUMNS = {"employee_pseudonym", "respondent_key", "respondent_id"}
 PERSON_TABLES = {"fct_absence_employee_month", "fct_survey_answer"}
-#: the publisher reads the person table the certified answer distribution is computed from, no other
-PUBLISHER_PERSON_TABLES = {"fct_survey_answer"}
+#: the publisher reads no person table: the certified answer distribution sums int_survey_answer_counts
+PUBLISHER_PERSON_TABLES: set[str] = set()
 
 
 def _codes() -> list[str]:
