@@ -1,7 +1,7 @@
 """The attacker test on a generated case with many small cells, through the project's code: hand-made
-person-level answers in a database of its own → trivsel.stats.survey (tiers) → the real certified dbt models
-(cert_survey_answer_distribution, cert_survey_item_change, built into certified_next as the certify
-task builds them) → the attacker, reading as `evaluator`.
+person-level answers in a database of its own → trivsel.stats.survey (tiers) → the real dbt models
+(int_survey_answer_counts, then cert_survey_answer_distribution and cert_survey_item_change, built into
+certified_next as the certify task builds them) → the attacker, reading as `evaluator`.
 
 Four small municipalities (6–14 respondents) answer skewed 5- and 4-point items in two rounds: most
 distributions have a category of 1–4 answers, some have n of 1–4 in a wave, some means sit at the edge of
@@ -40,7 +40,8 @@ create schema if not exists person;
 create schema if not exists intermediate;
 create schema if not exists reporting;
 create table person.fct_survey_answer (municipality_code text, wave text, round text, item_code text,
-    respondent_key text, answer_ordinal integer, is_non_answer boolean, scale_points integer);
+    respondent_key text, answer_ordinal integer, is_non_answer boolean, scale_points integer, delivery_id bigint,
+    reference_fingerprint text);
 create table intermediate.int_survey_item_answers (item_code text, answer_ordinal integer, answer_label text,
     answer_label_en text, is_non_answer boolean);
 create table marts.dim_survey_item (item_code text, dimension_da text, dimension_en text, text_da text,
@@ -82,7 +83,8 @@ def generate(conn) -> None:
                             continue
                         o = rng.choices(range(1, k + 1), weights=p)[0]
                         cur.execute("insert into person.fct_survey_answer values (%s, %s, %s, %s, %s, %s,"
-                                    " false, %s)", (code, wave, rnd, item, f"{code}:{rnd}:{r}", o, k))
+                                    " false, %s, %s, 'generated')",
+                                    (code, wave, rnd, item, f"{code}:{rnd}:{r}", o, k, int(code) * 10 + order))
 
 
 def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
@@ -92,7 +94,9 @@ def _dbt_run(url: str, target: Path) -> subprocess.CompletedProcess:
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     dbt = str(Path(sys.executable).with_name("dbt"))
     return subprocess.run(
-        [dbt, "run", "--select", "cert_survey_answer_distribution", "cert_survey_item_change",
+        # the distributions sum the answers counted per delivery (int_survey_answer_counts, built from the fact)
+        [dbt, "run", "--select", "int_survey_answer_counts", "cert_survey_answer_distribution",
+         "cert_survey_item_change",
          "--project-dir", str(settings.dbt_dir()), "--profiles-dir", str(settings.dbt_dir()),
          "--target-path", str(target / "target"), "--log-path", str(target / "logs"),
          "--vars", json.dumps({"small_cell_threshold": THRESHOLD})],
