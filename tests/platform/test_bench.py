@@ -280,3 +280,26 @@ def test_catch_up_statistics_runs_every_domain_as_the_dag_task_does(monkeypatch)
     out = history.catch_up_statistics()
     assert calls == [(d, history.HISTORY_RUN_ID) for d in pipeline.STAT_DOMAINS]
     assert {d: v["rows"] for d, v in out["domains"].items()} == {d: 7 for d in pipeline.STAT_DOMAINS}
+
+
+def test_settle_vacuums_and_analyzes_what_the_preload_wrote(history_db):
+    """After the preload and the catch-ups the history's tables are vacuumed and analyzed before the measured
+    month (history.settle), so autovacuum does not work through them during it: a freshly filled table has
+    been neither vacuumed nor analyzed before, and both after."""
+    with psycopg.connect(history_db, autocommit=True) as conn:
+        conn.execute("create table public.bench_settle_probe (id int, v text)")
+        conn.execute("insert into public.bench_settle_probe select g, md5(g::text) from generate_series(1, 5000) g")
+
+        def state() -> tuple:
+            conn.execute("select pg_stat_clear_snapshot()")
+            return conn.execute(
+                """select s.last_vacuum is not null,
+                          exists (select 1 from pg_stats where schemaname = 'public' and tablename = 'bench_settle_probe')
+                   from pg_stat_user_tables s
+                   where s.relname = 'bench_settle_probe'""").fetchone()
+
+        assert state() == (False, False)
+        out = history.settle(conn)
+        assert state() == (True, True)
+        assert out["seconds"] >= 0
+        conn.execute("drop table public.bench_settle_probe")

@@ -462,7 +462,8 @@ def bench_history(first: dict, months: list[int], stack=None, on_month=None) -> 
     """Month n+1 against the first, for each n in `months` (e.g. 12 and 120), on top of the first month
     still in the warehouse: the months between preloaded set-based into raw and audit (bench.history), one
     untimed catch-up `dbt run` so the marts hold them and one of the statistics so their kept state does
-    (history.catch_up_statistics), then month n+1 itself through the real DAG with newly
+    (history.catch_up_statistics), a `vacuum (analyze)` as autovacuum would long since have run on them
+    (history.settle), then month n+1 itself through the real DAG with newly
     generated files (a December again: a survey wave and the incident registers too)."""
     from trivsel import warehouse
     from trivsel.bench import generate as gen
@@ -479,12 +480,15 @@ def bench_history(first: dict, months: list[int], stack=None, on_month=None) -> 
               f"{sum(pre['raw_rows'].values())} raw rows) in {pre['seconds']:.0f}s", flush=True)
         catch = history.catch_up()
         stats_catch = history.catch_up_statistics()
+        with warehouse.connect(autocommit=True) as conn:
+            settled = history.settle(conn)
         with warehouse.connect() as conn:
             rows = history.history_rows(conn)
         print(f"history: preload by table {pre['table_seconds']}, analyze {pre['analyze_seconds']}s", flush=True)
         print(f"history: catch-up dbt run {catch['seconds']:.0f}s (slowest nodes "
               f"{dict(list(catch['nodes'].items())[:8])}); in the warehouse {rows}", flush=True)
         print(f"history: catch-up statistics {stats_catch['seconds']:.0f}s {stats_catch['domains']}", flush=True)
+        print(f"history: vacuum (analyze) of the warehouse {settled['seconds']:.0f}s", flush=True)
         last = _next_period(period, n)
         generated = gen.generate(settings.inbox_root(), scale, last)
         res = run_month(last, stack)
@@ -498,6 +502,7 @@ def bench_history(first: dict, months: list[int], stack=None, on_month=None) -> 
                     "mode": res.mode, "returncode": res.returncode, "wall_seconds": round(res.wall, 1),
                     "preload": pre, "catch_up_seconds": catch["seconds"], "catch_up_nodes": catch["nodes"],
                     "catch_up_statistics": stats_catch,
+                    "settle_seconds": settled["seconds"],
                     "history": rows,
                     "stages": {k: v["seconds"] for k, v in stages.items()},
                     "peak_rss_mb": round(max((s[1] for s in res.samples), default=0) / MB, 1),
