@@ -9,8 +9,8 @@ old. The 2014-03 payroll file and the 2012-05 survey answers of Høje-Taastrup (
 (both in the same builds, so the survey chain adds no dbt invocation) and the originals re-delivered at the end
 (the operator's 'reprocess' marker), so the warehouse's figures are as the demo left them (only the delivery
 ids of the two corrected files differ). The tests of the incremental models read the corrected deliveries
-after an incremental build (uniqueness: every delivery of their municipality) and every row after
---full-refresh.
+after an incremental build (uniqueness: the rows of the corrections' municipality and month or wave) and every
+row after --full-refresh.
 """
 
 from __future__ import annotations
@@ -49,17 +49,23 @@ SURVEY = ("person.fct_survey_answer", "intermediate.int_survey_answer_counts")
 INCREMENTAL = (*ABSENCE, *SURVEY)
 TABLES = (*INCREMENTAL, "marts.absence_unit_month", "marts.survey_response_rate")
 #: a data test of each incremental model limited to the last build's deliveries (__new_deliveries__), and the
-#: uniqueness tests limited to their municipalities (__new_municipalities__)
+#: uniqueness tests limited to the rows that share the new rows' municipality and month or wave
+#: (__same_keys_as_new__): table -> (test, those two columns)
 NEW_DELIVERY_TESTS = {"intermediate.int_absence__employee_month": "not_null_int_absence__employee_month_sick_hours",
                       "intermediate.int_absence__delivery_unit_month":
                           "not_null_int_absence__delivery_unit_month_sick_hours",
                       "person.fct_absence_employee_month": "not_null_fct_absence_employee_month_sick_hours",
                       "person.fct_survey_answer": "not_null_columns_fct_survey_answer",
                       "intermediate.int_survey_answer_counts": "not_null_columns_int_survey_answer_counts"}
-MUNICIPALITY_TESTS = {
+SAME_KEY_TESTS = {
     "intermediate.int_absence__employee_month":
-        "unique_combination_int_absence__employee_month_municipality_code__employee_pseudonym__month_start__unit_name",
-    "person.fct_survey_answer": "unique_combination_fct_survey_answer_respondent_key__item_code"}
+        ("unique_combination_int_absence__employee_month_municipality_code__employee_pseudonym__month_start__unit_name",
+         "municipality_code, month_start"),
+    "person.fct_absence_employee_month":
+        ("unique_combination_fct_absence_employee_month_municipality_code__unit_name__month_start__employee_pseudonym",
+         "municipality_code, month_start"),
+    "person.fct_survey_answer": ("unique_combination_fct_survey_answer_respondent_key__item_code",
+                                 "municipality_code, wave")}
 
 
 def _dbt(target: Path, *args: str) -> None:
@@ -220,12 +226,13 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
         # the data tests read the correction's rows only; uniqueness every delivery of its municipality
         for t, test in NEW_DELIVERY_TESTS.items():
             assert deliveries_tested(tmp_path, conn, test) == {new_of[t]}, test
-        for t, test in MUNICIPALITY_TESTS.items():
-            own = _deliveries(conn, t, f"municipality_code = '{HT}'")
-            assert new_of[t] in own, t
-            if t in SURVEY:  # all three sample municipalities survey; only 169 delivers payroll month by month
-                assert own != _deliveries(conn, t), t
-            assert deliveries_tested(tmp_path, conn, test) == own, test
+        for t, (test, keys) in SAME_KEY_TESTS.items():
+            # the rows a new row can collide with: those of its municipality and month (wave), from every
+            # delivery that has such rows; fewer than the municipality's deliveries (all its months or waves)
+            same = _deliveries(conn, t, f"({keys}) in (select {keys} from {t} where delivery_id = {new_of[t]})")
+            assert new_of[t] in same, t
+            assert same < _deliveries(conn, t, f"municipality_code = '{HT}'"), t
+            assert deliveries_tested(tmp_path, conn, test) == same, test
         month = conn.execute("select * from marts.absence_unit_month where municipality_code = %s"
                              " and month = %s and source_scheme = 'hr_payroll_csv' and delivery_id = %s",
                              (HT, PERIOD, new_delivery)).fetchall()
@@ -251,7 +258,7 @@ def test_incremental_equals_full_refresh_and_follows_corrections(demo_warehouse,
         # (1) a full rebuild of the same models gives the same rows, and its data tests read every row
         _dbt(tmp_path, "--full-refresh")
         assert {t: content(conn, t) for t in TABLES} == incremental
-        for t, test in (NEW_DELIVERY_TESTS | MUNICIPALITY_TESTS).items():
+        for t, test in (NEW_DELIVERY_TESTS | {t: test for t, (test, _) in SAME_KEY_TESTS.items()}).items():
             assert deliveries_tested(tmp_path, conn, test) == _deliveries(conn, t), test
 
         # reference data changes (hours per sick day): every delivery derived with it is reprocessed ...

@@ -216,7 +216,8 @@ def test_the_union_view_checks_nothing_twice_and_drops_no_check():
     and checked there. Every column the table checked for nulls is checked by the fact's one not_null_columns
     under the same condition, except `period` (the fact has none), which both staging answer views check on
     the rows not yet in the fact; the scheme's accepted values and the key's uniqueness (the fact's
-    respondent_key is municipality_code:wave:respondent_id) are the fact's, on the same rows as before."""
+    respondent_key is municipality_code:wave:respondent_id) are the fact's: the rows a new row can collide
+    with (its municipality × wave), where the table tested every delivery of the new rows' municipalities."""
     manifest = _manifest()
     tests = _tests_by_model(manifest)
     [union] = [n for n in manifest["nodes"].values() if n["name"] == "int_survey_answers_unioned"]
@@ -232,7 +233,7 @@ def test_the_union_view_checks_nothing_twice_and_drops_no_check():
     assert sorted(accepted["test_metadata"]["kwargs"]["values"]) == ["survey_respondent_csv", "survey_workbook_xlsx"]
     [unique] = [t for t in tests["fct_survey_answer"] if t["test_metadata"]["name"] == "unique_combination"]
     assert unique["test_metadata"]["kwargs"]["columns"] == ["respondent_key", "item_code"]
-    assert unique["config"]["where"] == "__new_municipalities__"
+    assert unique["config"]["where"] == "__same_keys_as_new__(municipality_code, wave)"
     [fct] = [n for n in manifest["nodes"].values() if n["name"] == "fct_survey_answer"]
     assert re.search(r"answers\.municipality_code \|\| ':' \|\| answers\.wave \|\| ':' \|\| answers\.respondent_id"
                      r"\s+as respondent_key", fct["raw_code"])

@@ -5,6 +5,12 @@
     __new_deliveries__    the rows of the deliveries the model's last build wrote;
     __new_municipalities__  the rows of every delivery of the municipalities those deliveries belong to
                           (for uniqueness across deliveries: every such key includes municipality_code).
+    __same_keys_as_new__(a, b)  the rows whose (a, b) is the (a, b) of a row the last build wrote: for a
+                          uniqueness test whose key includes a and b (municipality_code and month_start, or
+                          municipality_code and wave), the only rows a new row can collide with. Every older
+                          pair of rows was tested when the later of them was new, so the test of a month reads
+                          that month's rows, not every month of the municipalities' history (as
+                          __new_municipalities__ does).
 
   and one for the staging views such a model reads (a view has no xmin to tell the last build by):
 
@@ -31,6 +37,13 @@
         {%- endif -%}
         {%- if '__new_municipalities__' in where -%}
             {%- set where = where | replace('__new_municipalities__', last_built_deliveries_condition(relation, true)) -%}
+        {%- endif -%}
+        {%- if '__same_keys_as_new__(' in where -%}  {#- one per `where`, as __not_yet_in__ -#}
+            {%- set args = where.split('__same_keys_as_new__(')[1].split(')')[0] -%}
+            {%- set columns = [] -%}
+            {%- for column in args.split(',') -%}{%- do columns.append(column | trim) -%}{%- endfor -%}
+            {%- set where = where | replace('__same_keys_as_new__(' ~ args ~ ')',
+                                            same_keys_as_new_condition(relation, columns)) -%}
         {%- endif -%}
         {%- if '__not_yet_in__(' in where -%}  {#- one per `where` (a set inside a for loop would not leave it) -#}
             {%- set name = where.split('__not_yet_in__(')[1].split(')')[0] -%}
@@ -81,6 +94,20 @@
         select delivery_id from last_built
         {%- endif %}
     )))
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A condition on `columns`: their values are those of a row that the last build of `relation` wrote
+    (last_built_deliveries_condition); `true` on --full-refresh. -#}
+{% macro same_keys_as_new_condition(relation, columns) -%}
+    {%- if flags.FULL_REFRESH -%}
+    (true)
+    {%- else -%}
+    (({{ columns | join(', ') }}) in (
+        select distinct {{ columns | join(', ') }}
+        from {{ relation }} as new_rows
+        where {{ last_built_deliveries_condition(relation, false) }}
+    ))
     {%- endif -%}
 {%- endmacro %}
 
