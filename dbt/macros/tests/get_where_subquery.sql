@@ -3,14 +3,12 @@
   (macros/incremental_by_delivery.sql), so that a monthly build tests the rows it wrote, not all history:
 
     __new_deliveries__    the rows of the deliveries the model's last build wrote;
-    __new_municipalities__  the rows of every delivery of the municipalities those deliveries belong to
-                          (for uniqueness across deliveries: every such key includes municipality_code).
     __same_keys_as_new__(a, b)  the rows whose (a, b) is the (a, b) of a row the last build wrote: for a
                           uniqueness test whose key includes a and b (municipality_code and month_start, or
                           municipality_code and wave), the only rows a new row can collide with. Every older
                           pair of rows was tested when the later of them was new, so the test of a month reads
                           that month's rows, not every month of the municipalities' history (as
-                          __new_municipalities__ does).
+                          the earlier __new_municipalities__, every delivery of their municipalities, did).
 
   and one for the staging views such a model reads (a view has no xmin to tell the last build by):
 
@@ -33,10 +31,7 @@
     {%- set where = config.get('where', '') -%}
     {%- if where -%}
         {%- if '__new_deliveries__' in where -%}
-            {%- set where = where | replace('__new_deliveries__', last_built_deliveries_condition(relation, false)) -%}
-        {%- endif -%}
-        {%- if '__new_municipalities__' in where -%}
-            {%- set where = where | replace('__new_municipalities__', last_built_deliveries_condition(relation, true)) -%}
+            {%- set where = where | replace('__new_deliveries__', last_built_deliveries_condition(relation)) -%}
         {%- endif -%}
         {%- if '__same_keys_as_new__(' in where -%}  {#- one per `where`, as __not_yet_in__ -#}
             {%- set args = where.split('__same_keys_as_new__(')[1].split(')')[0] -%}
@@ -59,9 +54,9 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A condition on delivery_id: the deliveries of `relation` written by its last build (or, with
-    `whole_municipalities`, every delivery of their municipalities); `true` on --full-refresh. -#}
-{% macro last_built_deliveries_condition(relation, whole_municipalities) -%}
+{#- A condition on delivery_id: the deliveries of `relation` written by its last build; `true` on
+    --full-refresh. -#}
+{% macro last_built_deliveries_condition(relation) -%}
     {%- if flags.FULL_REFRESH -%}
     (true)
     {%- else -%}
@@ -71,11 +66,10 @@
         written as (
             select
                 delivery_ids.delivery_id,
-                any_row.municipality_code,
                 age(any_row.xmin) as age
             from delivery_ids
             cross join lateral (
-                select one_row.xmin, one_row.municipality_code
+                select one_row.xmin
                 from {{ relation }} as one_row
                 where one_row.delivery_id = delivery_ids.delivery_id
                 limit 1
@@ -87,12 +81,7 @@
             where age = (select min(age) from written)
         )
 
-        {% if whole_municipalities -%}
-        select delivery_id from written
-        where municipality_code in (select municipality_code from last_built)
-        {%- else -%}
         select delivery_id from last_built
-        {%- endif %}
     )))
     {%- endif -%}
 {%- endmacro %}
@@ -106,7 +95,7 @@
     (({{ columns | join(', ') }}) in (
         select distinct {{ columns | join(', ') }}
         from {{ relation }} as new_rows
-        where {{ last_built_deliveries_condition(relation, false) }}
+        where {{ last_built_deliveries_condition(relation) }}
     ))
     {%- endif -%}
 {%- endmacro %}
